@@ -1,0 +1,281 @@
+//! The SDK's options, their defaults (those of the Python SDK) and validation.
+
+use core::fmt;
+use core::time::Duration;
+
+/// Default server URL.
+pub const DEFAULT_ENDPOINT: &str = "http://localhost:8000";
+/// Default project.
+pub const DEFAULT_PROJECT_ID: &str = "default";
+/// Default spans per request batch.
+pub const DEFAULT_BATCH_SIZE: usize = 100;
+/// Default time between flushes, in milliseconds.
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 500;
+/// Default most spans held at once (queued or awaiting a retry).
+pub const DEFAULT_MAX_QUEUE_SIZE: usize = 10_000;
+/// Default HTTP timeout, in seconds.
+pub const DEFAULT_TIMEOUT_SECONDS: f64 = 10.0;
+/// Default attempts per request before its spans are dropped.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// The SDK's options, borrowing their text so no allocator is needed.
+///
+/// `vigil-std` keeps an owned form and validates through this one. The API key
+/// never appears in `Debug` output.
+///
+/// ```
+/// use vigil_core::{Config, ConfigError};
+///
+/// let config = Config { batch_size: 0, ..Config::default() };
+/// assert_eq!(config.validate(), Err(ConfigError::BatchSize(0)));
+/// assert_eq!(ConfigError::BatchSize(0).field(), "batch_size");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Config<'a> {
+    /// Server base URL (`http://` or `https://`); a trailing `/` is ignored.
+    pub endpoint: &'a str,
+    /// Sent as `Authorization: Bearer <api_key>` when not empty.
+    pub api_key: &'a str,
+    /// Sent as `project_id` with every ingest request.
+    pub project_id: &'a str,
+    /// Spans per request batch; also the queue length that triggers a flush.
+    pub batch_size: usize,
+    /// Longest time a span waits in the queue before a flush, in milliseconds.
+    pub flush_interval_ms: u64,
+    /// Most spans held at once, counting those awaiting a retry.
+    pub max_queue_size: usize,
+    /// Timeout of one HTTP request, in seconds.
+    pub timeout_seconds: f64,
+    /// When false the SDK records nothing.
+    pub enabled: bool,
+    /// Attempts per request before its spans are dropped.
+    pub max_attempts: u32,
+    /// Extra HTTP headers sent with every request.
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+impl Default for Config<'_> {
+    fn default() -> Self {
+        Config {
+            endpoint: DEFAULT_ENDPOINT,
+            api_key: "",
+            project_id: DEFAULT_PROJECT_ID,
+            batch_size: DEFAULT_BATCH_SIZE,
+            flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
+            max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            enabled: true,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            headers: &[],
+        }
+    }
+}
+
+impl fmt::Debug for Config<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("endpoint", &self.endpoint)
+            .field("api_key", &Redacted(self.api_key))
+            .field("project_id", &self.project_id)
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("max_queue_size", &self.max_queue_size)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("enabled", &self.enabled)
+            .field("max_attempts", &self.max_attempts)
+            .field("headers", &HeaderNames(self.headers))
+            .finish()
+    }
+}
+
+/// Shows whether a secret is set, never its value.
+pub struct Redacted<'a>(pub &'a str);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"<redacted>\""
+        })
+    }
+}
+
+/// Header names only: values may hold credentials.
+struct HeaderNames<'a>(&'a [(&'a str, &'a str)]);
+
+impl fmt::Debug for HeaderNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+/// An option with a value the SDK cannot work with. [`ConfigError::field`]
+/// names the option.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `endpoint` is empty.
+    EmptyEndpoint,
+    /// `endpoint` does not start with `http://` or `https://`, or has no host.
+    EndpointScheme,
+    /// `batch_size` is below 1.
+    BatchSize(usize),
+    /// `flush_interval_ms` is below 10.
+    FlushInterval(u64),
+    /// `timeout_seconds` is not a finite number above 0.
+    Timeout(f64),
+    /// `max_queue_size` is below `batch_size`.
+    MaxQueueSize {
+        /// The queue size given.
+        max_queue_size: usize,
+        /// The batch size it must reach.
+        batch_size: usize,
+    },
+    /// `max_attempts` is 0.
+    MaxAttempts,
+    /// A header name is not an HTTP token, or its value holds a line break or
+    /// other control character.
+    Header,
+}
+
+impl ConfigError {
+    /// The option at fault, as named in the configuration table.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::EmptyEndpoint | ConfigError::EndpointScheme => "endpoint",
+            ConfigError::BatchSize(_) => "batch_size",
+            ConfigError::FlushInterval(_) => "flush_interval_ms",
+            ConfigError::Timeout(_) => "timeout_seconds",
+            ConfigError::MaxQueueSize { .. } => "max_queue_size",
+            ConfigError::MaxAttempts => "max_attempts",
+            ConfigError::Header => "headers",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid `{}`: ", self.field())?;
+        match self {
+            ConfigError::EmptyEndpoint => f.write_str("must not be empty"),
+            ConfigError::EndpointScheme => {
+                f.write_str("must be an http:// or https:// URL with a host")
+            }
+            ConfigError::BatchSize(n) => write!(f, "must be at least 1 (got {n})"),
+            ConfigError::FlushInterval(n) => write!(f, "must be at least 10 (got {n})"),
+            ConfigError::Timeout(t) => write!(f, "must be a finite number above 0 (got {t})"),
+            ConfigError::MaxQueueSize {
+                max_queue_size,
+                batch_size,
+            } => write!(
+                f,
+                "must be at least batch_size ({batch_size}) (got {max_queue_size})"
+            ),
+            ConfigError::MaxAttempts => f.write_str("must be at least 1 (got 0)"),
+            ConfigError::Header => {
+                f.write_str("names must be HTTP tokens and values must not hold control characters")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+impl Config<'_> {
+    /// Checks every option, reporting the first at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let endpoint = self.endpoint.trim();
+        if endpoint.is_empty() {
+            return Err(ConfigError::EmptyEndpoint);
+        }
+        let host = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"))
+            .ok_or(ConfigError::EndpointScheme)?;
+        if host.is_empty() || host.starts_with('/') {
+            return Err(ConfigError::EndpointScheme);
+        }
+        if self.batch_size < 1 {
+            return Err(ConfigError::BatchSize(self.batch_size));
+        }
+        if self.flush_interval_ms < 10 {
+            return Err(ConfigError::FlushInterval(self.flush_interval_ms));
+        }
+        if !(self.timeout_seconds.is_finite() && self.timeout_seconds > 0.0) {
+            return Err(ConfigError::Timeout(self.timeout_seconds));
+        }
+        if self.max_queue_size < self.batch_size {
+            return Err(ConfigError::MaxQueueSize {
+                max_queue_size: self.max_queue_size,
+                batch_size: self.batch_size,
+            });
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::MaxAttempts);
+        }
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        let clean = |s: &str| s.bytes().all(|b| b == b'\t' || !(b < 0x20 || b == 0x7f));
+        if !self.headers.iter().all(|(n, v)| token(n) && clean(v)) {
+            return Err(ConfigError::Header);
+        }
+        Ok(())
+    }
+
+    /// The endpoint without surrounding spaces or trailing `/`.
+    pub fn base_url(&self) -> &str {
+        self.endpoint.trim().trim_end_matches('/')
+    }
+
+    /// The timeout as a [`Duration`] (zero if invalid).
+    pub fn timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.timeout_seconds).unwrap_or_default()
+    }
+
+    /// The numbers the exporter works with.
+    pub fn export_settings(&self) -> ExportSettings {
+        ExportSettings {
+            batch_size: self.batch_size.max(1),
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            max_attempts: self.max_attempts.max(1),
+            timeout: self.timeout(),
+            ..ExportSettings::default()
+        }
+    }
+}
+
+/// The exporter's tuning: batching, retries and backoff.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExportSettings {
+    /// Spans per batch; a batch is sent as soon as this many wait.
+    pub batch_size: usize,
+    /// Longest wait before waiting spans are sent.
+    pub flush_interval: Duration,
+    /// Attempts per request before its spans are dropped.
+    pub max_attempts: u32,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// First backoff delay; each further attempt doubles it.
+    pub backoff_base: Duration,
+    /// Longest backoff delay (before `Retry-After`, which is honoured as given).
+    pub backoff_cap: Duration,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        ExportSettings {
+            batch_size: DEFAULT_BATCH_SIZE,
+            flush_interval: Duration::from_millis(DEFAULT_FLUSH_INTERVAL_MS),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            timeout: Duration::from_secs(10),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(30),
+        }
+    }
+}

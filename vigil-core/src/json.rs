@@ -1,0 +1,596 @@
+//! A JSON writer that is total over serde's data model.
+//!
+//! `serde-json-core` renders numbers here, but its serializer cannot carry
+//! arbitrary user values: it panics on `char`, tuple variants and
+//! `Error::custom`, and writes invalid JSON for non-string map keys. This
+//! writer accepts every value `Serialize` can describe and always emits
+//! valid JSON or a typed error: control characters escaped, non-finite floats
+//! as `null`, map keys stringified where JSON allows only strings.
+
+use core::fmt;
+
+use serde::ser::{self, Serialize};
+
+use crate::buffer::{Buffer, Full};
+
+/// Why a value could not be written as JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonError {
+    /// The output reached its size limit.
+    Full,
+    /// A map key was a sequence, map or other value with no string form.
+    KeyMustBeString,
+    /// The value's `Serialize` implementation reported an error.
+    Custom,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JsonError::Full => "the JSON output reached its size limit",
+            JsonError::KeyMustBeString => "a map key has no string form",
+            JsonError::Custom => "the value's Serialize implementation failed",
+        })
+    }
+}
+
+impl ser::StdError for JsonError {}
+
+impl ser::Error for JsonError {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        JsonError::Custom
+    }
+}
+
+impl From<Full> for JsonError {
+    fn from(_: Full) -> Self {
+        JsonError::Full
+    }
+}
+
+/// Where JSON text goes.
+pub(crate) trait Output {
+    fn put(&mut self, s: &str) -> Result<(), Full>;
+}
+
+/// A [`Buffer`] that may grow only up to `limit` bytes.
+pub(crate) struct Limited<'a, B> {
+    pub(crate) buf: &'a mut B,
+    pub(crate) limit: usize,
+}
+
+impl<B: Buffer> Output for Limited<'_, B> {
+    fn put(&mut self, s: &str) -> Result<(), Full> {
+        if self.buf.len() + s.len() > self.limit {
+            return Err(Full);
+        }
+        self.buf.push_str(s)
+    }
+}
+
+/// A caller-provided byte slice filled from the front.
+pub(crate) struct SliceOutput<'a> {
+    pub(crate) buf: &'a mut [u8],
+    pub(crate) len: usize,
+}
+
+impl Output for SliceOutput<'_> {
+    fn put(&mut self, s: &str) -> Result<(), Full> {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(Full)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Writes `s` as a JSON string literal, quotes included.
+pub(crate) fn write_str<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), Full> {
+    out.put("\"")?;
+    write_str_body(out, s)?;
+    out.put("\"")
+}
+
+/// Writes the escaped contents of a JSON string literal, without quotes.
+pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), Full> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte, hence on a character boundary.
+        out.put(&s[run..i])?;
+        if escape.is_empty() {
+            let code = [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ];
+            out.put(core::str::from_utf8(&code).unwrap_or_default())?;
+        } else {
+            out.put(escape)?;
+        }
+        run = i + 1;
+    }
+    out.put(&s[run..])
+}
+
+/// Serializes `value` as JSON into `out`.
+pub(crate) fn write_value<O, T>(out: &mut O, value: &T) -> Result<(), JsonError>
+where
+    O: Output,
+    T: Serialize + ?Sized,
+{
+    value.serialize(&mut Writer { out })
+}
+
+struct Writer<'a, O> {
+    out: &'a mut O,
+}
+
+impl<O: Output> Writer<'_, O> {
+    fn put(&mut self, s: &str) -> Result<(), JsonError> {
+        Ok(self.out.put(s)?)
+    }
+
+    fn number<T: Serialize>(&mut self, v: T) -> Result<(), JsonError> {
+        // serde-json-core renders integers and floats (ryu), with non-finite
+        // floats as `null`; 40 bytes hold any of them.
+        let mut tmp = [0u8; 40];
+        let len = serde_json_core::to_slice(&v, &mut tmp).map_err(|_| JsonError::Full)?;
+        let text = core::str::from_utf8(&tmp[..len]).map_err(|_| JsonError::Custom)?;
+        self.put(text)
+    }
+
+    fn string(&mut self, s: &str) -> Result<(), JsonError> {
+        Ok(write_str(self.out, s)?)
+    }
+}
+
+/// A JSON array or object being written; `close` ends it.
+pub(crate) struct Compound<'w, 'a, O> {
+    w: &'w mut Writer<'a, O>,
+    first: bool,
+    close: &'static str,
+}
+
+impl<O: Output> Compound<'_, '_, O> {
+    fn separator(&mut self) -> Result<(), JsonError> {
+        if !core::mem::take(&mut self.first) {
+            self.w.put(",")?;
+        }
+        Ok(())
+    }
+
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
+        self.separator()?;
+        value.serialize(&mut *self.w)
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), JsonError> {
+        self.separator()?;
+        self.w.string(key)?;
+        self.w.put(":")?;
+        value.serialize(&mut *self.w)
+    }
+
+    fn finish(self) -> Result<(), JsonError> {
+        self.w.put(self.close)
+    }
+}
+
+impl<'w, 'a, O: Output> ser::Serializer for &'w mut Writer<'a, O> {
+    type Ok = ();
+    type Error = JsonError;
+    type SerializeSeq = Compound<'w, 'a, O>;
+    type SerializeTuple = Compound<'w, 'a, O>;
+    type SerializeTupleStruct = Compound<'w, 'a, O>;
+    type SerializeTupleVariant = Compound<'w, 'a, O>;
+    type SerializeMap = Compound<'w, 'a, O>;
+    type SerializeStruct = Compound<'w, 'a, O>;
+    type SerializeStructVariant = Compound<'w, 'a, O>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), JsonError> {
+        self.put(if v { "true" } else { "false" })
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), JsonError> {
+        match i64::try_from(v) {
+            Ok(v) => self.number(v),
+            Err(_) => self.collect_str(&v),
+        }
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), JsonError> {
+        match u64::try_from(v) {
+            Ok(v) => self.number(v),
+            Err(_) => self.collect_str(&v),
+        }
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), JsonError> {
+        self.number(v)
+    }
+    fn serialize_char(self, v: char) -> Result<(), JsonError> {
+        self.string(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), JsonError> {
+        self.string(v)
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), JsonError> {
+        let mut seq = ser::Serializer::serialize_seq(self, Some(v.len()))?;
+        for b in v {
+            seq.element(b)?;
+        }
+        seq.finish()
+    }
+    fn serialize_none(self) -> Result<(), JsonError> {
+        self.put("null")
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), JsonError> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), JsonError> {
+        self.put("null")
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), JsonError> {
+        self.put("null")
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), JsonError> {
+        self.string(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), JsonError> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), JsonError> {
+        self.put("{")?;
+        self.string(variant)?;
+        self.put(":")?;
+        value.serialize(&mut *self)?;
+        self.put("}")
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, JsonError> {
+        self.put("[")?;
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: "]",
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, JsonError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeTupleStruct, JsonError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, JsonError> {
+        self.put("{")?;
+        self.string(variant)?;
+        self.put(":[")?;
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: "]}",
+        })
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, JsonError> {
+        self.put("{")?;
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: "}",
+        })
+    }
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeStruct, JsonError> {
+        self.serialize_map(Some(len))
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, JsonError> {
+        self.put("{")?;
+        self.string(variant)?;
+        self.put(":{")?;
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: "}}",
+        })
+    }
+    fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), JsonError> {
+        struct Escaping<'o, O>(&'o mut O);
+        impl<O: Output> fmt::Write for Escaping<'_, O> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                write_str_body(self.0, s).map_err(|_| fmt::Error)
+            }
+        }
+        self.put("\"")?;
+        fmt::write(&mut Escaping(self.out), format_args!("{value}"))
+            .map_err(|_| JsonError::Full)?;
+        self.put("\"")
+    }
+}
+
+macro_rules! compound_impl {
+    ($trait:ident, $method:ident) => {
+        impl<O: Output> ser::$trait for Compound<'_, '_, O> {
+            type Ok = ();
+            type Error = JsonError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), JsonError> {
+                self.finish()
+            }
+        }
+    };
+}
+compound_impl!(SerializeSeq, serialize_element);
+compound_impl!(SerializeTuple, serialize_element);
+compound_impl!(SerializeTupleStruct, serialize_field);
+compound_impl!(SerializeTupleVariant, serialize_field);
+
+impl<O: Output> ser::SerializeStruct for Compound<'_, '_, O> {
+    type Ok = ();
+    type Error = JsonError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), JsonError> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<(), JsonError> {
+        self.finish()
+    }
+}
+
+impl<O: Output> ser::SerializeStructVariant for Compound<'_, '_, O> {
+    type Ok = ();
+    type Error = JsonError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), JsonError> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<(), JsonError> {
+        self.finish()
+    }
+}
+
+impl<O: Output> ser::SerializeMap for Compound<'_, '_, O> {
+    type Ok = ();
+    type Error = JsonError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), JsonError> {
+        self.separator()?;
+        key.serialize(KeyWriter(&mut *self.w))?;
+        self.w.put(":")
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
+        value.serialize(&mut *self.w)
+    }
+    fn end(self) -> Result<(), JsonError> {
+        self.finish()
+    }
+}
+
+/// Writes a map key: strings as they are, scalars in their string form.
+struct KeyWriter<'w, 'a, O>(&'w mut Writer<'a, O>);
+
+impl<O: Output> KeyWriter<'_, '_, O> {
+    fn quoted<T: Serialize>(self, v: T) -> Result<(), JsonError> {
+        self.0.put("\"")?;
+        self.0.number(v)?;
+        self.0.put("\"")
+    }
+}
+
+type Impossible = ser::Impossible<(), JsonError>;
+
+impl<O: Output> ser::Serializer for KeyWriter<'_, '_, O> {
+    type Ok = ();
+    type Error = JsonError;
+    type SerializeSeq = Impossible;
+    type SerializeTuple = Impossible;
+    type SerializeTupleStruct = Impossible;
+    type SerializeTupleVariant = Impossible;
+    type SerializeMap = Impossible;
+    type SerializeStruct = Impossible;
+    type SerializeStructVariant = Impossible;
+
+    fn serialize_bool(self, v: bool) -> Result<(), JsonError> {
+        self.0.string(if v { "true" } else { "false" })
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), JsonError> {
+        self.collect_str(&v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), JsonError> {
+        self.collect_str(&v)
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), JsonError> {
+        self.quoted(v)
+    }
+    fn serialize_char(self, v: char) -> Result<(), JsonError> {
+        self.0.string(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), JsonError> {
+        self.0.string(v)
+    }
+    fn serialize_bytes(self, _v: &[u8]) -> Result<(), JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_none(self) -> Result<(), JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), JsonError> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), JsonError> {
+        self.0.string(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), JsonError> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Impossible, JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_tuple(self, _len: usize) -> Result<Impossible, JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Impossible, JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Impossible, JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Impossible, JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Impossible, JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Impossible, JsonError> {
+        Err(JsonError::KeyMustBeString)
+    }
+    fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), JsonError> {
+        ser::Serializer::collect_str(self.0, value)
+    }
+}

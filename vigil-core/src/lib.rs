@@ -1,0 +1,89 @@
+//! The `no_std` core of the Vigil SDK.
+//!
+//! Everything here is synchronous, free of globals and threads, and needs no
+//! allocator: the span model ([`Span`], [`Trace`], [`SpanKind`],
+//! [`SpanStatus`]), ids and timestamps supplied from outside ([`IdGenerator`],
+//! [`Clock`]), the bounded multi-producer [`queue`], the Vigil JSON encoding
+//! ([`encode`]), the export state machine ([`Exporter`]) and the [`Transport`]
+//! seam. `vigil-std` adds threads, a global client and HTTP on top.
+//!
+//! # End to end, with no allocator
+//!
+//! ```
+//! use core::time::Duration;
+//! use vigil_core::queue::{Queue, Slot};
+//! use vigil_core::{
+//!     ExportSettings, Exporter, IdGenerator, Outcome, Pipeline, Poll, Request, SpanKind,
+//!     SpanStatus, Timestamp, Trace, Transport,
+//! };
+//!
+//! type Text = heapless::String<512>;
+//! type Record = vigil_core::Span<Text>;
+//!
+//! struct Sent(usize);
+//! impl Transport for Sent {
+//!     fn send(&mut self, request: &Request<'_>) -> Outcome {
+//!         self.0 += request.spans;
+//!         Outcome::Delivered
+//!     }
+//! }
+//!
+//! let pipeline: Pipeline<Text, [Slot<Record>; 8]> = Pipeline::new(Queue::new());
+//! let mut ids = IdGenerator::from_seed(42);
+//! let t = |ms: u64| Timestamp::from_unix_nanos(ms * 1_000_000);
+//!
+//! let mut trace: Trace<Text> = Trace::new(ids.trace_id(), ids.span_id(), "answer", t(0));
+//! let mut llm = trace.child(ids.span_id(), "llm:gpt-4", SpanKind::Llm, t(1));
+//! llm.set_input(&[("prompt", "Hi")]).unwrap();
+//! llm.end(t(2), SpanStatus::Ok);
+//! pipeline.submit(llm);
+//! pipeline.submit(trace.end(t(3), SpanStatus::Ok));
+//!
+//! let mut exporter: Exporter<Text, heapless::Vec<Record, 8>> =
+//!     Exporter::new(ExportSettings::default(), "default", 7);
+//! exporter.request_flush();
+//! let mut buf = [0u8; 4096];
+//! let mut transport = Sent(0);
+//! while exporter.poll(Duration::ZERO, &pipeline, &mut transport, &mut buf) == Poll::Again {}
+//! assert_eq!(transport.0, 2);
+//! assert_eq!(pipeline.stats().snapshot().spans_delivered, 2);
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+mod buffer;
+mod config;
+pub mod encode;
+mod export;
+mod id;
+mod json;
+mod model;
+pub mod queue;
+mod span;
+mod stats;
+mod sync;
+mod time;
+mod transport;
+
+pub use buffer::{Buffer, Full};
+pub use config::{
+    Config, ConfigError, ExportSettings, Redacted, DEFAULT_BATCH_SIZE, DEFAULT_ENDPOINT,
+    DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_PROJECT_ID,
+    DEFAULT_TIMEOUT_SECONDS,
+};
+pub use export::{BatchStorage, Exporter, Pipeline, Poll};
+pub use id::{IdGenerator, SpanId, TraceId};
+pub use json::JsonError;
+pub use model::{SpanKind, SpanStatus, UnknownName};
+pub use span::{
+    Name, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS, TRUNCATED_MARKER,
+};
+pub use stats::{Stats, StatsSnapshot};
+pub use time::{Clock, Timestamp, RFC3339_LEN};
+pub use transport::{Outcome, Request, RequestKind, RetryReason, Transport};

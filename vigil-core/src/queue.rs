@@ -1,0 +1,299 @@
+//! A fixed-capacity queue of finished records: many producers, one consumer.
+//!
+//! # Contract
+//!
+//! - [`Queue::push`] may be called from any number of threads at once. It never
+//!   blocks, never allocates and never waits for the consumer: when the queue
+//!   holds `capacity` records it hands the record back (`Err`) and the caller
+//!   counts the drop.
+//! - [`Queue::pop`] and [`Queue::release`] belong to the consumer. They are
+//!   safe to call from several threads, but the queue is built for one.
+//! - A popped record keeps its place in the capacity until the consumer calls
+//!   [`Queue::release`] for it. The exporter releases a record only once it is
+//!   delivered or given up, so records waiting for a retry still count and
+//!   memory stays fixed while the server is down.
+//!
+//! # Design
+//!
+//! Dmitry Vyukov's bounded queue (one sequence number per slot, a ticket per
+//! push) with admission control in front: a push claims a ticket only while
+//! `pushed - released < capacity`. That bound also guarantees the claimed slot
+//! is already free, so a producer never spins on a slow consumer. Slot
+//! sequence numbers are stored relative to the slot's index, so a queue can be
+//! built in a `const` context with no allocator (`static` queues).
+
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+
+use crate::sync::{spin_loop, AtomicUsize, Ordering, UnsafeCell};
+
+/// One cell of a [`Queue`]'s storage.
+pub struct Slot<T> {
+    /// `lap` when free for the push at `lap + index`, `lap + 1` when it holds
+    /// that push's record.
+    seq: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+impl<T> Slot<T> {
+    /// An empty slot.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Slot {
+            seq: AtomicUsize::new(0),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// An empty slot.
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Slot {
+            seq: AtomicUsize::new(0),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+}
+
+// SAFETY: a slot's value is only reached through a `Queue`, which grants one
+// thread at a time access to it through the slot's sequence number; records
+// cross threads, hence `T: Send`.
+unsafe impl<T: Send> Sync for Slot<T> {}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Keeps a hot counter on a cache line (pair) of its own.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    repr(align(64))
+)]
+struct Padded<T>(T);
+
+/// A bounded multi-producer queue over the slots in `S`.
+///
+/// `S` is `[Slot<T>; N]` for a queue with no allocator (`N` a power of two,
+/// at least 2), or `Box<[Slot<T>]>` with the `alloc` feature.
+///
+/// ```
+/// use vigil_core::queue::{Queue, Slot};
+///
+/// static QUEUE: Queue<u32, [Slot<u32>; 4]> = Queue::new();
+///
+/// for i in 0..5 {
+///     let _ = QUEUE.push(i); // the fifth is handed back: the queue is full
+/// }
+/// assert_eq!(QUEUE.push(9), Err(9));
+/// assert_eq!(QUEUE.pop(), Some(0));
+/// assert_eq!(QUEUE.push(9), Err(9), "0 still counts until released");
+/// QUEUE.release(1);
+/// assert_eq!(QUEUE.push(9), Ok(()));
+/// ```
+pub struct Queue<T, S: AsRef<[Slot<T>]>> {
+    tail: Padded<AtomicUsize>,
+    head: Padded<AtomicUsize>,
+    /// Pops completed (slot handed back), so `release` can never run ahead.
+    freed: AtomicUsize,
+    released: Padded<AtomicUsize>,
+    capacity: usize,
+    mask: usize,
+    slots: S,
+    _records: PhantomData<T>,
+}
+
+#[cfg(not(loom))]
+impl<T, const N: usize> Queue<T, [Slot<T>; N]> {
+    /// An empty queue holding up to `N` records, usable in a `static`.
+    pub const fn new() -> Self {
+        const {
+            assert!(
+                N >= 2 && N.is_power_of_two(),
+                "N must be a power of two, at least 2"
+            )
+        };
+        Queue {
+            tail: Padded(AtomicUsize::new(0)),
+            head: Padded(AtomicUsize::new(0)),
+            freed: AtomicUsize::new(0),
+            released: Padded(AtomicUsize::new(0)),
+            capacity: N,
+            mask: N - 1,
+            slots: [const { Slot::new() }; N],
+            _records: PhantomData,
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T, const N: usize> Default for Queue<T, [Slot<T>; N]> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> Queue<T, alloc::boxed::Box<[Slot<T>]>> {
+    /// An empty queue holding up to `capacity` records (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let size = capacity.next_power_of_two().max(2);
+        Self::from_slots((0..size).map(|_| Slot::new()).collect(), capacity)
+    }
+}
+
+impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
+    /// A queue over `slots` (empty, length a power of two, at least 2) holding
+    /// up to `capacity` records (at most `slots` long). Out-of-range values are
+    /// clamped rather than rejected.
+    pub fn from_slots(slots: S, capacity: usize) -> Self {
+        let len = slots.as_ref().len();
+        // The largest power of two not above `len`.
+        let size = if len == 0 {
+            0
+        } else {
+            1 << (usize::BITS - 1 - len.leading_zeros())
+        };
+        Queue {
+            tail: Padded(AtomicUsize::new(0)),
+            head: Padded(AtomicUsize::new(0)),
+            freed: AtomicUsize::new(0),
+            released: Padded(AtomicUsize::new(0)),
+            capacity: capacity.clamp(usize::from(size > 0), size.max(1)),
+            mask: size.saturating_sub(1),
+            slots,
+            _records: PhantomData,
+        }
+    }
+
+    /// Most records held at once, counting popped ones not yet released.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Records pushed and not yet popped.
+    pub fn len(&self) -> usize {
+        let head = self.head.0.load(Ordering::Acquire);
+        self.tail.0.load(Ordering::Acquire).saturating_sub(head)
+    }
+
+    /// Whether no record is waiting to be popped.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records pushed and not yet released: what counts against the capacity.
+    pub fn outstanding(&self) -> usize {
+        let released = self.released.0.load(Ordering::Acquire);
+        self.tail.0.load(Ordering::Acquire).saturating_sub(released)
+    }
+
+    /// Adds `value` at the back, or hands it back if the queue is full.
+    pub fn push(&self, value: T) -> Result<(), T> {
+        let slots = self.slots.as_ref();
+        if slots.len() < 2 {
+            return Err(value);
+        }
+        let mut tail = self.tail.0.load(Ordering::Relaxed);
+        loop {
+            let released = self.released.0.load(Ordering::Acquire);
+            if tail.wrapping_sub(released) >= self.capacity {
+                return Err(value);
+            }
+            match self.tail.0.compare_exchange_weak(
+                tail,
+                tail.wrapping_add(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => tail = now,
+            }
+        }
+        let slot = &slots[tail & self.mask];
+        let lap = tail & !self.mask;
+        // Admission guarantees the previous lap's record was popped and its
+        // release observed (Acquire above); this loop does not spin unless the
+        // consumer broke the contract.
+        while slot.seq.load(Ordering::Acquire) != lap {
+            spin_loop();
+        }
+        // SAFETY: the ticket `tail` gives this thread sole access to the slot
+        // until the sequence number is published below.
+        slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
+        slot.seq.store(lap.wrapping_add(1), Ordering::Release);
+        Ok(())
+    }
+
+    /// Takes the record at the front, if one is ready.
+    ///
+    /// A record whose producer is still writing it is not ready yet; `pop`
+    /// returns `None` rather than waiting.
+    pub fn pop(&self) -> Option<T> {
+        let slots = self.slots.as_ref();
+        if slots.len() < 2 {
+            return None;
+        }
+        let mut head = self.head.0.load(Ordering::Relaxed);
+        loop {
+            let slot = &slots[head & self.mask];
+            let lap = head & !self.mask;
+            let seq = slot.seq.load(Ordering::Acquire);
+            if seq != lap.wrapping_add(1) {
+                return None;
+            }
+            match self.head.0.compare_exchange_weak(
+                head,
+                head.wrapping_add(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    // SAFETY: the sequence number says the slot holds a
+                    // record, and the successful CAS makes it ours alone.
+                    let value = slot
+                        .value
+                        .with(|cell| unsafe { (*cell).assume_init_read() });
+                    slot.seq
+                        .store(lap.wrapping_add(slots.len()), Ordering::Release);
+                    self.freed.fetch_add(1, Ordering::Release);
+                    return Some(value);
+                }
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Gives back the places of `n` popped records, so new ones can be pushed.
+    /// Never releases more than has been popped.
+    pub fn release(&self, n: usize) {
+        let freed = self.freed.load(Ordering::Acquire);
+        let _ = self
+            .released
+            .0
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |released| {
+                Some(released.wrapping_add(n.min(freed.wrapping_sub(released))))
+            });
+    }
+}
+
+impl<T, S: AsRef<[Slot<T>]>> Drop for Queue<T, S> {
+    fn drop(&mut self) {
+        // Records pushed and never popped are still initialised.
+        let slots = self.slots.as_ref();
+        let mut head = self.head.0.load(Ordering::Relaxed);
+        let tail = self.tail.0.load(Ordering::Relaxed);
+        while head != tail && slots.len() >= 2 {
+            let slot = &slots[head & self.mask];
+            if slot.seq.load(Ordering::Relaxed) == (head & !self.mask).wrapping_add(1) {
+                // SAFETY: the slot holds an initialised record nobody popped.
+                slot.value
+                    .with_mut(|cell| unsafe { (*cell).assume_init_drop() });
+            }
+            head = head.wrapping_add(1);
+        }
+    }
+}

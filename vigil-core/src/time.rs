@@ -1,0 +1,138 @@
+//! Wall-clock timestamps and the clock that supplies them.
+
+use core::fmt;
+use core::time::Duration;
+
+/// A point in UTC time with nanosecond precision, counted from the Unix epoch.
+///
+/// On the wire it is RFC 3339 with microseconds and a `Z` offset, e.g.
+/// `2026-11-24T10:00:00.123456Z`, the form the Vigil server stores.
+///
+/// ```
+/// use vigil_core::Timestamp;
+///
+/// let t = Timestamp::from_unix_nanos(1_795_514_400_123_456_789);
+/// assert_eq!(t.to_string(), "2026-11-24T10:00:00.123456Z");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(u64);
+
+/// Length of [`Timestamp::to_rfc3339`]'s output.
+pub const RFC3339_LEN: usize = 27;
+
+impl Timestamp {
+    /// The timestamp `nanos` nanoseconds after 1970-01-01T00:00:00Z.
+    pub const fn from_unix_nanos(nanos: u64) -> Self {
+        Self(nanos)
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub const fn unix_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// This timestamp moved `d` later (saturating at the far future).
+    pub fn add(self, d: Duration) -> Self {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self(self.0.saturating_add(nanos))
+    }
+
+    /// Time from `earlier` to `self`, zero if `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
+    /// Writes the RFC 3339 form (UTC, microseconds) into `buf`.
+    pub fn to_rfc3339(self, buf: &mut [u8; RFC3339_LEN]) -> &str {
+        let secs = self.0 / 1_000_000_000;
+        let micros = (self.0 % 1_000_000_000) / 1_000;
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        let year = year.min(9999);
+        let mut put = |at: usize, width: usize, mut value: u64| {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, rem / 3600);
+        put(14, 2, rem % 3600 / 60);
+        put(17, 2, rem % 60);
+        put(20, 6, micros);
+        buf[4] = b'-';
+        buf[7] = b'-';
+        buf[10] = b'T';
+        buf[13] = b':';
+        buf[16] = b':';
+        buf[19] = b'.';
+        buf[26] = b'Z';
+        // Every byte written above is ASCII.
+        core::str::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.to_rfc3339(&mut [0; RFC3339_LEN]))
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's
+/// `civil_from_days`, restricted to dates on or after the epoch.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A source of wall-clock time.
+///
+/// The core never reads a clock itself; whoever drives it passes one in, so
+/// tests can use a fake clock and embedded targets their RTC.
+pub trait Clock {
+    /// The current UTC time.
+    fn now(&self) -> Timestamp;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn formats_known_instants() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000000Z"),
+            (951_782_400_000_000_000, "2000-02-29T00:00:00.000000Z"),
+            (1_795_514_400_123_456_789, "2026-11-24T10:00:00.123456Z"),
+            (4_102_444_799_999_999_000, "2099-12-31T23:59:59.999999Z"),
+        ];
+        for (nanos, text) in cases {
+            assert_eq!(Timestamp::from_unix_nanos(nanos).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn far_future_stays_well_formed() {
+        let text = Timestamp::from_unix_nanos(u64::MAX).to_string();
+        assert_eq!(text.len(), RFC3339_LEN);
+        assert!(text.ends_with('Z'));
+    }
+}

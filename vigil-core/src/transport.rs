@@ -1,0 +1,84 @@
+//! The seam between the exporter and the network.
+
+use core::time::Duration;
+
+use crate::id::TraceId;
+
+/// Which call a request is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// `POST {endpoint}/v1/traces` with spans of one trace.
+    Ingest,
+    /// `PATCH {endpoint}/v1/traces/{trace_id}` with the trace's status and metadata.
+    Patch,
+}
+
+/// One request for the transport to carry.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// Ingest or PATCH.
+    pub kind: RequestKind,
+    /// The trace the request is about (every span in it belongs to it).
+    pub trace_id: TraceId,
+    /// The JSON body.
+    pub body: &'a [u8],
+    /// Spans in the body (0 for a PATCH).
+    pub spans: usize,
+    /// How long the transport may take, at most: the configured timeout or
+    /// what is left of the caller's flush deadline, whichever is shorter.
+    pub timeout: Duration,
+}
+
+/// Why a request should be tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryReason {
+    /// Nothing reached the server (connection refused, DNS, TLS setup).
+    /// Pauses all sending with backoff; does not use up the request's attempts.
+    Unreachable,
+    /// The server asked to slow down (`429`). Pauses all sending until
+    /// `after`; does not use up the request's attempts.
+    RateLimited,
+    /// The request may have reached the server and failed (`5xx`, `408`, a
+    /// timeout). Uses up one of the request's attempts.
+    Failed,
+}
+
+/// What became of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored by the server (`2xx`).
+    Delivered,
+    /// Not stored; try again, not before `after` if the server said so (`Retry-After`).
+    Retry {
+        /// The server's `Retry-After`, if any.
+        after: Option<Duration>,
+        /// What went wrong.
+        reason: RetryReason,
+    },
+    /// Refused for good (`400`, `401`, `403`, `404`, `413`, `422`); not retried.
+    Rejected,
+}
+
+/// Carries requests to the Vigil server (or anywhere else).
+///
+/// Synchronous and object-safe: the exporter calls it from its own thread (or
+/// main loop) and waits for the outcome, so an implementation may block up to
+/// [`Request::timeout`]. It must not panic; `vigil-std` catches panics anyway
+/// and counts them as failed attempts.
+pub trait Transport {
+    /// Sends `request` and reports the outcome.
+    fn send(&mut self, request: &Request<'_>) -> Outcome;
+}
+
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn send(&mut self, request: &Request<'_>) -> Outcome {
+        (**self).send(request)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T> {
+    fn send(&mut self, request: &Request<'_>) -> Outcome {
+        (**self).send(request)
+    }
+}
