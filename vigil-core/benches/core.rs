@@ -31,6 +31,46 @@ fn queue(c: &mut Criterion) {
     let q: Queue<Record, Box<[Slot<Record>]>> = Queue::with_capacity(1024);
     let mut ids = IdGenerator::from_seed(1);
     let proto = record(&mut ids);
+    g.bench_function("push uncontended", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(1000);
+                let records: Vec<Record> = (0..n).map(|_| proto.clone()).collect();
+                let start = Instant::now();
+                for r in records {
+                    let _ = q.push(black_box(r));
+                }
+                timed += start.elapsed();
+                while q.pop().is_some() {
+                    q.release(1);
+                }
+                left -= n;
+            }
+            timed
+        })
+    });
+    g.bench_function("pop+release", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(1000);
+                for _ in 0..n {
+                    let _ = q.push(proto.clone());
+                }
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(q.pop());
+                    q.release(1);
+                }
+                timed += start.elapsed();
+                left -= n;
+            }
+            timed
+        })
+    });
     g.bench_function("push+pop uncontended", |b| {
         b.iter(|| {
             let _ = q.push(black_box(proto.clone()));

@@ -139,6 +139,8 @@ pub enum ConfigError {
     /// A header name is not an HTTP token, or its value holds a line break or
     /// other control character.
     Header,
+    /// `sample_rate` is not a number from 0.0 to 1.0.
+    SampleRate(f64),
 }
 
 impl ConfigError {
@@ -152,6 +154,7 @@ impl ConfigError {
             ConfigError::MaxQueueSize { .. } => "max_queue_size",
             ConfigError::MaxAttempts => "max_attempts",
             ConfigError::Header => "headers",
+            ConfigError::SampleRate(_) => "sample_rate",
         }
     }
 }
@@ -178,6 +181,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Header => {
                 f.write_str("names must be HTTP tokens and values must not hold control characters")
             }
+            ConfigError::SampleRate(r) => write!(f, "must be from 0.0 to 1.0 (got {r})"),
         }
     }
 }

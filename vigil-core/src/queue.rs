@@ -185,6 +185,18 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         self.len() == 0
     }
 
+    /// Records ever pushed.
+    pub fn pushed(&self) -> usize {
+        self.tail.0.load(Ordering::Acquire)
+    }
+
+    /// Records ever released. Records are popped in order and the exporter
+    /// releases a batch only when done with it, so `released() >= n` means the
+    /// first `n` records pushed are all delivered or dropped.
+    pub fn released(&self) -> usize {
+        self.released.0.load(Ordering::Acquire)
+    }
+
     /// Records pushed and not yet released: what counts against the capacity.
     pub fn outstanding(&self) -> usize {
         let released = self.released.0.load(Ordering::Acquire);

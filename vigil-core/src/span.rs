@@ -104,6 +104,23 @@ impl<B: Buffer> Name<B> {
     }
 }
 
+#[cfg(feature = "alloc")]
+impl From<alloc::string::String> for Name<alloc::string::String> {
+    fn from(s: alloc::string::String) -> Self {
+        Name::Owned(s)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl From<alloc::borrow::Cow<'static, str>> for Name<alloc::string::String> {
+    fn from(s: alloc::borrow::Cow<'static, str>) -> Self {
+        match s {
+            alloc::borrow::Cow::Borrowed(s) => Name::Static(s),
+            alloc::borrow::Cow::Owned(s) => Name::Owned(s),
+        }
+    }
+}
+
 impl<B> From<&'static str> for Name<B> {
     fn from(s: &'static str) -> Self {
         Name::Static(s)

@@ -1,1 +1,60 @@
-//! Placeholder.
+//! The Vigil SDK for Rust applications.
+//!
+//! Records what an AI agent does (LLM calls, tool calls, retrieval, agent
+//! decisions) as traces and spans, and ships them in batches to the Vigil
+//! server from a background thread, without an async runtime and without ever
+//! blocking the program: spans go into a bounded queue, and when it is full
+//! they are dropped and counted rather than waited for.
+//!
+//! ```
+//! use vigil_std::{sink::capture, SpanKind};
+//!
+//! let captured = capture(|| {
+//!     vigil_std::trace("answer-question", |trace| {
+//!         trace.set_input(&serde_json::json!({"question": "What is Rust?"}));
+//!         let docs = vigil_std::span("retrieve", SpanKind::Retriever, |span| {
+//!             span.set_output(&["rust-lang.org"]);
+//!             1
+//!         });
+//!         vigil_std::log_event("docs-found", &serde_json::json!({"count": docs}));
+//!     });
+//! });
+//! assert_eq!(captured.traces.len(), 1);
+//! assert_eq!(captured.span("retrieve").unwrap().kind, "retriever");
+//! ```
+//!
+//! In an application, call [`init`] (or [`init_from_env`]) once at start and
+//! [`shutdown`] (or drop the guard from [`Client::shutdown_on_drop`]) at exit.
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod context;
+mod convenience;
+mod integrations;
+pub mod sink;
+mod span;
+
+pub use client::{
+    flush, get_client, init, init_from_env, shutdown, shutdown_timeout, Client, ShutdownGuard,
+    ShutdownReport,
+};
+pub use config::{BoxTransport, Config, ConfigBuilder, EnvError, Field, MaskFn};
+pub use context::{spawn, Context, ContextGuard};
+pub use convenience::{attach_metadata, log_event, log_llm_call, log_tool_call};
+pub use integrations::{
+    activate_all_integrations, activate_integration, available_integrations,
+    deactivate_integration, is_integration_active, UnknownIntegration,
+};
+pub use span::{
+    current_span, current_trace, span, start_span, start_trace, trace, trace_context, try_span,
+    try_trace, with_trace_context, InstrumentExt, Instrumented, SpanGuard, SpanHandle, SpanName,
+    WithContext,
+};
+pub use vigil_core::{
+    ConfigError, Outcome, Request, RequestKind, RetryReason, SpanId, SpanKind, SpanStatus,
+    StatsSnapshot, Timestamp, TraceId, Transport,
+};
+
+/// The record type the std flavour ships: a span with heap buffers.
+pub(crate) type Record = vigil_core::Span<String>;

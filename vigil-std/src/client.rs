@@ -1,0 +1,480 @@
+//! The client: the queue, the exporter thread, and the global slot.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use vigil_core::queue::{Queue, Slot};
+use vigil_core::{
+    ConfigError, Exporter, Outcome, Pipeline, Poll, Request, RetryReason, StatsSnapshot, Transport,
+};
+
+use crate::config::{BoxTransport, Config};
+use crate::sink::ConsoleTransport;
+use crate::Record;
+
+type Slots = Box<[Slot<Record>]>;
+
+/// A handle to an initialised SDK: cheap to clone, shared by all threads.
+///
+/// ```
+/// use vigil_std::{sink::NullTransport, Client, Config};
+///
+/// let client = Client::new(Config::builder().transport(NullTransport::default).build()?)?;
+/// client.flush(std::time::Duration::from_secs(1));
+/// let report = client.shutdown();
+/// assert_eq!(report.stats.dropped(), 0);
+/// # Ok::<(), vigil_core::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) pipeline: Pipeline<String, Slots>,
+    /// Traces whose id hashes below this are recorded.
+    pub(crate) sample_threshold: u64,
+    control: Control,
+}
+
+/// How application threads and flushers talk to the exporter thread.
+struct Control {
+    /// Set by the exporter before it sleeps, so a producer that fills a batch
+    /// knows to wake it (and only then pays for the wake-up).
+    sleeping: AtomicBool,
+    state: Mutex<ControlState>,
+    progress: Condvar,
+    thread: OnceLock<Thread>,
+    join: Mutex<Option<JoinHandle<()>>>,
+    batch_size: usize,
+}
+
+#[derive(Default)]
+struct ControlState {
+    flush_requested: bool,
+    /// Exporter stops after this instant (shutdown deadline).
+    shutdown: Option<Instant>,
+    finished: bool,
+    transport_panicked: bool,
+}
+
+/// What a shutdown achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Every counter at the end: `stats.spans_delivered` and the drop counters.
+    pub stats: StatsSnapshot,
+    /// True when everything was delivered or accounted for before the deadline.
+    pub completed: bool,
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        write!(
+            f,
+            "delivered {} of {} spans in {} requests; dropped {} (queue full {}, rejected {}, after retries {}, oversize {}, at shutdown {})",
+            s.spans_delivered,
+            s.spans_ended,
+            s.requests,
+            s.dropped(),
+            s.dropped_queue_full,
+            s.spans_rejected,
+            s.dropped_after_retries,
+            s.dropped_oversize,
+            s.dropped_at_shutdown
+        )
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `config` with its own exporter thread, not installed
+    /// globally (see [`crate::init`]).
+    ///
+    /// If the OS cannot start a thread, the error is logged and spans are
+    /// queued until the queue is full, then dropped and counted.
+    pub fn new(config: Config) -> Result<Client, ConfigError> {
+        config.validate()?;
+        let capacity = if config.enabled {
+            config.max_queue_size
+        } else {
+            1
+        };
+        let rate = config.sample_rate;
+        let sample_threshold = if rate >= 1.0 {
+            u64::MAX
+        } else {
+            (rate * u64::MAX as f64) as u64
+        };
+        let inner = Arc::new(Inner {
+            pipeline: Pipeline::new(Queue::with_capacity(capacity)),
+            sample_threshold,
+            control: Control {
+                sleeping: AtomicBool::new(false),
+                state: Mutex::new(ControlState::default()),
+                progress: Condvar::new(),
+                thread: OnceLock::new(),
+                join: Mutex::new(None),
+                batch_size: config.batch_size,
+            },
+            config,
+        });
+        if inner.config.enabled {
+            let transport = match &inner.config.transport {
+                Some(make) => make(),
+                None => default_transport(&inner.config),
+            };
+            let worker = inner.clone();
+            match thread::Builder::new()
+                .name("vigil-exporter".into())
+                .spawn(move || run_exporter(worker, transport))
+            {
+                Ok(handle) => {
+                    let _ = inner.control.thread.set(handle.thread().clone());
+                    *lock(&inner.control.join) = Some(handle);
+                }
+                Err(e) => log::error!("vigil: cannot start the exporter thread: {e}"),
+            }
+        }
+        Ok(Client { inner })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Whether this client records anything.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.config.enabled
+    }
+
+    /// The counters as they are now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.pipeline.stats().snapshot()
+    }
+
+    /// Sends everything ended so far and waits until it is delivered or
+    /// dropped, or `timeout` passes. Returns true if everything was handled.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        if !self.is_enabled() {
+            return true;
+        }
+        let queue = self.inner.pipeline.queue();
+        let target = queue.pushed();
+        let deadline = Instant::now() + timeout;
+        let control = &self.inner.control;
+        let mut state = lock(&control.state);
+        loop {
+            let handled = queue.released() >= target;
+            if handled || state.finished {
+                return handled;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state.flush_requested = true;
+            self.inner.wake();
+            state = control
+                .progress
+                .wait_timeout(state, (deadline - now).min(Duration::from_millis(50)))
+                .map(|(s, _)| s)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Flushes within the configured `shutdown_timeout`, stops the exporter
+    /// and reports what was delivered and dropped.
+    pub fn shutdown(&self) -> ShutdownReport {
+        self.shutdown_timeout(self.inner.config.shutdown_timeout)
+    }
+
+    /// Flushes within `timeout`, stops the exporter, and reports. Never takes
+    /// much longer than `timeout`, even when the server does not answer:
+    /// spans still held then are counted as dropped.
+    pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
+        let deadline = Instant::now() + timeout;
+        let control = &self.inner.control;
+        {
+            let mut state = lock(&control.state);
+            if state.shutdown.is_none() {
+                state.shutdown = Some(deadline);
+            }
+            state.flush_requested = true;
+        }
+        self.inner.wake();
+        let mut state = lock(&control.state);
+        let running = lock(&control.join).is_some();
+        while !state.finished && running {
+            let now = Instant::now();
+            // A little grace past the deadline for the exporter to count its
+            // losses; a transport that ignores its timeout is left behind.
+            let grace = deadline + Duration::from_millis(100);
+            if now >= grace {
+                break;
+            }
+            state = control
+                .progress
+                .wait_timeout(state, grace - now)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        let completed = state.finished || !running;
+        drop(state);
+        if completed {
+            if let Some(handle) = lock(&control.join).take() {
+                let _ = handle.join();
+            }
+        }
+        let stats = self.stats();
+        ShutdownReport {
+            completed: completed && stats.in_flight() == 0,
+            stats,
+        }
+    }
+
+    /// Shuts down when the returned guard is dropped.
+    pub fn shutdown_on_drop(self) -> ShutdownGuard {
+        ShutdownGuard(Some(self))
+    }
+
+    pub(crate) fn submit(&self, span: Record) {
+        let inner = &self.inner;
+        if inner.pipeline.submit(span)
+            && inner.pipeline.queue().len() >= inner.control.batch_size
+            && inner.control.sleeping.load(Ordering::Relaxed)
+        {
+            inner.wake();
+        }
+    }
+
+    pub(crate) fn same(&self, other: &Client) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Inner {
+    fn wake(&self) {
+        self.control.sleeping.store(false, Ordering::Relaxed);
+        if let Some(t) = self.control.thread.get() {
+            t.unpark();
+        }
+    }
+}
+
+/// Shuts the client down when dropped; see [`Client::shutdown_on_drop`].
+#[must_use = "the client shuts down as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct ShutdownGuard(Option<Client>);
+
+impl ShutdownGuard {
+    /// The client.
+    pub fn client(&self) -> Option<&Client> {
+        self.0.as_ref()
+    }
+}
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let report = client.shutdown();
+            if !report.completed {
+                log::warn!("vigil: shutdown did not finish in time: {report}");
+            }
+            uninstall(&client);
+        }
+    }
+}
+
+fn default_transport(config: &Config) -> BoxTransport {
+    let _ = config;
+    Box::new(ConsoleTransport::stderr())
+}
+
+/// Turns a panicking transport into a failed attempt.
+struct Guarded<'a> {
+    inner: &'a mut BoxTransport,
+    deadline: Option<Instant>,
+    panicked: bool,
+}
+
+impl Transport for Guarded<'_> {
+    fn send(&mut self, request: &Request<'_>) -> Outcome {
+        let mut request = *request;
+        if let Some(deadline) = self.deadline {
+            request.timeout = request
+                .timeout
+                .min(deadline.saturating_duration_since(Instant::now()));
+        }
+        let inner = &mut *self.inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.send(&request))) {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.panicked = true;
+                Outcome::Retry {
+                    after: None,
+                    reason: RetryReason::Failed,
+                }
+            }
+        }
+    }
+}
+
+fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
+    let config = &inner.config;
+    let headers: Vec<(&str, &str)> = Vec::new();
+    let settings = config.as_core(&headers).export_settings();
+    let seed = crate::context::entropy();
+    let mut exporter: Exporter<String, Vec<Record>> =
+        Exporter::new(settings, &config.project_id, seed);
+    let mut buf = vec![0u8; config.max_request_bytes.max(4096)];
+    let origin = Instant::now();
+    let control = &inner.control;
+    let mut warned_panic = false;
+    loop {
+        let (flush, shutdown) = {
+            let mut state = lock(&control.state);
+            (std::mem::take(&mut state.flush_requested), state.shutdown)
+        };
+        if flush || shutdown.is_some() {
+            exporter.request_flush();
+        }
+        let now = Instant::now();
+        if let Some(deadline) = shutdown {
+            let drained = exporter.is_idle() && inner.pipeline.queue().is_empty();
+            if drained || now >= deadline {
+                exporter.abandon(&inner.pipeline);
+                let mut state = lock(&control.state);
+                state.finished = true;
+                control.progress.notify_all();
+                return;
+            }
+        }
+        let mut guarded = Guarded {
+            inner: &mut transport,
+            deadline: shutdown,
+            panicked: false,
+        };
+        let poll = exporter.poll(now - origin, &inner.pipeline, &mut guarded, &mut buf);
+        if guarded.panicked {
+            lock(&control.state).transport_panicked = true;
+            if !warned_panic {
+                warned_panic = true;
+                log::error!(
+                    "vigil: the transport panicked; the request counts as a failed attempt"
+                );
+            }
+        }
+        control.progress.notify_all();
+        let wake_at = match poll {
+            Poll::Again => continue,
+            Poll::Wait(at) | Poll::Idle(at) => origin + at,
+        };
+        let wake_at = shutdown.map_or(wake_at, |d| wake_at.min(d));
+        // Sleep until the next flush time, a retry time, a full batch or a
+        // flush request, whichever comes first.
+        control.sleeping.store(true, Ordering::Relaxed);
+        let pending = lock(&control.state).flush_requested;
+        let batch_ready = inner.pipeline.queue().len() >= control.batch_size && exporter.is_idle();
+        if !pending && !batch_ready {
+            let now = Instant::now();
+            if wake_at > now {
+                thread::park_timeout(wake_at - now);
+            }
+        }
+        control.sleeping.store(false, Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---- the global client ----
+
+static GLOBAL: RwLock<Option<Client>> = RwLock::new(None);
+/// Bumped whenever the global client changes, so threads can cache it.
+pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the SDK with `config` and installs it as the global client.
+///
+/// Calling `init` again replaces the global client: the previous one flushes
+/// and stops in the background (within its `shutdown_timeout`), and spans
+/// started afterwards go to the new one.
+pub fn init(config: Config) -> Result<Client, ConfigError> {
+    let client = Client::new(config)?;
+    let previous = {
+        let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+        GENERATION.fetch_add(1, Ordering::Release);
+        global.replace(client.clone())
+    };
+    if let Some(previous) = previous {
+        thread::spawn(move || {
+            previous.shutdown();
+        });
+    }
+    Ok(client)
+}
+
+/// [`init`] with [`Config::from_env`]: `VIGIL_ENDPOINT`, `VIGIL_API_KEY`, ...
+/// When `VIGIL_ENDPOINT` is not set, spans are printed to stderr as trees.
+pub fn init_from_env() -> Result<Client, crate::EnvError> {
+    let mut config = Config::from_env()?;
+    if std::env::var_os("VIGIL_ENDPOINT").is_none() && config.transport.is_none() {
+        config.transport = Some(Arc::new(|| {
+            Box::new(ConsoleTransport::stderr()) as BoxTransport
+        }));
+    }
+    init(config).map_err(crate::EnvError::Invalid)
+}
+
+/// The global client, if [`init`] was called and [`shutdown`] was not.
+pub fn get_client() -> Option<Client> {
+    GLOBAL.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Shuts down the global client (see [`Client::shutdown`]) and removes it.
+/// Returns `None` when there was none.
+pub fn shutdown() -> Option<ShutdownReport> {
+    let client = take_global()?;
+    Some(client.shutdown())
+}
+
+/// [`shutdown`] with an explicit deadline.
+pub fn shutdown_timeout(timeout: Duration) -> Option<ShutdownReport> {
+    let client = take_global()?;
+    Some(client.shutdown_timeout(timeout))
+}
+
+/// Sends everything ended so far through the global client, waiting up to
+/// `timeout`. True if everything was handled (or there is no client).
+pub fn flush(timeout: Duration) -> bool {
+    get_client().is_none_or(|c| c.flush(timeout))
+}
+
+fn take_global() -> Option<Client> {
+    let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+    GENERATION.fetch_add(1, Ordering::Release);
+    global.take()
+}
+
+fn uninstall(client: &Client) {
+    let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+    if global.as_ref().is_some_and(|g| g.same(client)) {
+        GENERATION.fetch_add(1, Ordering::Release);
+        *global = None;
+    }
+}

@@ -1,0 +1,374 @@
+//! Configuration: the seed's options and defaults, a builder, and the environment.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use vigil_core::{ConfigError, Redacted, Transport};
+
+/// Which payload a [`Config::mask`] hook is looking at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// A span's input.
+    Input,
+    /// A span's output.
+    Output,
+    /// The metadata entry with this key.
+    Metadata(&'a str),
+    /// The attributes of the event with this name.
+    Event(&'a str),
+}
+
+/// A hook that may rewrite any payload before it is recorded (to mask secrets
+/// or personal data).
+pub type MaskFn = dyn Fn(Field<'_>, &mut Value) + Send + Sync;
+
+/// Where spans go when no HTTP endpoint is used.
+pub type BoxTransport = Box<dyn Transport + Send>;
+
+/// The SDK's options. Build one with [`Config::builder`] or read the
+/// environment with [`Config::from_env`].
+///
+/// ```
+/// let config = vigil_std::Config::builder()
+///     .endpoint("https://vigil.example.com")
+///     .api_key("secret")
+///     .batch_size(50)
+///     .build()
+///     .unwrap();
+/// assert!(!format!("{config:?}").contains("secret"));
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) endpoint: String,
+    pub(crate) api_key: String,
+    pub(crate) project_id: String,
+    pub(crate) batch_size: usize,
+    pub(crate) flush_interval_ms: u64,
+    pub(crate) max_queue_size: usize,
+    pub(crate) timeout_seconds: f64,
+    pub(crate) enabled: bool,
+    pub(crate) max_attempts: u32,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) sample_rate: f64,
+    pub(crate) capture_content: bool,
+    pub(crate) max_field_bytes: usize,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) mask: Option<Arc<MaskFn>>,
+    pub(crate) transport: Option<Arc<dyn Fn() -> BoxTransport + Send + Sync>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let core = vigil_core::Config::default();
+        Config {
+            endpoint: core.endpoint.to_owned(),
+            api_key: String::new(),
+            project_id: core.project_id.to_owned(),
+            batch_size: core.batch_size,
+            flush_interval_ms: core.flush_interval_ms,
+            max_queue_size: core.max_queue_size,
+            timeout_seconds: core.timeout_seconds,
+            enabled: core.enabled,
+            max_attempts: core.max_attempts,
+            headers: Vec::new(),
+            sample_rate: 1.0,
+            capture_content: true,
+            max_field_bytes: vigil_core::DEFAULT_FIELD_LIMIT,
+            max_request_bytes: 1 << 20,
+            shutdown_timeout: Duration::from_secs(5),
+            mask: None,
+            transport: None,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("endpoint", &self.endpoint)
+            .field("api_key", &Redacted(&self.api_key))
+            .field("project_id", &self.project_id)
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("max_queue_size", &self.max_queue_size)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("enabled", &self.enabled)
+            .field("max_attempts", &self.max_attempts)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("sample_rate", &self.sample_rate)
+            .field("capture_content", &self.capture_content)
+            .field("custom_transport", &self.transport.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder(Config::default())
+    }
+
+    /// The defaults overridden by `VIGIL_*` environment variables (see
+    /// [`Config::from_env_with`] for the list).
+    pub fn from_env() -> Result<Config, EnvError> {
+        Self::from_env_with(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::from_env`], reading variables through `var`:
+    /// `VIGIL_ENDPOINT`, `VIGIL_API_KEY`, `VIGIL_PROJECT_ID`, `VIGIL_ENABLED`,
+    /// `VIGIL_BATCH_SIZE`, `VIGIL_FLUSH_INTERVAL_MS`, `VIGIL_MAX_QUEUE_SIZE`,
+    /// `VIGIL_TIMEOUT_SECONDS`, `VIGIL_SAMPLE_RATE`.
+    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
+        let mut c = Config::default();
+        if let Some(v) = var("VIGIL_ENDPOINT") {
+            c.endpoint = v;
+        }
+        if let Some(v) = var("VIGIL_API_KEY") {
+            c.api_key = v;
+        }
+        if let Some(v) = var("VIGIL_PROJECT_ID") {
+            c.project_id = v;
+        }
+        if let Some(v) = var("VIGIL_ENABLED") {
+            c.enabled = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(EnvError::malformed("VIGIL_ENABLED", v, "true or false")),
+            };
+        }
+        parse(
+            &var,
+            "VIGIL_BATCH_SIZE",
+            "a whole number",
+            &mut c.batch_size,
+        )?;
+        parse(
+            &var,
+            "VIGIL_FLUSH_INTERVAL_MS",
+            "a whole number of milliseconds",
+            &mut c.flush_interval_ms,
+        )?;
+        parse(
+            &var,
+            "VIGIL_MAX_QUEUE_SIZE",
+            "a whole number",
+            &mut c.max_queue_size,
+        )?;
+        parse(
+            &var,
+            "VIGIL_TIMEOUT_SECONDS",
+            "a number of seconds",
+            &mut c.timeout_seconds,
+        )?;
+        parse(
+            &var,
+            "VIGIL_SAMPLE_RATE",
+            "a number from 0.0 to 1.0",
+            &mut c.sample_rate,
+        )?;
+        c.validate().map_err(EnvError::Invalid)?;
+        Ok(c)
+    }
+
+    /// Checks every option, reporting the first at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.as_core(&headers).validate()?;
+        if !(0.0..=1.0).contains(&self.sample_rate) {
+            return Err(ConfigError::SampleRate(self.sample_rate));
+        }
+        Ok(())
+    }
+
+    /// The borrowed form the core works with.
+    pub fn as_core<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> vigil_core::Config<'a> {
+        vigil_core::Config {
+            endpoint: &self.endpoint,
+            api_key: &self.api_key,
+            project_id: &self.project_id,
+            batch_size: self.batch_size,
+            flush_interval_ms: self.flush_interval_ms,
+            max_queue_size: self.max_queue_size,
+            timeout_seconds: self.timeout_seconds,
+            enabled: self.enabled,
+            max_attempts: self.max_attempts,
+            headers,
+        }
+    }
+
+    /// The server URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+    /// The API key (empty when none).
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+    /// The project id.
+    pub fn project_id(&self) -> &str {
+        &self.project_id
+    }
+    /// Extra headers sent with every request.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+    /// The HTTP timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.timeout_seconds).unwrap_or_default()
+    }
+    /// Whether the SDK records anything.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    expected: &'static str,
+    slot: &mut T,
+) -> Result<(), EnvError> {
+    if let Some(v) = var(name) {
+        *slot = v
+            .trim()
+            .parse()
+            .map_err(|_| EnvError::malformed(name, v, expected))?;
+    }
+    Ok(())
+}
+
+/// Sets options one by one; [`ConfigBuilder::build`] validates them.
+#[derive(Clone, Debug)]
+pub struct ConfigBuilder(Config);
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.0.$name = value.into();
+                self
+            }
+        )*
+    };
+}
+
+impl ConfigBuilder {
+    setters! {
+        /// Server base URL (default `http://localhost:8000`).
+        endpoint: impl Into<String>,
+        /// API key sent as a bearer token (default none).
+        api_key: impl Into<String>,
+        /// Project id (default `default`).
+        project_id: impl Into<String>,
+        /// Spans per batch (default 100).
+        batch_size: usize,
+        /// Longest wait before queued spans are sent, in ms (default 500).
+        flush_interval_ms: u64,
+        /// Most spans held at once, counting those awaiting a retry (default 10,000).
+        max_queue_size: usize,
+        /// HTTP timeout in seconds (default 10.0).
+        timeout_seconds: f64,
+        /// When false, nothing is recorded and every call is a no-op (default true).
+        enabled: bool,
+        /// Attempts per request before its spans are dropped (default 5).
+        max_attempts: u32,
+        /// Fraction of traces recorded, decided once per trace from its id (default 1.0).
+        sample_rate: f64,
+        /// When false, input and output are never recorded (default true).
+        capture_content: bool,
+        /// Cap on each encoded payload field of a span, in bytes (default 64 KiB).
+        max_field_bytes: usize,
+        /// Largest request body, in bytes (default 1 MiB); bigger traces are split.
+        max_request_bytes: usize,
+        /// How long `shutdown` and the guard's drop may take (default 5 s).
+        shutdown_timeout: Duration,
+    }
+
+    /// Adds a header sent with every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Installs a hook that may rewrite input, output, metadata and event
+    /// attributes before they are recorded.
+    pub fn mask(mut self, hook: impl Fn(Field<'_>, &mut Value) + Send + Sync + 'static) -> Self {
+        self.0.mask = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sends through transports made by `make` instead of the default one
+    /// (called once per client).
+    pub fn transport<T: Transport + Send + 'static>(
+        mut self,
+        make: impl Fn() -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.0.transport = Some(Arc::new(move || Box::new(make()) as BoxTransport));
+        self
+    }
+
+    /// Validates and returns the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        self.0.validate()?;
+        Ok(self.0)
+    }
+}
+
+/// A `VIGIL_*` environment variable the SDK cannot use.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EnvError {
+    /// The variable does not parse.
+    Malformed {
+        /// The variable's name.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
+    /// The variables parse but make an invalid configuration.
+    Invalid(ConfigError),
+}
+
+impl EnvError {
+    fn malformed(var: &'static str, value: String, expected: &'static str) -> Self {
+        EnvError::Malformed {
+            var,
+            value,
+            expected,
+        }
+    }
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvError::Malformed {
+                var,
+                value,
+                expected,
+            } => write!(f, "environment variable {var}={value:?} is not {expected}"),
+            EnvError::Invalid(e) => write!(f, "configuration from the environment: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EnvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EnvError::Invalid(e) => Some(e),
+            EnvError::Malformed { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! The current-span stack of each thread, and how spans start and end.
+//!
+//! Live spans are owned by a thread-local stack, so starting a span with a
+//! static name and no payload allocates nothing once the stack has grown, and
+//! `current_span()` can reach the innermost span from anywhere in the thread.
+//! Guards remove their own entry by id, so dropping them out of order is safe.
+//! A [`Context`] carries the ids of the current span to another thread or
+//! future, where new spans become its children.
+
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId};
+
+use crate::client::{get_client, Client, GENERATION};
+use crate::Record;
+
+/// A span being recorded, owned by the stack of the thread it runs on.
+pub(crate) struct Frame {
+    pub(crate) span: Record,
+    /// The client when it is not the global one (explicit or scoped).
+    pub(crate) client: Option<Client>,
+    pub(crate) sampled: bool,
+}
+
+enum Entry {
+    Span(Frame),
+    /// A parent from another thread or task, attached here.
+    Remote(ContextInner),
+}
+
+impl Entry {
+    fn ids(&self) -> (TraceId, SpanId, bool) {
+        match self {
+            Entry::Span(f) => (f.span.trace_id(), f.span.span_id(), f.sampled),
+            Entry::Remote(c) => (c.trace_id, c.span_id, c.sampled),
+        }
+    }
+
+    fn client(&self) -> Option<&Client> {
+        match self {
+            Entry::Span(f) => f.client.as_ref(),
+            Entry::Remote(c) => c.client.as_ref(),
+        }
+    }
+}
+
+struct Local {
+    stack: Vec<Entry>,
+    ids: Option<IdGenerator>,
+    global: Option<(u64, Option<Client>)>,
+    scoped: Vec<Client>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = const {
+        RefCell::new(Local { stack: Vec::new(), ids: None, global: None, scoped: Vec::new() })
+    };
+}
+
+/// Runs `f` on this thread's state; `None` while it is already in use (a
+/// `Serialize` impl calling back into the SDK) or being torn down.
+fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+    LOCAL
+        .try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
+        .ok()
+        .flatten()
+}
+
+impl Local {
+    fn ids(&mut self) -> &mut IdGenerator {
+        self.ids
+            .get_or_insert_with(|| IdGenerator::from_seed(entropy()))
+    }
+
+    /// The client new spans go to when no parent names one.
+    fn default_client(&mut self) -> Option<Client> {
+        if let Some(c) = self.scoped.last() {
+            return Some(c.clone());
+        }
+        self.global_client().cloned()
+    }
+
+    fn global_client(&mut self) -> Option<&Client> {
+        let generation = GENERATION.load(Ordering::Acquire);
+        if self.global.as_ref().is_none_or(|(g, _)| *g != generation) {
+            self.global = Some((generation, get_client()));
+        }
+        self.global.as_ref().and_then(|(_, c)| c.as_ref())
+    }
+
+    fn find(&mut self, id: SpanId) -> Option<&mut Frame> {
+        self.stack.iter_mut().rev().find_map(|e| match e {
+            Entry::Span(f) if f.span.span_id() == id => Some(f),
+            _ => None,
+        })
+    }
+}
+
+/// A seed for this thread's id generator: the OS's per-process random keys
+/// (through `RandomState`) mixed with the time.
+pub(crate) fn entropy() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// Wall-clock time from a monotonic clock: durations between timestamps are
+/// exact even if the system clock is adjusted while the program runs.
+pub(crate) fn now() -> Timestamp {
+    static ANCHOR: OnceLock<(Instant, Timestamp)> = OnceLock::new();
+    let (instant, wall) = ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        (Instant::now(), Timestamp::from_unix_nanos(wall))
+    });
+    wall.add(instant.elapsed())
+}
+
+/// Whether a trace with this id is recorded, given the client's threshold.
+fn sampled(trace: TraceId, client: &Client) -> bool {
+    let threshold = client.inner.sample_threshold;
+    if threshold == u64::MAX {
+        return true;
+    }
+    let b = trace.to_bytes();
+    // Bytes 0-5 and 9-10 are random in a UUIDv4 (6 and 8 hold version/variant bits).
+    let key = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[9], b[10]]);
+    key < threshold
+}
+
+/// How a new span relates to what is current.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// A child of the current span, or the root of a new trace if none.
+    Child,
+    /// Always the root of a new trace.
+    Trace,
+}
+
+/// Builds a span (not yet on any stack). `None` when nothing is recorded:
+/// no client, a disabled one, or re-entrant use.
+pub(crate) fn open(
+    name: Name<String>,
+    kind: SpanKind,
+    start: Start,
+    explicit: Option<&Client>,
+) -> Option<Frame> {
+    with_local(|l| {
+        let parent = match start {
+            Start::Child => l.stack.last().map(|e| (e.ids(), e.client().cloned())),
+            Start::Trace => None,
+        };
+        let inherited = explicit
+            .cloned()
+            .or_else(|| parent.as_ref().and_then(|p| p.1.clone()));
+        let (client, pinned) = match inherited {
+            Some(c) => (c, true),
+            None => match l.scoped.last() {
+                Some(c) => (c.clone(), true),
+                None => (l.global_client()?.clone(), false),
+            },
+        };
+        if !client.is_enabled() {
+            return None;
+        }
+        let span_id = l.ids().span_id();
+        let (trace_id, parent_id, is_sampled) = match parent.as_ref().map(|p| p.0) {
+            Some((trace, parent, sampled)) => (trace, Some(parent), sampled),
+            None => {
+                let trace = l.ids().trace_id();
+                (trace, None, sampled(trace, &client))
+            }
+        };
+        let mut span = Record::new(trace_id, span_id, parent_id, name, kind, now());
+        span.set_root(parent_id.is_none());
+        span.set_field_limit(client.config().max_field_bytes);
+        if is_sampled {
+            client.inner.pipeline.stats().span_started();
+        }
+        Some(Frame {
+            span,
+            client: pinned.then_some(client),
+            sampled: is_sampled,
+        })
+    })
+    .flatten()
+}
+
+/// Makes `frame` the current span of this thread.
+pub(crate) fn push(frame: Frame) {
+    let _ = with_local(|l| l.stack.push(Entry::Span(frame)));
+}
+
+/// Takes the span with `id` off this thread's stack (wherever it is).
+pub(crate) fn pop(id: SpanId) -> Option<Frame> {
+    with_local(|l| {
+        let at = l
+            .stack
+            .iter()
+            .rposition(|e| matches!(e, Entry::Span(f) if f.span.span_id() == id))?;
+        match l.stack.remove(at) {
+            Entry::Span(f) => Some(f),
+            Entry::Remote(_) => None,
+        }
+    })
+    .flatten()
+}
+
+/// Ends `frame` now and hands it to its client. A span still `Unset` ends
+/// `error` while its thread is panicking, else `ok`.
+pub(crate) fn close(mut frame: Frame) {
+    let status = match frame.span.status() {
+        SpanStatus::Unset if std::thread::panicking() => SpanStatus::Error,
+        SpanStatus::Unset => SpanStatus::Ok,
+        set => set,
+    };
+    if std::thread::panicking() && frame.span.status() == SpanStatus::Unset {
+        let _ = frame.span.set_metadata("error", "panicked");
+    }
+    frame.span.end(now(), status);
+    if !frame.sampled {
+        return;
+    }
+    let client = match frame.client.take() {
+        Some(c) => Some(c),
+        None => with_local(|l| l.global_client().cloned()).flatten(),
+    };
+    if let Some(client) = client {
+        client.submit(frame.span);
+    }
+}
+
+/// Runs `f` on the live span `id` of this thread, if it is here.
+pub(crate) fn with_frame<R>(id: SpanId, f: impl FnOnce(&mut Frame) -> R) -> Option<R> {
+    with_local(|l| l.find(id).map(f)).flatten()
+}
+
+/// The innermost span of this thread, if it is a local one.
+pub(crate) fn current_id() -> Option<SpanId> {
+    with_local(|l| match l.stack.last() {
+        Some(Entry::Span(f)) => Some(f.span.span_id()),
+        _ => None,
+    })
+    .flatten()
+}
+
+/// The root span of the current trace, if it lives on this thread.
+pub(crate) fn current_root_id() -> Option<SpanId> {
+    with_local(|l| {
+        let (trace, _, _) = l.stack.last()?.ids();
+        l.stack.iter().rev().find_map(|e| match e {
+            Entry::Span(f) if f.span.is_root() && f.span.trace_id() == trace => {
+                Some(f.span.span_id())
+            }
+            _ => None,
+        })
+    })
+    .flatten()
+}
+
+/// Runs `f` with `client` as this thread's default client.
+pub(crate) fn with_scoped_client<R>(client: &Client, f: impl FnOnce() -> R) -> R {
+    struct Unscope;
+    impl Drop for Unscope {
+        fn drop(&mut self) {
+            let _ = with_local(|l| l.scoped.pop());
+        }
+    }
+    let _ = with_local(|l| l.scoped.push(client.clone()));
+    let _unscope = Unscope;
+    f()
+}
+
+/// The client that a span started here would go to.
+pub(crate) fn current_client() -> Option<Client> {
+    with_local(|l| match l.stack.last().and_then(Entry::client) {
+        Some(c) => Some(c.clone()),
+        None => l.default_client(),
+    })
+    .flatten()
+}
+
+/// Where new spans attach: the current span's ids, to carry to another
+/// thread or future.
+///
+/// ```
+/// use vigil_std::{sink::capture, Context, SpanKind};
+///
+/// let captured = capture(|| {
+///     vigil_std::trace("parent", |_| {
+///         let context = Context::current();
+///         std::thread::spawn(move || {
+///             let _attached = context.attach();
+///             vigil_std::span("in-thread", SpanKind::Tool, |_| ());
+///         })
+///         .join()
+///         .unwrap();
+///     });
+/// });
+/// let child = captured.span("in-thread").unwrap();
+/// assert_eq!(child.parent_span_id, Some(captured.span("parent").unwrap().span_id.clone()));
+/// ```
+#[derive(Clone, Default)]
+pub struct Context {
+    inner: Option<ContextInner>,
+}
+
+#[derive(Clone)]
+struct ContextInner {
+    trace_id: TraceId,
+    span_id: SpanId,
+    sampled: bool,
+    client: Option<Client>,
+}
+
+impl Context {
+    /// The current span's context (empty when there is none).
+    pub fn current() -> Context {
+        let inner = with_local(|l| {
+            let entry = l.stack.last()?;
+            let (trace_id, span_id, sampled) = entry.ids();
+            let client = entry.client().cloned().or_else(|| l.scoped.last().cloned());
+            Some(ContextInner {
+                trace_id,
+                span_id,
+                sampled,
+                client,
+            })
+        })
+        .flatten();
+        Context { inner }
+    }
+
+    /// Whether there is a span to attach to.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// The trace, if any.
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.inner.as_ref().map(|c| c.trace_id)
+    }
+
+    /// Makes this context current on this thread until the guard drops: spans
+    /// started meanwhile become children of the context's span.
+    pub fn attach(&self) -> ContextGuard {
+        let attached = match &self.inner {
+            Some(c) => with_local(|l| {
+                l.stack.push(Entry::Remote(c.clone()));
+                c.span_id
+            }),
+            None => None,
+        };
+        ContextGuard {
+            attached,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            Some(c) => f
+                .debug_struct("Context")
+                .field("trace_id", &c.trace_id)
+                .field("span_id", &c.span_id)
+                .finish(),
+            None => f.write_str("Context(empty)"),
+        }
+    }
+}
+
+/// Detaches a [`Context`] when dropped.
+#[must_use = "the context is detached when the guard is dropped"]
+pub struct ContextGuard {
+    attached: Option<SpanId>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.attached {
+            let _ = with_local(|l| {
+                if let Some(at) = l
+                    .stack
+                    .iter()
+                    .rposition(|e| matches!(e, Entry::Remote(c) if c.span_id == id))
+                {
+                    l.stack.remove(at);
+                }
+            });
+        }
+    }
+}
+
+/// Spawns a thread that runs `f` inside the current context.
+pub fn spawn<F, T>(f: F) -> std::thread::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let context = Context::current();
+    std::thread::spawn(move || {
+        let _attached = context.attach();
+        f()
+    })
+}

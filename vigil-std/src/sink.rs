@@ -1,0 +1,476 @@
+//! Transports for people and tests: in-memory capture, JSON lines, console trees.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use vigil_core::{Outcome, Request, RequestKind, Transport};
+
+use crate::client::{lock, Client, ShutdownReport};
+use crate::config::Config;
+use crate::context;
+
+/// Accepts every request and keeps nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullTransport;
+
+impl Transport for NullTransport {
+    fn send(&mut self, _: &Request<'_>) -> Outcome {
+        Outcome::Delivered
+    }
+}
+
+/// One request as a transport received it.
+#[derive(Clone, Debug)]
+pub struct SentRequest {
+    /// Ingest or PATCH.
+    pub kind: RequestKind,
+    /// The trace it is about.
+    pub trace_id: String,
+    /// The JSON body.
+    pub body: Value,
+}
+
+/// Keeps every request in memory, shared with the [`MemoryStore`] it came with.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryTransport {
+    store: MemoryStore,
+}
+
+/// What a [`MemoryTransport`] received.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    requests: Arc<Mutex<Vec<SentRequest>>>,
+}
+
+impl MemoryTransport {
+    /// A transport and the store it writes to.
+    pub fn new() -> (MemoryTransport, MemoryStore) {
+        let t = MemoryTransport::default();
+        let store = t.store.clone();
+        (t, store)
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn send(&mut self, r: &Request<'_>) -> Outcome {
+        match serde_json::from_slice(r.body) {
+            Ok(body) => {
+                lock(&self.store.requests).push(SentRequest {
+                    kind: r.kind,
+                    trace_id: r.trace_id.to_string(),
+                    body,
+                });
+                Outcome::Delivered
+            }
+            Err(_) => Outcome::Rejected,
+        }
+    }
+}
+
+impl MemoryStore {
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<SentRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// The traces and spans received so far, as the server would store them.
+    pub fn captured(&self) -> Captured {
+        Captured::from_requests(&lock(&self.requests))
+    }
+}
+
+/// A span as it was sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CapturedSpan {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 32 hex digits.
+    pub span_id: String,
+    /// The parent's id; `None` for a trace's root span.
+    pub parent_span_id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Kind (`llm`, `tool`, ...).
+    pub kind: String,
+    /// Status (`ok`, `error`, `unset`).
+    pub status: String,
+    /// Input object, or `null`.
+    pub input: Value,
+    /// Output object, or `null`.
+    pub output: Value,
+    /// Metadata object.
+    pub metadata: Value,
+    /// Events (`name`, `timestamp`, `attributes`).
+    pub events: Vec<Value>,
+    /// RFC 3339 start time.
+    pub start_time: String,
+    /// RFC 3339 end time.
+    pub end_time: Option<String>,
+}
+
+impl CapturedSpan {
+    fn from_json(v: &Value) -> Option<CapturedSpan> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some(CapturedSpan {
+            trace_id: s("trace_id")?,
+            span_id: s("span_id")?,
+            parent_span_id: s("parent_span_id"),
+            name: s("name")?,
+            kind: s("kind")?,
+            status: s("status")?,
+            input: v.get("input").cloned().unwrap_or(Value::Null),
+            output: v.get("output").cloned().unwrap_or(Value::Null),
+            metadata: v.get("metadata").cloned().unwrap_or(Value::Null),
+            events: v
+                .get("events")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            start_time: s("start_time")?,
+            end_time: s("end_time"),
+        })
+    }
+
+    /// Duration from start to end (zero if it has not ended).
+    pub fn duration(&self) -> Duration {
+        let start = parse_rfc3339_micros(&self.start_time);
+        let end = self.end_time.as_deref().and_then(parse_rfc3339_micros);
+        match (start, end) {
+            (Some(s), Some(e)) if e >= s => Duration::from_micros(e - s),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// A trace as it was sent: its spans, and the name, metadata and status that
+/// its requests gave it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CapturedTrace {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// From `trace_name`.
+    pub name: Option<String>,
+    /// `trace_metadata`, merged with PATCHed metadata.
+    pub metadata: serde_json::Map<String, Value>,
+    /// The PATCHed status.
+    pub status: Option<String>,
+    /// Every span, in the order sent.
+    pub spans: Vec<CapturedSpan>,
+}
+
+/// Everything a [`capture`] saw.
+#[derive(Clone, Debug, Default)]
+pub struct Captured {
+    /// Traces in the order their first request was sent.
+    pub traces: Vec<CapturedTrace>,
+    /// Requests sent.
+    pub requests: usize,
+    /// The client's shutdown report, for [`capture`].
+    pub report: Option<ShutdownReport>,
+}
+
+impl Captured {
+    fn from_requests(requests: &[SentRequest]) -> Captured {
+        let mut traces: Vec<CapturedTrace> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for r in requests {
+            let at = *index.entry(r.trace_id.clone()).or_insert_with(|| {
+                traces.push(CapturedTrace {
+                    trace_id: r.trace_id.clone(),
+                    ..CapturedTrace::default()
+                });
+                traces.len() - 1
+            });
+            let trace = &mut traces[at];
+            match r.kind {
+                RequestKind::Ingest => {
+                    if let Some(name) = r.body.get("trace_name").and_then(Value::as_str) {
+                        trace.name = Some(name.to_owned());
+                    }
+                    if let Some(Value::Object(m)) = r.body.get("trace_metadata") {
+                        for (k, v) in m {
+                            trace.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
+                    }
+                    let spans = r.body.get("spans").and_then(Value::as_array);
+                    trace.spans.extend(
+                        spans
+                            .into_iter()
+                            .flatten()
+                            .filter_map(CapturedSpan::from_json),
+                    );
+                }
+                RequestKind::Patch => {
+                    if let Some(status) = r.body.get("status").and_then(Value::as_str) {
+                        trace.status = Some(status.to_owned());
+                    }
+                    if let Some(Value::Object(m)) = r.body.get("metadata") {
+                        trace.metadata.extend(m.clone());
+                    }
+                }
+            }
+        }
+        Captured {
+            traces,
+            requests: requests.len(),
+            report: None,
+        }
+    }
+
+    /// Every span of every trace.
+    pub fn spans(&self) -> impl Iterator<Item = &CapturedSpan> {
+        self.traces.iter().flat_map(|t| t.spans.iter())
+    }
+
+    /// The first span named `name`.
+    pub fn span(&self, name: &str) -> Option<&CapturedSpan> {
+        self.spans().find(|s| s.name == name)
+    }
+
+    /// The first trace named `name`.
+    pub fn trace(&self, name: &str) -> Option<&CapturedTrace> {
+        self.traces.iter().find(|t| t.name.as_deref() == Some(name))
+    }
+}
+
+/// Runs `f` with a private in-memory client (no global state touched, so tests
+/// may run in parallel) and returns every trace and span it recorded.
+///
+/// ```
+/// use vigil_std::{sink::capture, SpanKind};
+///
+/// let captured = capture(|| {
+///     vigil_std::trace("answer", |_| {
+///         vigil_std::log_llm_call("gpt-4", &serde_json::json!({"prompt": "Hi"}), &"Hello");
+///     })
+/// });
+/// let llm = captured.span("llm:gpt-4").unwrap();
+/// assert_eq!(llm.kind, "llm");
+/// assert_eq!(llm.output["value"], "Hello");
+/// assert_eq!(captured.trace("answer").unwrap().status.as_deref(), Some("ok"));
+/// ```
+pub fn capture<R>(f: impl FnOnce() -> R) -> Captured {
+    capture_with(Config::builder(), f).1
+}
+
+/// [`capture`] with options (batch size, sampling, masking...), also returning
+/// what `f` returned.
+pub fn capture_with<R>(builder: crate::ConfigBuilder, f: impl FnOnce() -> R) -> (R, Captured) {
+    let (transport, store) = MemoryTransport::new();
+    let config = builder
+        .flush_interval_ms(10)
+        .transport(move || transport.clone())
+        .build();
+    let client = match config.and_then(Client::new) {
+        Ok(c) => c,
+        Err(e) => panic!("capture: invalid configuration: {e}"),
+    };
+    let out = context::with_scoped_client(&client, f);
+    let report = client.shutdown_timeout(Duration::from_secs(60));
+    let mut captured = store.captured();
+    captured.report = Some(report);
+    (out, captured)
+}
+
+/// Appends each ingest request's body as one line of JSON to a file.
+pub struct JsonLinesTransport {
+    out: BufWriter<File>,
+}
+
+impl JsonLinesTransport {
+    /// Appends to (or creates) the file at `path`.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
+        let file = File::options().create(true).append(true).open(path)?;
+        Ok(JsonLinesTransport {
+            out: BufWriter::new(file),
+        })
+    }
+}
+
+impl Transport for JsonLinesTransport {
+    fn send(&mut self, r: &Request<'_>) -> Outcome {
+        if r.kind != RequestKind::Ingest {
+            return Outcome::Delivered;
+        }
+        let written = self
+            .out
+            .write_all(r.body)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .and_then(|()| self.out.flush());
+        match written {
+            Ok(()) => Outcome::Delivered,
+            Err(_) => Outcome::Retry {
+                after: None,
+                reason: vigil_core::RetryReason::Failed,
+            },
+        }
+    }
+}
+
+/// Prints each finished trace as an indented tree: name, kind, duration,
+/// status and a short view of input and output.
+pub struct ConsoleTransport {
+    out: Box<dyn Write + Send>,
+    pending: HashMap<String, Vec<CapturedSpan>>,
+}
+
+impl ConsoleTransport {
+    /// Prints to standard error.
+    pub fn stderr() -> Self {
+        Self::new(Box::new(io::stderr()))
+    }
+
+    /// Prints to standard output.
+    pub fn stdout() -> Self {
+        Self::new(Box::new(io::stdout()))
+    }
+
+    /// Prints to `out`.
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        ConsoleTransport {
+            out,
+            pending: HashMap::new(),
+        }
+    }
+}
+
+impl Transport for ConsoleTransport {
+    fn send(&mut self, r: &Request<'_>) -> Outcome {
+        if r.kind != RequestKind::Ingest {
+            return Outcome::Delivered;
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(r.body) else {
+            return Outcome::Rejected;
+        };
+        let spans = body.get("spans").and_then(Value::as_array);
+        let spans: Vec<CapturedSpan> = spans
+            .into_iter()
+            .flatten()
+            .filter_map(CapturedSpan::from_json)
+            .collect();
+        let trace_id = r.trace_id.to_string();
+        let has_root = spans.iter().any(|s| s.parent_span_id.is_none());
+        let pending = self.pending.entry(trace_id.clone()).or_default();
+        pending.extend(spans);
+        if has_root {
+            let spans = self.pending.remove(&trace_id).unwrap_or_default();
+            let _ = self.out.write_all(render_tree(&spans).as_bytes());
+            let _ = self.out.flush();
+        }
+        Outcome::Delivered
+    }
+}
+
+/// The tree view of one trace's spans.
+pub fn render_tree(spans: &[CapturedSpan]) -> String {
+    let mut out = String::new();
+    let ids: std::collections::HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    let mut children: HashMap<Option<&str>, Vec<&CapturedSpan>> = HashMap::new();
+    for s in spans {
+        // Spans whose parent is missing are shown at the top level.
+        let parent = s.parent_span_id.as_deref().filter(|p| ids.contains(p));
+        children.entry(parent).or_default().push(s);
+    }
+    for list in children.values_mut() {
+        list.sort_by(|a, b| a.start_time.cmp(&b.start_time));
+    }
+    fn walk(
+        out: &mut String,
+        children: &HashMap<Option<&str>, Vec<&CapturedSpan>>,
+        parent: Option<&str>,
+        prefix: &str,
+        top: bool,
+    ) {
+        let Some(list) = children.get(&parent) else {
+            return;
+        };
+        for (i, s) in list.iter().enumerate() {
+            let last = i + 1 == list.len();
+            let (branch, next) = match (top, last) {
+                (true, _) => ("", String::new()),
+                (false, true) => ("└─ ", format!("{prefix}   ")),
+                (false, false) => ("├─ ", format!("{prefix}│  ")),
+            };
+            let _ = write!(
+                out,
+                "{prefix}{branch}{} [{}] {} {}",
+                s.name,
+                s.kind,
+                format_duration(s.duration()),
+                s.status
+            );
+            for (label, v) in [("in", &s.input), ("out", &s.output)] {
+                if !v.is_null() {
+                    let _ = write!(out, "  {label}={}", short(v));
+                }
+            }
+            if !s.events.is_empty() {
+                let _ = write!(out, "  events={}", s.events.len());
+            }
+            out.push('\n');
+            walk(out, children, Some(&s.span_id), &next, false);
+        }
+    }
+    walk(&mut out, &children, None, "", true);
+    out
+}
+
+fn short(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+fn format_duration(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros >= 1_000_000 {
+        format!("{:.2}s", d.as_secs_f64())
+    } else if micros >= 1_000 {
+        format!("{:.1}ms", micros as f64 / 1000.0)
+    } else {
+        format!("{micros}µs")
+    }
+}
+
+/// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+fn parse_rfc3339_micros(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let secs = num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+    let frac = s.get(20..s.len() - 1).unwrap_or("");
+    let micros = format!("{frac:0<6}").get(..6)?.parse::<u64>().ok()?;
+    // Days from civil (Howard Hinnant).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + secs) * 1_000_000 + micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_sdk_timestamp_form() {
+        let t = vigil_core::Timestamp::from_unix_nanos(1_795_514_400_123_456_000);
+        assert_eq!(
+            parse_rfc3339_micros(&t.to_string()),
+            Some(1_795_514_400_123_456)
+        );
+    }
+}

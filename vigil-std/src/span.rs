@@ -1,0 +1,448 @@
+//! Guards, closures and futures that record spans and traces.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
+
+use serde::Serialize;
+use serde_json::Value;
+use vigil_core::{JsonError, Name, SpanId, SpanKind, SpanStatus, TraceId};
+
+use crate::client::Client;
+use crate::config::Field;
+use crate::context::{self, Frame, Start};
+
+/// A span's name: a `&'static str` (no copy), a `String` or a `Cow`.
+pub type SpanName = Name<String>;
+
+/// Reaches a live span from anywhere on its thread (or in its future).
+///
+/// Every method does nothing when the span has ended, is not recorded, or
+/// lives on another thread: instrumentation never fails the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanHandle {
+    id: Option<SpanId>,
+}
+
+impl SpanHandle {
+    /// A handle to nothing: every method is a no-op.
+    pub const NONE: SpanHandle = SpanHandle { id: None };
+
+    pub(crate) fn new(id: Option<SpanId>) -> Self {
+        SpanHandle { id }
+    }
+
+    /// The span's id, if it is being recorded.
+    pub fn id(&self) -> Option<SpanId> {
+        self.id
+    }
+
+    /// The span's trace, if it is being recorded here.
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.with(|f| f.span.trace_id())
+    }
+
+    /// Whether the span is live and recorded on this thread.
+    pub fn is_recording(&self) -> bool {
+        self.with(|f| f.sampled).unwrap_or(false)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Frame) -> R) -> Option<R> {
+        context::with_frame(self.id?, f)
+    }
+
+    /// Records the input (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
+    pub fn set_input<T: Serialize + ?Sized>(&self, value: &T) {
+        self.set_payload(Field::Input, value);
+    }
+
+    /// Records the output (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
+    pub fn set_output<T: Serialize + ?Sized>(&self, value: &T) {
+        self.set_payload(Field::Output, value);
+    }
+
+    fn set_payload<T: Serialize + ?Sized>(&self, field: Field<'_>, value: &T) {
+        self.with(|f| {
+            if !f.sampled {
+                return;
+            }
+            let Some(client) = context_client(f) else {
+                return;
+            };
+            let config = client.config();
+            if !config.capture_content {
+                return;
+            }
+            let result = match &config.mask {
+                Some(mask) => match serde_json::to_value(value) {
+                    Ok(mut v) => {
+                        mask(field, &mut v);
+                        write_field(f, field, &v)
+                    }
+                    Err(_) => Err(JsonError::Custom),
+                },
+                None => write_field(f, field, value),
+            };
+            report(result);
+        });
+    }
+
+    /// Adds `key: value` to the span's metadata.
+    pub fn set_metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
+        self.with(|f| {
+            if !f.sampled {
+                return;
+            }
+            let mask = context_client(f).and_then(|c| c.config().mask.clone());
+            let result = match mask {
+                Some(mask) => match serde_json::to_value(value) {
+                    Ok(mut v) => {
+                        mask(Field::Metadata(key), &mut v);
+                        f.span.set_metadata(key, &v)
+                    }
+                    Err(_) => Err(JsonError::Custom),
+                },
+                None => f.span.set_metadata(key, value),
+            };
+            report(result);
+        });
+    }
+
+    /// Adds an event named `name`, stamped now, with `attributes` (an
+    /// object; `()` for none).
+    pub fn add_event<T: Serialize + ?Sized>(&self, name: &str, attributes: &T) {
+        self.with(|f| {
+            if !f.sampled {
+                return;
+            }
+            let at = context::now();
+            let mask = context_client(f).and_then(|c| c.config().mask.clone());
+            let result = match mask {
+                Some(mask) => match serde_json::to_value(attributes) {
+                    Ok(mut v) => {
+                        mask(Field::Event(name), &mut v);
+                        f.span.add_event(name, at, &v)
+                    }
+                    Err(_) => Err(JsonError::Custom),
+                },
+                None => f.span.add_event(name, at, attributes),
+            };
+            report(result);
+        });
+    }
+
+    /// Sets the status now (otherwise it is decided when the span ends).
+    pub fn set_status(&self, status: SpanStatus) {
+        self.with(|f| f.span.set_status(status));
+    }
+
+    /// Marks the span failed with `message` (kept in metadata as `error`).
+    pub fn record_error(&self, message: &dyn Display) {
+        self.with(|f| {
+            f.span.set_status(SpanStatus::Error);
+            let _ = f.span.set_metadata("error", &message.to_string());
+        });
+    }
+
+    /// Records `result`: an `Err` marks the span failed with its message.
+    pub fn record_result<T, E: Display>(&self, result: &Result<T, E>) {
+        if let Err(e) = result {
+            self.record_error(e);
+        }
+    }
+
+    /// Renames the span.
+    pub fn set_name(&self, name: impl Into<SpanName>) {
+        let name = name.into();
+        self.with(|f| f.span.set_name(name));
+    }
+
+    /// Changes the span's kind.
+    pub fn set_kind(&self, kind: SpanKind) {
+        self.with(|f| f.span.set_kind(kind));
+    }
+}
+
+fn context_client(f: &Frame) -> Option<Client> {
+    f.client.clone().or_else(crate::client::get_client)
+}
+
+fn write_field<T: Serialize + ?Sized>(
+    f: &mut Frame,
+    field: Field<'_>,
+    value: &T,
+) -> Result<(), JsonError> {
+    match field {
+        Field::Output => f.span.set_output(value),
+        _ => f.span.set_input(value),
+    }
+}
+
+/// Payload overflow is counted when the span is submitted; anything else is
+/// a value JSON cannot hold, logged once.
+fn report(result: Result<(), JsonError>) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if let Err(e) = result {
+        if e != JsonError::Full && !WARNED.swap(true, Ordering::Relaxed) {
+            log::warn!("vigil: a payload was not recorded: {e}");
+        }
+    }
+}
+
+/// A span that is current until dropped, then ends and is queued.
+///
+/// Ends with status `error` if dropped during a panic, else `ok` unless set.
+/// Not `Send`: it belongs to the thread's span stack. For async code use
+/// [`InstrumentExt::in_span`].
+#[must_use = "the span ends as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct SpanGuard {
+    handle: SpanHandle,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl SpanGuard {
+    fn start(name: SpanName, kind: SpanKind, start: Start, client: Option<&Client>) -> Self {
+        let id = context::open(name, kind, start, client).map(|frame| {
+            let id = frame.span.span_id();
+            context::push(frame);
+            id
+        });
+        SpanGuard {
+            handle: SpanHandle::new(id),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The span's handle.
+    pub fn handle(&self) -> SpanHandle {
+        self.handle
+    }
+
+    /// Ends the span now (the same as dropping the guard).
+    pub fn end(self) {}
+}
+
+impl std::ops::Deref for SpanGuard {
+    type Target = SpanHandle;
+    fn deref(&self) -> &SpanHandle {
+        &self.handle
+    }
+}
+
+impl Drop for SpanGuard {
+    fn drop(&mut self) {
+        if let Some(frame) = self.handle.id.and_then(context::pop) {
+            context::close(frame);
+        }
+    }
+}
+
+/// Starts a span as a child of the current one (or as the root of a new trace
+/// when there is none); it ends when the guard drops.
+///
+/// ```
+/// use vigil_std::{sink::capture, SpanKind};
+///
+/// let captured = capture(|| {
+///     let _trace = vigil_std::start_trace("pipeline");
+///     let search = vigil_std::start_span("search", SpanKind::Tool);
+///     search.set_input(&serde_json::json!({"query": "rust"}));
+/// });
+/// assert_eq!(captured.span("search").unwrap().input["query"], "rust");
+/// ```
+pub fn start_span(name: impl Into<SpanName>, kind: SpanKind) -> SpanGuard {
+    SpanGuard::start(name.into(), kind, Start::Child, None)
+}
+
+/// Starts a new trace (its root span, kind `chain`); it ends when the guard drops.
+pub fn start_trace(name: impl Into<SpanName>) -> SpanGuard {
+    SpanGuard::start(name.into(), SpanKind::Chain, Start::Trace, None)
+}
+
+/// Runs `f` inside a new span; returns what `f` returns.
+pub fn span<R>(name: impl Into<SpanName>, kind: SpanKind, f: impl FnOnce(&SpanHandle) -> R) -> R {
+    let guard = start_span(name, kind);
+    f(&guard)
+}
+
+/// Runs `f` inside a new span, marking it failed if `f` returns `Err`.
+pub fn try_span<T, E: Display>(
+    name: impl Into<SpanName>,
+    kind: SpanKind,
+    f: impl FnOnce(&SpanHandle) -> Result<T, E>,
+) -> Result<T, E> {
+    let guard = start_span(name, kind);
+    let result = f(&guard);
+    guard.record_result(&result);
+    result
+}
+
+/// Runs `f` inside a new trace; returns what `f` returns.
+pub fn trace<R>(name: impl Into<SpanName>, f: impl FnOnce(&SpanHandle) -> R) -> R {
+    let guard = start_trace(name);
+    f(&guard)
+}
+
+/// Runs `f` inside a new trace, marking it failed if `f` returns `Err`.
+pub fn try_trace<T, E: Display>(
+    name: impl Into<SpanName>,
+    f: impl FnOnce(&SpanHandle) -> Result<T, E>,
+) -> Result<T, E> {
+    let guard = start_trace(name);
+    let result = f(&guard);
+    guard.record_result(&result);
+    result
+}
+
+/// Starts a trace on `client` with `metadata` (an object, or `()`), as the
+/// Python SDK's `trace_context`; the trace ends when the guard drops, with
+/// status `error` if that happens during a panic.
+pub fn trace_context<M: Serialize + ?Sized>(
+    client: &Client,
+    name: impl Into<SpanName>,
+    metadata: &M,
+) -> SpanGuard {
+    let guard = SpanGuard::start(name.into(), SpanKind::Chain, Start::Trace, Some(client));
+    if let Ok(Value::Object(map)) = serde_json::to_value(metadata) {
+        for (k, v) in map {
+            guard.set_metadata(&k, &v);
+        }
+    }
+    guard
+}
+
+/// [`trace_context`] around a closure; an `Err` result marks the trace failed.
+pub fn with_trace_context<M, T, E>(
+    client: &Client,
+    name: impl Into<SpanName>,
+    metadata: &M,
+    f: impl FnOnce(&SpanHandle) -> Result<T, E>,
+) -> Result<T, E>
+where
+    M: Serialize + ?Sized,
+    E: Display,
+{
+    let guard = trace_context(client, name, metadata);
+    let result = f(&guard);
+    guard.record_result(&result);
+    result
+}
+
+/// The innermost span of this thread (or of the future being polled).
+pub fn current_span() -> SpanHandle {
+    SpanHandle::new(context::current_id())
+}
+
+/// The root span of the current trace, which holds the trace's name,
+/// metadata and status; a no-op handle if the root lives on another thread.
+pub fn current_trace() -> SpanHandle {
+    SpanHandle::new(context::current_root_id())
+}
+
+/// A future that records a span around every poll of the future it wraps;
+/// made by [`InstrumentExt::in_span`].
+pub struct Instrumented<F> {
+    future: F,
+    frame: Option<Frame>,
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is never moved out of the pinned struct; `frame`
+        // is not structurally pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let id = this.frame.as_ref().map(|f| f.span.span_id());
+        if let Some(frame) = this.frame.take() {
+            context::push(frame);
+        }
+        // Put the span back even if the future panics.
+        struct Restore<'a>(&'a mut Option<Frame>, Option<SpanId>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                if let Some(id) = self.1 {
+                    *self.0 = context::pop(id);
+                }
+            }
+        }
+        let restore = Restore(&mut this.frame, id);
+        let poll = future.poll(cx);
+        drop(restore);
+        if poll.is_ready() {
+            if let Some(frame) = this.frame.take() {
+                context::close(frame);
+            }
+        }
+        poll
+    }
+}
+
+impl<F> Drop for Instrumented<F> {
+    fn drop(&mut self) {
+        if let Some(mut frame) = self.frame.take() {
+            // Dropped before completion: the task was cancelled.
+            let _ = frame.span.set_metadata("vigil.cancelled", &true);
+            context::close(frame);
+        }
+    }
+}
+
+impl<F> Instrumented<F> {
+    /// The span's handle (usable inside the future while it is polled).
+    pub fn handle(&self) -> SpanHandle {
+        SpanHandle::new(self.frame.as_ref().map(|f| f.span.span_id()))
+    }
+}
+
+/// Runs futures inside spans, with no runtime dependency.
+pub trait InstrumentExt: Future + Sized {
+    /// Records this future as a span, child of the span current now. The span
+    /// is current during every poll, on whichever thread polls it, and ends
+    /// when the future completes (or is dropped).
+    fn in_span(self, name: impl Into<SpanName>, kind: SpanKind) -> Instrumented<Self> {
+        Instrumented {
+            frame: context::open(name.into(), kind, Start::Child, None),
+            future: self,
+        }
+    }
+
+    /// Like [`InstrumentExt::in_span`], as the root of a new trace.
+    fn in_trace(self, name: impl Into<SpanName>) -> Instrumented<Self> {
+        Instrumented {
+            frame: context::open(name.into(), SpanKind::Chain, Start::Trace, None),
+            future: self,
+        }
+    }
+
+    /// Polls this future inside `context` (see [`crate::Context`]).
+    fn with_context(self, context: crate::Context) -> WithContext<Self> {
+        WithContext {
+            future: self,
+            context,
+        }
+    }
+}
+
+impl<F: Future> InstrumentExt for F {}
+
+/// A future polled inside a [`crate::Context`]; see [`InstrumentExt::with_context`].
+pub struct WithContext<F> {
+    future: F,
+    context: crate::Context,
+}
+
+impl<F: Future> Future for WithContext<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned and never moved.
+        let this = unsafe { self.get_unchecked_mut() };
+        let _attached = this.context.attach();
+        unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
+    }
+}
