@@ -430,12 +430,12 @@ pub fn init(config: Config) -> Result<Client, ConfigError> {
 }
 
 /// [`init`] with [`Config::from_env`]: `VIGIL_ENDPOINT`, `VIGIL_API_KEY`, ...
-/// When `VIGIL_ENDPOINT` is not set, spans are printed to stderr as trees.
+/// When `VIGIL_ENDPOINT` is not set, finished traces are printed to stdout as trees.
 pub fn init_from_env() -> Result<Client, crate::EnvError> {
     let mut config = Config::from_env()?;
     if std::env::var_os("VIGIL_ENDPOINT").is_none() && config.transport.is_none() {
         config.transport = Some(Arc::new(|| {
-            Box::new(ConsoleTransport::stderr()) as BoxTransport
+            Box::new(ConsoleTransport::stdout()) as BoxTransport
         }));
     }
     init(config).map_err(crate::EnvError::Invalid)

@@ -1,0 +1,23 @@
+//! Observability for AI agents.
+//!
+//! `vigil` is the facade most applications depend on: it re-exports
+//! [`vigil_std`] (the client, the tracing API, the sinks) and the core types.
+//! Start with [`init_from_env`] and [`trace`]/[`span`]; see the crate README
+//! for the whole tour.
+//!
+//! ```
+//! use vigil::{sink::capture, SpanKind};
+//!
+//! let captured = capture(|| {
+//!     vigil::trace("pipeline", |_| {
+//!         vigil::span("search", SpanKind::Tool, |s| s.set_output(&"found"));
+//!     })
+//! });
+//! assert_eq!(captured.span("search").unwrap().output["value"], "found");
+//! ```
+#![deny(missing_docs)]
+
+pub use vigil_std::*;
+
+/// The `no_std` core: span model, queue, encoder, export state machine.
+pub use vigil_core as core;
