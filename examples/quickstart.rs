@@ -47,7 +47,10 @@ fn agent(question: &str) -> String {
             hits
         });
         plan.set_metadata("tools_used", &1);
-        llm("gpt-4o-mini", &format!("Polish {draft:?} knowing {checked:?}"))
+        llm(
+            "gpt-4o-mini",
+            &format!("Polish {draft:?} knowing {checked:?}"),
+        )
     })
 }
 

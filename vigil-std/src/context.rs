@@ -25,6 +25,8 @@ pub(crate) struct Frame {
     /// The client when it is not the global one (explicit or scoped).
     pub(crate) client: Option<Client>,
     pub(crate) sampled: bool,
+    /// Set explicitly: kept as is when the span ends.
+    pub(crate) status_set: bool,
 }
 
 enum Entry {
@@ -191,6 +193,7 @@ pub(crate) fn open(
             span,
             client: pinned.then_some(client),
             sampled: is_sampled,
+            status_set: false,
         })
     })
     .flatten()
@@ -216,17 +219,17 @@ pub(crate) fn pop(id: SpanId) -> Option<Frame> {
     .flatten()
 }
 
-/// Ends `frame` now and hands it to its client. A span still `Unset` ends
-/// `error` while its thread is panicking, else `ok`.
+/// Ends `frame` now and hands it to its client. Unless its status was set
+/// explicitly, a span ends `error` while its thread is panicking, else `ok`.
 pub(crate) fn close(mut frame: Frame) {
-    let status = match frame.span.status() {
-        SpanStatus::Unset if std::thread::panicking() => SpanStatus::Error,
-        SpanStatus::Unset => SpanStatus::Ok,
-        set => set,
-    };
-    if std::thread::panicking() && frame.span.status() == SpanStatus::Unset {
+    let status = if frame.status_set {
+        frame.span.status()
+    } else if std::thread::panicking() {
         let _ = frame.span.set_metadata("error", "panicked");
-    }
+        SpanStatus::Error
+    } else {
+        SpanStatus::Ok
+    };
     frame.span.end(now(), status);
     if !frame.sampled {
         return;
@@ -312,7 +315,10 @@ pub(crate) fn current_client() -> Option<Client> {
 /// ```
 #[derive(Clone, Default)]
 pub struct Context {
-    inner: Option<ContextInner>,
+    parent: Option<ContextInner>,
+    /// The client spans go to (carried even when there is no span, so a
+    /// scoped client such as [`crate::sink::capture`]'s follows threads).
+    client: Option<Client>,
 }
 
 #[derive(Clone)]
@@ -324,43 +330,54 @@ struct ContextInner {
 }
 
 impl Context {
-    /// The current span's context (empty when there is none).
+    /// The current span's context (with no span, just the current client).
     pub fn current() -> Context {
-        let inner = with_local(|l| {
-            let entry = l.stack.last()?;
-            let (trace_id, span_id, sampled) = entry.ids();
-            let client = entry.client().cloned().or_else(|| l.scoped.last().cloned());
-            Some(ContextInner {
-                trace_id,
-                span_id,
-                sampled,
-                client,
-            })
+        with_local(|l| {
+            let client = l
+                .stack
+                .last()
+                .and_then(Entry::client)
+                .cloned()
+                .or_else(|| l.scoped.last().cloned());
+            let parent = l.stack.last().map(|entry| {
+                let (trace_id, span_id, sampled) = entry.ids();
+                ContextInner {
+                    trace_id,
+                    span_id,
+                    sampled,
+                    client: client.clone(),
+                }
+            });
+            Context { parent, client }
         })
-        .flatten();
-        Context { inner }
+        .unwrap_or_default()
     }
 
     /// Whether there is a span to attach to.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_none()
+        self.parent.is_none()
     }
 
     /// The trace, if any.
     pub fn trace_id(&self) -> Option<TraceId> {
-        self.inner.as_ref().map(|c| c.trace_id)
+        self.parent.as_ref().map(|c| c.trace_id)
     }
 
     /// Makes this context current on this thread until the guard drops: spans
     /// started meanwhile become children of the context's span.
     pub fn attach(&self) -> ContextGuard {
-        let attached = match &self.inner {
-            Some(c) => with_local(|l| {
-                l.stack.push(Entry::Remote(c.clone()));
-                c.span_id
-            }),
-            None => None,
-        };
+        let attached = with_local(|l| match (&self.parent, &self.client) {
+            (Some(parent), _) => {
+                l.stack.push(Entry::Remote(parent.clone()));
+                Attached::Parent(parent.span_id)
+            }
+            (None, Some(client)) => {
+                l.scoped.push(client.clone());
+                Attached::Client
+            }
+            (None, None) => Attached::Nothing,
+        })
+        .unwrap_or(Attached::Nothing);
         ContextGuard {
             attached,
             _not_send: std::marker::PhantomData,
@@ -370,7 +387,7 @@ impl Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.inner {
+        match &self.parent {
             Some(c) => f
                 .debug_struct("Context")
                 .field("trace_id", &c.trace_id)
@@ -381,26 +398,36 @@ impl std::fmt::Debug for Context {
     }
 }
 
+enum Attached {
+    Parent(SpanId),
+    Client,
+    Nothing,
+}
+
 /// Detaches a [`Context`] when dropped.
 #[must_use = "the context is detached when the guard is dropped"]
 pub struct ContextGuard {
-    attached: Option<SpanId>,
+    attached: Attached,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        if let Some(id) = self.attached {
-            let _ = with_local(|l| {
-                if let Some(at) = l
+        let _ = with_local(|l| match self.attached {
+            Attached::Parent(id) => {
+                let found = l
                     .stack
                     .iter()
-                    .rposition(|e| matches!(e, Entry::Remote(c) if c.span_id == id))
-                {
+                    .rposition(|e| matches!(e, Entry::Remote(c) if c.span_id == id));
+                if let Some(at) = found {
                     l.stack.remove(at);
                 }
-            });
-        }
+            }
+            Attached::Client => {
+                l.scoped.pop();
+            }
+            Attached::Nothing => {}
+        });
     }
 }
 

@@ -136,13 +136,17 @@ impl SpanHandle {
 
     /// Sets the status now (otherwise it is decided when the span ends).
     pub fn set_status(&self, status: SpanStatus) {
-        self.with(|f| f.span.set_status(status));
+        self.with(|f| {
+            f.span.set_status(status);
+            f.status_set = true;
+        });
     }
 
     /// Marks the span failed with `message` (kept in metadata as `error`).
     pub fn record_error(&self, message: &dyn Display) {
         self.with(|f| {
             f.span.set_status(SpanStatus::Error);
+            f.status_set = true;
             let _ = f.span.set_metadata("error", &message.to_string());
         });
     }

@@ -1,0 +1,428 @@
+//! The tracing API, through the in-memory capture (no global state).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+
+use serde_json::json;
+use vigil_std::sink::{capture, capture_with};
+use vigil_std::{
+    current_span, current_trace, Config, Context, InstrumentExt, SpanKind, SpanStatus,
+};
+
+#[test]
+fn spans_nest_under_the_current_span_and_the_trace_root() {
+    let c = capture(|| {
+        vigil_std::trace("pipeline", |_| {
+            vigil_std::span("outer", SpanKind::Agent, |_| {
+                vigil_std::span("inner", SpanKind::Tool, |_| ());
+            });
+        })
+    });
+    let root = c.span("pipeline").unwrap();
+    let outer = c.span("outer").unwrap();
+    let inner = c.span("inner").unwrap();
+    assert_eq!(root.parent_span_id, None);
+    assert_eq!(root.kind, "chain");
+    assert_eq!(outer.parent_span_id.as_ref(), Some(&root.span_id));
+    assert_eq!(inner.parent_span_id.as_ref(), Some(&outer.span_id));
+    assert!(c.spans().all(|s| s.trace_id == root.trace_id));
+    let trace = c.trace("pipeline").unwrap();
+    assert_eq!(trace.status.as_deref(), Some("ok"));
+    assert_eq!(c.traces.len(), 1);
+    // Durations nest: the parent starts before and ends after its child.
+    assert!(outer.start_time <= inner.start_time && outer.end_time >= inner.end_time);
+}
+
+#[test]
+fn handles_set_input_output_metadata_events_status_and_name() {
+    let c = capture(|| {
+        vigil_std::trace("t", |t| {
+            t.set_metadata("version", "1.0");
+            let s = vigil_std::start_span("draft", SpanKind::Llm);
+            current_span().set_input(&json!({"prompt": "Hi"}));
+            current_span().set_output(&"Hello");
+            vigil_std::log_event("token", &json!({"n": 1}));
+            vigil_std::attach_metadata("model", "gpt-4");
+            current_trace().set_metadata("user", "u1");
+            s.set_name("renamed");
+            s.set_kind(SpanKind::Tool);
+            s.set_status(SpanStatus::Unset);
+        })
+    });
+    let s = c.span("renamed").unwrap();
+    assert_eq!(s.kind, "tool");
+    assert_eq!(s.status, "unset", "an explicit status is kept");
+    assert_eq!(s.input, json!({"prompt": "Hi"}));
+    assert_eq!(s.output, json!({"value": "Hello"}));
+    assert_eq!(s.metadata, json!({"model": "gpt-4"}));
+    assert_eq!(s.events[0]["name"], "token");
+    assert_eq!(s.events[0]["attributes"], json!({"n": 1}));
+    let trace = c.trace("t").unwrap();
+    assert_eq!(trace.metadata["version"], "1.0");
+    assert_eq!(trace.metadata["user"], "u1");
+}
+
+#[test]
+fn errors_and_panics_mark_spans_failed() {
+    let c = capture(|| {
+        let r: Result<(), String> = vigil_std::try_trace("t", |_| {
+            vigil_std::try_span("fails", SpanKind::Tool, |_| Err::<(), _>("boom".to_owned()))
+        });
+        assert!(r.is_err());
+        let caught = std::panic::catch_unwind(|| {
+            vigil_std::trace("p", |_| {
+                vigil_std::span("panics", SpanKind::Tool, |_| panic!("bad"))
+            })
+        });
+        assert!(caught.is_err());
+    });
+    let fails = c.span("fails").unwrap();
+    assert_eq!(fails.status, "error");
+    assert_eq!(fails.metadata["error"], "boom");
+    assert_eq!(c.trace("t").unwrap().status.as_deref(), Some("error"));
+    assert_eq!(c.span("panics").unwrap().status, "error");
+    assert_eq!(c.span("p").unwrap().status, "error");
+    assert_eq!(c.trace("p").unwrap().status.as_deref(), Some("error"));
+}
+
+#[test]
+fn guards_dropped_out_of_order_leave_the_stack_consistent() {
+    let c = capture(|| {
+        let t = vigil_std::start_trace("t");
+        let a = vigil_std::start_span("a", SpanKind::Tool);
+        let b = vigil_std::start_span("b", SpanKind::Tool);
+        drop(a); // ends before its child
+        assert_eq!(current_span().id(), b.id(), "b is still current");
+        let c2 = vigil_std::start_span("c", SpanKind::Tool);
+        drop(b);
+        drop(c2);
+        assert_eq!(current_span().id(), t.id());
+        vigil_std::span("d", SpanKind::Tool, |_| ());
+    });
+    let id = |n: &str| c.span(n).unwrap().span_id.clone();
+    assert_eq!(c.span("b").unwrap().parent_span_id, Some(id("a")));
+    assert_eq!(c.span("c").unwrap().parent_span_id, Some(id("b")));
+    assert_eq!(c.span("d").unwrap().parent_span_id, Some(id("t")));
+}
+
+#[test]
+fn nested_traces_are_separate_traces_and_a_lone_span_starts_its_own() {
+    let c = capture(|| {
+        vigil_std::trace("outer", |_| {
+            vigil_std::trace("inner", |_| vigil_std::span("x", SpanKind::Tool, |_| ()));
+        });
+        vigil_std::span("lone", SpanKind::Tool, |_| ());
+    });
+    assert_eq!(c.traces.len(), 3);
+    let x = c.span("x").unwrap();
+    assert_eq!(x.trace_id, c.span("inner").unwrap().trace_id);
+    assert_ne!(x.trace_id, c.span("outer").unwrap().trace_id);
+    // Documented: a span with no active trace is the root of a trace of its own.
+    let lone = c.trace("lone").unwrap();
+    assert_eq!(lone.spans.len(), 1);
+    assert_eq!(lone.spans[0].parent_span_id, None);
+}
+
+#[test]
+fn context_follows_spawned_threads() {
+    let c = capture(|| {
+        vigil_std::trace("t", |_| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    vigil_std::spawn(move || {
+                        vigil_std::span(format!("worker-{i}"), SpanKind::Tool, |_| ());
+                    })
+                })
+                .collect();
+            handles.into_iter().for_each(|h| h.join().unwrap());
+            // Attached and detached explicitly.
+            let ctx = Context::current();
+            std::thread::spawn(move || {
+                {
+                    let _g = ctx.attach();
+                    vigil_std::span("attached", SpanKind::Tool, |_| ());
+                }
+                assert!(current_span().id().is_none(), "detached again");
+            })
+            .join()
+            .unwrap();
+        })
+    });
+    let root = c.span("t").unwrap();
+    for name in ["worker-0", "worker-3", "attached"] {
+        assert_eq!(
+            c.span(name).unwrap().parent_span_id.as_ref(),
+            Some(&root.span_id),
+            "{name}"
+        );
+    }
+    assert_eq!(c.traces.len(), 1);
+}
+
+/// A minimal executor: polls the future to completion on this thread.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// Yields once, so a future is polled more than once.
+struct YieldOnce(bool);
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn instrumented_futures_keep_their_span_across_polls_with_a_hand_written_executor() {
+    let c = capture(|| {
+        block_on(
+            async {
+                YieldOnce(false).await;
+                vigil_std::span("after-await", SpanKind::Tool, |_| ());
+                current_span().set_metadata("polled", &true);
+                async {
+                    YieldOnce(false).await;
+                    vigil_std::log_event("inside", &());
+                }
+                .in_span("inner-future", SpanKind::Llm)
+                .await;
+            }
+            .in_trace("async-trace"),
+        );
+        assert!(
+            current_span().id().is_none(),
+            "nothing leaks onto the thread"
+        );
+    });
+    let root = c.span("async-trace").unwrap();
+    assert_eq!(root.metadata["polled"], true);
+    assert_eq!(
+        c.span("after-await").unwrap().parent_span_id.as_ref(),
+        Some(&root.span_id)
+    );
+    let inner = c.span("inner-future").unwrap();
+    assert_eq!(inner.parent_span_id.as_ref(), Some(&root.span_id));
+    assert_eq!(inner.events[0]["name"], "inside");
+}
+
+#[test]
+fn futures_on_a_multi_thread_tokio_runtime_never_see_each_others_spans() {
+    let c = capture(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        let ctx_client = Context::current();
+        rt.block_on(async move {
+            let tasks: Vec<_> = (0..16)
+                .map(|i| {
+                    tokio::spawn(
+                        async move {
+                            for j in 0..3 {
+                                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                                tokio::task::yield_now().await;
+                                vigil_std::span(
+                                    format!("task-{i}-step-{j}"),
+                                    SpanKind::Tool,
+                                    |_| (),
+                                );
+                            }
+                        }
+                        .in_trace(format!("task-{i}"))
+                        .with_context(ctx_client.clone()),
+                    )
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+    });
+    assert_eq!(c.traces.len(), 16);
+    for i in 0..16 {
+        let trace = c.trace(&format!("task-{i}")).unwrap();
+        assert_eq!(trace.spans.len(), 4, "task {i}");
+        let root = trace
+            .spans
+            .iter()
+            .find(|s| s.parent_span_id.is_none())
+            .unwrap();
+        for s in trace.spans.iter().filter(|s| s.parent_span_id.is_some()) {
+            assert!(
+                s.name.starts_with(&format!("task-{i}-")),
+                "{} in task {i}",
+                s.name
+            );
+            assert_eq!(s.parent_span_id.as_ref(), Some(&root.span_id));
+        }
+    }
+}
+
+#[test]
+fn convenience_functions_do_nothing_without_a_client() {
+    vigil_std::log_event("e", &json!({"k": 1}));
+    vigil_std::attach_metadata("k", "v");
+    vigil_std::log_llm_call("gpt-4", &json!({}), &json!({}));
+    vigil_std::log_tool_call("search", &json!({}), &json!({}));
+    let out = vigil_std::span("s", SpanKind::Tool, |s| {
+        assert!(!s.is_recording());
+        7
+    });
+    assert_eq!(out, 7);
+}
+
+#[test]
+fn log_llm_call_and_log_tool_call_make_ended_spans() {
+    let c = capture(|| {
+        vigil_std::trace("t", |_| {
+            vigil_std::log_llm_call("gpt-4", &json!({"prompt": "Hi"}), &json!({"text": "Hello"}));
+            vigil_std::log_tool_call("search", &json!({"query": "foo"}), &json!({"results": [1]}));
+        })
+    });
+    let llm = c.span("llm:gpt-4").unwrap();
+    assert_eq!((llm.kind.as_str(), llm.status.as_str()), ("llm", "ok"));
+    assert_eq!(llm.output, json!({"text": "Hello"}));
+    assert!(llm.end_time.is_some());
+    let tool = c.span("tool:search").unwrap();
+    assert_eq!(tool.kind, "tool");
+    assert_eq!(tool.input, json!({"query": "foo"}));
+}
+
+#[test]
+fn trace_context_uses_the_given_client_and_metadata() {
+    let (transport, store) = vigil_std::sink::MemoryTransport::new();
+    let config = Config::builder()
+        .flush_interval_ms(10)
+        .transport(move || transport.clone());
+    let client = vigil_std::Client::new(config.build().unwrap()).unwrap();
+    {
+        let _trace = vigil_std::trace_context(&client, "op", &json!({"k": "v"}));
+        vigil_std::span("child", SpanKind::Tool, |_| ());
+        let handle = std::thread::spawn({
+            let ctx = Context::current();
+            move || {
+                let _g = ctx.attach();
+                vigil_std::span("in-thread", SpanKind::Tool, |_| ());
+            }
+        });
+        handle.join().unwrap();
+    }
+    let r: Result<(), &str> = vigil_std::with_trace_context(&client, "failing", &(), |_| Err("no"));
+    assert!(r.is_err());
+    let report = client.shutdown();
+    assert!(report.completed);
+    let c = store.captured();
+    let op = c.trace("op").unwrap();
+    assert_eq!(op.metadata["k"], "v");
+    assert_eq!(op.spans.len(), 3, "children go to the trace's client");
+    assert_eq!(c.trace("failing").unwrap().status.as_deref(), Some("error"));
+}
+
+#[test]
+fn disabled_sdk_records_nothing() {
+    let (n, c) = capture_with(Config::builder().enabled(false), || {
+        vigil_std::trace("t", |t| {
+            assert!(!t.is_recording());
+            vigil_std::span("s", SpanKind::Tool, |_| 3)
+        })
+    });
+    assert_eq!(n, 3);
+    assert!(c.traces.is_empty());
+    assert_eq!(c.report.unwrap().stats.spans_started, 0);
+}
+
+#[test]
+fn sampling_is_decided_once_per_trace() {
+    let (_, none) = capture_with(Config::builder().sample_rate(0.0), || {
+        for _ in 0..50 {
+            vigil_std::trace("t", |_| vigil_std::span("s", SpanKind::Tool, |_| ()));
+        }
+    });
+    assert!(none.traces.is_empty());
+    let (_, half) = capture_with(Config::builder().sample_rate(0.5), || {
+        for _ in 0..400 {
+            vigil_std::trace("t", |_| vigil_std::span("s", SpanKind::Tool, |_| ()));
+        }
+    });
+    assert!(
+        (120..280).contains(&half.traces.len()),
+        "{}",
+        half.traces.len()
+    );
+    assert!(
+        half.traces.iter().all(|t| t.spans.len() == 2),
+        "whole traces or nothing"
+    );
+}
+
+#[test]
+fn masking_and_content_switch() {
+    let (_, c) = capture_with(
+        Config::builder().mask(|_, v| {
+            if let Some(obj) = v.as_object_mut() {
+                if obj.contains_key("password") {
+                    obj.insert("password".into(), json!("***"));
+                }
+            }
+        }),
+        || {
+            vigil_std::trace("t", |t| {
+                t.set_input(&json!({"user": "a", "password": "hunter2"}));
+                t.set_metadata("creds", &json!({"password": "x"}));
+            })
+        },
+    );
+    let s = c.span("t").unwrap();
+    assert_eq!(s.input, json!({"user": "a", "password": "***"}));
+    assert_eq!(s.metadata["creds"]["password"], "***");
+
+    let (_, c) = capture_with(Config::builder().capture_content(false), || {
+        vigil_std::trace("t", |t| {
+            t.set_input(&json!({"secret": 1}));
+            t.set_output(&"also secret");
+            t.set_metadata("kept", &true);
+        })
+    });
+    let s = c.span("t").unwrap();
+    assert!(s.input.is_null() && s.output.is_null());
+    assert_eq!(s.metadata["kept"], true);
+}
+
+#[test]
+fn ids_are_unique_across_many_traces() {
+    let c = capture(|| {
+        for _ in 0..200 {
+            vigil_std::trace("t", |_| {
+                for _ in 0..5 {
+                    vigil_std::span("s", SpanKind::Tool, |_| ());
+                }
+            });
+        }
+    });
+    let ids: HashSet<_> = c.spans().map(|s| s.span_id.clone()).collect();
+    assert_eq!(ids.len(), 1200);
+    let traces: HashSet<_> = c.traces.iter().map(|t| t.trace_id.clone()).collect();
+    assert_eq!(traces.len(), 200);
+}
