@@ -32,7 +32,7 @@ impl Timestamp {
     }
 
     /// This timestamp moved `d` later (saturating at the far future).
-    pub fn add(self, d: Duration) -> Self {
+    pub fn saturating_add(self, d: Duration) -> Self {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Self(self.0.saturating_add(nanos))
     }

@@ -282,11 +282,13 @@ fn attempts_are_bounded_then_the_spans_are_dropped_and_counted() {
     for _ in 0..3 {
         p.submit(g.child(&tr));
     }
-    t.script = std::iter::repeat(Outcome::Retry {
-        after: None,
-        reason: RetryReason::Failed,
-    })
-    .take(100)
+    t.script = std::iter::repeat_n(
+        Outcome::Retry {
+            after: None,
+            reason: RetryReason::Failed,
+        },
+        100,
+    )
     .collect();
     run_to_end(&mut exp, &p, &mut t, ms(10), 100);
     assert_eq!(t.sent.len(), 5, "default max_attempts");
@@ -338,11 +340,13 @@ fn retries_wait_for_the_backoff_before_sending_again() {
         1,
     );
     p.submit(g.lone());
-    t.script = std::iter::repeat(Outcome::Retry {
-        after: None,
-        reason: RetryReason::Failed,
-    })
-    .take(7)
+    t.script = std::iter::repeat_n(
+        Outcome::Retry {
+            after: None,
+            reason: RetryReason::Failed,
+        },
+        7,
+    )
     .collect();
     run_to_end(&mut exp, &p, &mut t, ms(10), 100);
     assert_eq!(t.sent.len(), 8);
@@ -364,7 +368,7 @@ fn retry_after_is_honoured_and_rate_limits_cost_no_attempt() {
         after: Some(Duration::from_secs(7)),
         reason: RetryReason::RateLimited,
     };
-    t.script = std::iter::repeat(limited).take(10).collect();
+    t.script = std::iter::repeat_n(limited, 10).collect();
     assert!(matches!(drive(&mut exp, &p, &mut t, ms(10)), Poll::Wait(at) if at == ms(7010)));
     assert_eq!(
         drive(&mut exp, &p, &mut t, ms(7009)),
@@ -385,11 +389,13 @@ fn an_unreachable_server_pauses_sending_without_using_up_attempts() {
     let (p, mut t, mut g) = (pipe(100), Scripted::default(), gen());
     let mut exp = Exp::new(settings(100, 10), "", 1);
     p.submit(g.lone());
-    t.script = std::iter::repeat(Outcome::Retry {
-        after: None,
-        reason: RetryReason::Unreachable,
-    })
-    .take(30)
+    t.script = std::iter::repeat_n(
+        Outcome::Retry {
+            after: None,
+            reason: RetryReason::Unreachable,
+        },
+        30,
+    )
     .collect();
     let end = run_to_end(&mut exp, &p, &mut t, ms(10), 200);
     assert_eq!(t.sent.len(), 31);
@@ -406,11 +412,13 @@ fn spans_awaiting_retry_count_against_the_queue_so_memory_stays_fixed() {
     for _ in 0..5 {
         p.submit(g.lone());
     }
-    t.script = std::iter::repeat(Outcome::Retry {
-        after: None,
-        reason: RetryReason::Unreachable,
-    })
-    .take(1000)
+    t.script = std::iter::repeat_n(
+        Outcome::Retry {
+            after: None,
+            reason: RetryReason::Unreachable,
+        },
+        1000,
+    )
     .collect();
     drive(&mut exp, &p, &mut t, ms(10));
     assert_eq!(p.queue().len(), 0, "all five taken into the batch");

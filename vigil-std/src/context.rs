@@ -125,7 +125,7 @@ pub(crate) fn now() -> Timestamp {
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         (Instant::now(), Timestamp::from_unix_nanos(wall))
     });
-    wall.add(instant.elapsed())
+    wall.saturating_add(instant.elapsed())
 }
 
 /// Whether a trace with this id is recorded, given the client's threshold.
