@@ -18,7 +18,7 @@ use crate::encode::{encode_ingest, encode_patch, Envelope};
 use crate::id::IdGenerator;
 use crate::queue::{Queue, Slot};
 use crate::span::Span;
-use crate::stats::{add, Stats};
+use crate::stats::{add, Stats, StatsSnapshot};
 use crate::transport::{Outcome, Request, RequestKind, RetryReason, Transport};
 
 /// Where finished spans wait, with the counters that account for them.
@@ -38,28 +38,31 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         }
     }
 
-    /// Hands an ended span to the exporter. Never blocks: when the queue is
-    /// full the span is dropped and counted in `dropped_queue_full`.
-    pub fn submit(&self, span: Span<B>) -> bool {
-        add(&self.stats.spans_ended, 1);
+    /// Hands an ended span to the exporter and returns its ticket in the
+    /// queue. Never blocks: when the queue is full the span is dropped,
+    /// counted in `dropped_queue_full`, and `None` returned.
+    #[inline]
+    pub fn submit(&self, span: Span<B>) -> Option<usize> {
         if !span.truncated().is_empty() {
-            self.stats.payload_truncated();
+            add(&self.stats.payloads_truncated, 1);
         }
         match self.queue.push(span) {
-            Ok(()) => {
-                add(&self.stats.spans_queued, 1);
-                true
-            }
+            Ok(ticket) => Some(ticket),
             Err(_) => {
                 add(&self.stats.dropped_queue_full, 1);
-                false
+                None
             }
         }
     }
 
-    /// The counters.
+    /// The live counters (to count span starts).
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The counters as they are now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        self.stats.snapshot(self.queue.pushed() as u64)
     }
 
     /// The queue.

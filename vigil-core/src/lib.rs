@@ -46,7 +46,7 @@
 //! let mut transport = Sent(0);
 //! while exporter.poll(Duration::ZERO, &pipeline, &mut transport, &mut buf) == Poll::Again {}
 //! assert_eq!(transport.0, 2);
-//! assert_eq!(pipeline.stats().snapshot().spans_delivered, 2);
+//! assert_eq!(pipeline.snapshot().spans_delivered, 2);
 //! ```
 #![no_std]
 #![deny(missing_docs)]
@@ -84,6 +84,6 @@ pub use model::{SpanKind, SpanStatus, UnknownName};
 pub use span::{
     Name, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS, TRUNCATED_MARKER,
 };
-pub use stats::{Stats, StatsSnapshot};
+pub use stats::{Stats, StatsSnapshot, STARTED_SHARDS};
 pub use time::{Clock, Timestamp, RFC3339_LEN};
 pub use transport::{Outcome, Request, RequestKind, RetryReason, Transport};

@@ -91,7 +91,7 @@ struct Padded<T>(T);
 /// assert_eq!(QUEUE.pop(), Some(0));
 /// assert_eq!(QUEUE.push(9), Err(9), "0 still counts until released");
 /// QUEUE.release(1);
-/// assert_eq!(QUEUE.push(9), Ok(()));
+/// assert_eq!(QUEUE.push(9), Ok(4), "the fifth record pushed");
 /// ```
 pub struct Queue<T, S: AsRef<[Slot<T>]>> {
     tail: Padded<AtomicUsize>,
@@ -203,8 +203,10 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         self.tail.0.load(Ordering::Acquire).saturating_sub(released)
     }
 
-    /// Adds `value` at the back, or hands it back if the queue is full.
-    pub fn push(&self, value: T) -> Result<(), T> {
+    /// Adds `value` at the back and returns its ticket (how many records were
+    /// pushed before it), or hands it back if the queue is full.
+    #[inline]
+    pub fn push(&self, value: T) -> Result<usize, T> {
         let slots = self.slots.as_ref();
         if slots.len() < 2 {
             return Err(value);
@@ -237,7 +239,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         // until the sequence number is published below.
         slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
         slot.seq.store(lap.wrapping_add(1), Ordering::Release);
-        Ok(())
+        Ok(tail)
     }
 
     /// Takes the record at the front, if one is ready.

@@ -1,43 +1,74 @@
 //! Counters of everything that happens to spans, so no loss goes unseen.
+//!
+//! The hot path touches no shared counter: spans queued are the queue's own
+//! push count, spans ended are those plus the drops, and spans started are
+//! counted in shards that threads pick apart from each other.
 
 use core::sync::atomic::Ordering::Relaxed;
 
 #[cfg(target_has_atomic = "64")]
-type Counter = core::sync::atomic::AtomicU64;
+pub(crate) type Counter = core::sync::atomic::AtomicU64;
 #[cfg(not(target_has_atomic = "64"))]
-type Counter = core::sync::atomic::AtomicU32;
+pub(crate) type Counter = core::sync::atomic::AtomicU32;
+
+/// Shards of the `spans_started` counter.
+pub const STARTED_SHARDS: usize = 8;
+
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    repr(align(64))
+)]
+#[derive(Debug, Default)]
+struct Shard(Counter);
 
 macro_rules! stats {
     ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
-        /// Live counters, updated with relaxed atomics from any thread.
+        /// Live counters, updated with relaxed atomics from any thread. Read
+        /// them through [`crate::Pipeline::snapshot`].
         #[derive(Debug, Default)]
         pub struct Stats {
-            $($(#[$doc])* pub(crate) $field: Counter,)*
+            started: [Shard; STARTED_SHARDS],
+            $(pub(crate) $field: Counter,)*
         }
 
-        /// A copy of [`Stats`] at one moment.
+        /// A copy of the counters at one moment.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct StatsSnapshot {
+            /// Spans started (sampled ones).
+            pub spans_started: u64,
+            /// Spans ended: queued or dropped because the queue was full.
+            pub spans_ended: u64,
+            /// Spans accepted into the queue.
+            pub spans_queued: u64,
             $($(#[$doc])* pub $field: u64,)*
         }
 
         impl Stats {
-            /// The counters as they are now.
-            pub fn snapshot(&self) -> StatsSnapshot {
-                StatsSnapshot { $($field: self.$field.load(Relaxed).into(),)* }
+            /// All counters at zero.
+            pub const fn new() -> Self {
+                Stats {
+                    started: [const { Shard(Counter::new(0)) }; STARTED_SHARDS],
+                    $($field: Counter::new(0),)*
+                }
+            }
+
+            pub(crate) fn snapshot(&self, queued: u64) -> StatsSnapshot {
+                let mut s = StatsSnapshot {
+                    spans_started: self.started.iter().map(|c| u64::from(c.0.load(Relaxed))).sum(),
+                    spans_queued: queued,
+                    $($field: self.$field.load(Relaxed).into(),)*
+                    ..StatsSnapshot::default()
+                };
+                s.spans_ended = queued + s.dropped_queue_full;
+                s
             }
         }
     };
 }
 
 stats! {
-    /// Spans started.
-    spans_started,
-    /// Spans ended (each is then queued or dropped).
-    spans_ended,
-    /// Spans accepted into the queue.
-    spans_queued,
     /// Spans dropped because the queue was full.
     dropped_queue_full,
     /// Spans the server accepted.
@@ -50,7 +81,7 @@ stats! {
     dropped_oversize,
     /// Spans dropped unsent at shutdown (deadline reached or server away).
     dropped_at_shutdown,
-    /// Payload fields or entries cut to fit their limit.
+    /// Spans with a payload field or entry cut to fit its limit.
     payloads_truncated,
     /// Trace status/metadata updates (PATCH) that failed for good.
     patches_failed,
@@ -63,39 +94,11 @@ stats! {
 }
 
 impl Stats {
-    /// All counters at zero.
-    pub const fn new() -> Self {
-        macro_rules! zero {
-            () => {
-                Counter::new(0)
-            };
-        }
-        Stats {
-            spans_started: zero!(),
-            spans_ended: zero!(),
-            spans_queued: zero!(),
-            dropped_queue_full: zero!(),
-            spans_delivered: zero!(),
-            spans_rejected: zero!(),
-            dropped_after_retries: zero!(),
-            dropped_oversize: zero!(),
-            dropped_at_shutdown: zero!(),
-            payloads_truncated: zero!(),
-            patches_failed: zero!(),
-            requests: zero!(),
-            retries: zero!(),
-            bytes_sent: zero!(),
-        }
-    }
-
-    /// Counts a span start.
-    pub fn span_started(&self) {
-        add(&self.spans_started, 1);
-    }
-
-    /// Counts a payload field cut to its limit.
-    pub fn payload_truncated(&self) {
-        add(&self.payloads_truncated, 1);
+    /// Counts a span start in shard `shard` (any number; threads that use
+    /// different shards never contend).
+    #[inline]
+    pub fn span_started(&self, shard: usize) {
+        add(&self.started[shard % STARTED_SHARDS].0, 1);
     }
 }
 

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -53,7 +53,8 @@ impl Entry {
 
 struct Local {
     stack: Vec<Entry>,
-    ids: Option<IdGenerator>,
+    /// This thread's id generator and its shard of the `spans_started` counter.
+    ids: Option<(IdGenerator, usize)>,
     global: Option<(u64, Option<Client>)>,
     scoped: Vec<Client>,
 }
@@ -74,9 +75,12 @@ fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 }
 
 impl Local {
-    fn ids(&mut self) -> &mut IdGenerator {
-        self.ids
-            .get_or_insert_with(|| IdGenerator::from_seed(entropy()))
+    fn ids(&mut self) -> &mut (IdGenerator, usize) {
+        static THREADS: AtomicUsize = AtomicUsize::new(0);
+        self.ids.get_or_insert_with(|| {
+            let shard = THREADS.fetch_add(1, Ordering::Relaxed);
+            (IdGenerator::from_seed(entropy()), shard)
+        })
     }
 
     /// The client new spans go to when no parent names one.
@@ -157,46 +161,77 @@ pub(crate) fn open(
     start: Start,
     explicit: Option<&Client>,
 ) -> Option<Frame> {
+    with_local(|l| build(l, name, kind, start, explicit)).flatten()
+}
+
+/// Starts a span and makes it current; returns its id. Builds the span
+/// straight onto the stack, since moving it costs more than anything else here.
+pub(crate) fn open_current(
+    name: Name<String>,
+    kind: SpanKind,
+    start: Start,
+    explicit: Option<&Client>,
+) -> Option<SpanId> {
     with_local(|l| {
+        let frame = build(l, name, kind, start, explicit)?;
+        let id = frame.span.span_id();
+        l.stack.push(Entry::Span(frame));
+        Some(id)
+    })
+    .flatten()
+}
+
+#[inline(always)]
+fn build(
+    l: &mut Local,
+    name: Name<String>,
+    kind: SpanKind,
+    start: Start,
+    explicit: Option<&Client>,
+) -> Option<Frame> {
+    {
         let parent = match start {
-            Start::Child => l.stack.last().map(|e| (e.ids(), e.client().cloned())),
+            Start::Child => l.stack.last(),
             Start::Trace => None,
         };
-        let inherited = explicit
-            .cloned()
-            .or_else(|| parent.as_ref().and_then(|p| p.1.clone()));
-        let (client, pinned) = match inherited {
-            Some(c) => (c, true),
-            None => match l.scoped.last() {
-                Some(c) => (c.clone(), true),
-                None => (l.global_client()?.clone(), false),
-            },
+        let parent_ids = parent.map(Entry::ids);
+        // A client other than the global one is carried by the span (and its
+        // children); the global one is looked up again when the span ends,
+        // so the common case clones no `Arc`.
+        let pinned = explicit
+            .or_else(|| parent.and_then(Entry::client))
+            .or(l.scoped.last())
+            .cloned();
+        let (span_id, new_trace, shard) = {
+            let (ids, shard) = l.ids();
+            let new_trace = parent_ids.is_none().then(|| ids.trace_id());
+            (ids.span_id(), new_trace, *shard)
+        };
+        let client = match &pinned {
+            Some(c) => c,
+            None => l.global_client()?,
         };
         if !client.is_enabled() {
             return None;
         }
-        let span_id = l.ids().span_id();
-        let (trace_id, parent_id, is_sampled) = match parent.as_ref().map(|p| p.0) {
-            Some((trace, parent, sampled)) => (trace, Some(parent), sampled),
-            None => {
-                let trace = l.ids().trace_id();
-                (trace, None, sampled(trace, &client))
-            }
+        let (trace_id, parent_id, is_sampled) = match (parent_ids, new_trace) {
+            (Some((trace, parent, sampled)), _) => (trace, Some(parent), sampled),
+            (None, Some(trace)) => (trace, None, sampled(trace, client)),
+            (None, None) => return None,
         };
         let mut span = Record::new(trace_id, span_id, parent_id, name, kind, now());
         span.set_root(parent_id.is_none());
         span.set_field_limit(client.config().max_field_bytes);
         if is_sampled {
-            client.inner.pipeline.stats().span_started();
+            client.inner.pipeline.stats().span_started(shard);
         }
         Some(Frame {
             span,
-            client: pinned.then_some(client),
+            client: pinned,
             sampled: is_sampled,
             status_set: false,
         })
-    })
-    .flatten()
+    }
 }
 
 /// Makes `frame` the current span of this thread.
@@ -211,7 +246,12 @@ pub(crate) fn pop(id: SpanId) -> Option<Frame> {
             .stack
             .iter()
             .rposition(|e| matches!(e, Entry::Span(f) if f.span.span_id() == id))?;
-        match l.stack.remove(at) {
+        let entry = if at + 1 == l.stack.len() {
+            l.stack.pop()?
+        } else {
+            l.stack.remove(at)
+        };
+        match entry {
             Entry::Span(f) => Some(f),
             Entry::Remote(_) => None,
         }
@@ -219,9 +259,50 @@ pub(crate) fn pop(id: SpanId) -> Option<Frame> {
     .flatten()
 }
 
-/// Ends `frame` now and hands it to its client. Unless its status was set
-/// explicitly, a span ends `error` while its thread is panicking, else `ok`.
-pub(crate) fn close(mut frame: Frame) {
+/// Ends `frame` now and hands it to its client (a span carried outside the
+/// stack, by a future).
+pub(crate) fn close(frame: Frame) {
+    let mut frame = Some(frame);
+    let _ = with_local(|l| {
+        if let Some(frame) = frame.take() {
+            finish(l, frame);
+        }
+    });
+    if let Some(frame) = frame {
+        // This thread's state is busy or gone: hand the span over directly.
+        let global = crate::client::get_client();
+        if let Some(client) = frame.client.clone().or(global) {
+            submit(&client, frame);
+        }
+    }
+}
+
+/// Ends the span `id` of this thread's stack, wherever it is in the stack.
+pub(crate) fn close_current(id: SpanId) {
+    let _ = with_local(|l| {
+        let at = l
+            .stack
+            .iter()
+            .rposition(|e| matches!(e, Entry::Span(f) if f.span.span_id() == id))?;
+        let entry = if at + 1 == l.stack.len() {
+            l.stack.pop()?
+        } else {
+            l.stack.remove(at)
+        };
+        if let Entry::Span(frame) = entry {
+            finish(l, frame);
+        }
+        Some(())
+    });
+}
+
+/// Unless its status was set explicitly, a span ends `error` while its
+/// thread is panicking, else `ok`; then it goes to its client's queue.
+#[inline(always)]
+fn finish(l: &mut Local, mut frame: Frame) {
+    if !frame.sampled {
+        return;
+    }
     let status = if frame.status_set {
         frame.span.status()
     } else if std::thread::panicking() {
@@ -231,14 +312,24 @@ pub(crate) fn close(mut frame: Frame) {
         SpanStatus::Ok
     };
     frame.span.end(now(), status);
-    if !frame.sampled {
-        return;
+    match frame.client.take() {
+        Some(client) => client.submit(frame.span),
+        None => {
+            if let Some(client) = l.global_client() {
+                client.submit(frame.span);
+            }
+        }
     }
-    let client = match frame.client.take() {
-        Some(c) => Some(c),
-        None => with_local(|l| l.global_client().cloned()).flatten(),
+}
+
+fn submit(client: &Client, mut frame: Frame) {
+    let status = if frame.status_set {
+        frame.span.status()
+    } else {
+        SpanStatus::Ok
     };
-    if let Some(client) = client {
+    frame.span.end(now(), status);
+    if frame.sampled {
         client.submit(frame.span);
     }
 }

@@ -210,11 +210,7 @@ pub struct SpanGuard {
 
 impl SpanGuard {
     fn start(name: SpanName, kind: SpanKind, start: Start, client: Option<&Client>) -> Self {
-        let id = context::open(name, kind, start, client).map(|frame| {
-            let id = frame.span.span_id();
-            context::push(frame);
-            id
-        });
+        let id = context::open_current(name, kind, start, client);
         SpanGuard {
             handle: SpanHandle::new(id),
             _not_send: PhantomData,
@@ -239,8 +235,8 @@ impl std::ops::Deref for SpanGuard {
 
 impl Drop for SpanGuard {
     fn drop(&mut self) {
-        if let Some(frame) = self.handle.id.and_then(context::pop) {
-            context::close(frame);
+        if let Some(id) = self.handle.id {
+            context::close_current(id);
         }
     }
 }
