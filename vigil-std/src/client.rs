@@ -304,8 +304,23 @@ impl Drop for ShutdownGuard {
     }
 }
 
+/// HTTP to the configured endpoint when the `ureq` feature is on (the default).
+#[cfg(feature = "ureq")]
 fn default_transport(config: &Config) -> BoxTransport {
-    let _ = config;
+    let headers: Vec<(&str, &str)> = config
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    Box::new(vigil_transport_ureq::UreqTransport::new(
+        &config.as_core(&headers),
+    ))
+}
+
+/// Without an HTTP transport compiled in, spans are printed.
+#[cfg(not(feature = "ureq"))]
+fn default_transport(_config: &Config) -> BoxTransport {
+    log::warn!("vigil: built without the `ureq` feature and no transport configured; printing traces to stderr");
     Box::new(ConsoleTransport::stderr())
 }
 

@@ -1,1 +1,357 @@
-//! Placeholder.
+//! The blocking HTTP transport of the Vigil SDK, on [`ureq`] 3.
+//!
+//! One keep-alive [`ureq::Agent`] carries `POST {endpoint}/v1/traces` (one
+//! trace's spans) and `PATCH {endpoint}/v1/traces/{id}` (its final status),
+//! with `Authorization: Bearer <api_key>`, any extra headers, and a
+//! `User-Agent` naming the SDK. Every request has a whole-request timeout: the
+//! configured one, or what is left of the caller's flush deadline if shorter.
+//!
+//! Outcomes, as the exporter needs them:
+//!
+//! | answer | outcome |
+//! |---|---|
+//! | `2xx` | delivered |
+//! | connection refused, DNS failure | retry, server unreachable (costs no attempt) |
+//! | `429` | retry after `Retry-After` (seconds or HTTP-date; costs no attempt) |
+//! | timeout, connection reset, `408`, `5xx` | retry, one attempt used |
+//! | `404` on a PATCH (its spans not stored yet) | retry, one attempt used |
+//! | `400`, `401`, `403`, `404`, `413`, `422`, other `4xx` | rejected, logged once per status with the server's message |
+//!
+//! ```no_run
+//! use vigil_core::Config;
+//! use vigil_transport_ureq::UreqTransport;
+//!
+//! let config = Config { endpoint: "https://vigil.example.com", api_key: "k", ..Config::default() };
+//! let transport = UreqTransport::new(&config);
+//! ```
+#![deny(missing_docs)]
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ureq::http::Response;
+use ureq::{Agent, Body};
+use vigil_core::{Config, Outcome, Request, RequestKind, RetryReason, Transport};
+
+/// Largest response body read (error messages are short; the rest is skipped).
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+
+/// `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("vigil-rust/", env!("CARGO_PKG_VERSION"));
+
+/// Sends Vigil requests over HTTP(S); see the crate docs.
+pub struct UreqTransport {
+    agent: Agent,
+    base: String,
+    authorization: Option<String>,
+    headers: Vec<(String, String)>,
+    /// Statuses already logged, so a misconfiguration is reported once, not per request.
+    logged: Mutex<HashSet<u16>>,
+}
+
+impl std::fmt::Debug for UreqTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UreqTransport")
+            .field("base", &self.base)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl UreqTransport {
+    /// A transport for the endpoint, key, headers and timeout of `config`.
+    pub fn new(config: &Config<'_>) -> Self {
+        let timeout = config.timeout();
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(USER_AGENT)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout))
+            .max_redirects(0)
+            .max_idle_connections_per_host(4)
+            .build()
+            .into();
+        let base = config.base_url().to_owned();
+        if !config.api_key.is_empty() && base.starts_with("http://") && !is_loopback(&base) {
+            log::warn!(
+                "vigil: the API key is sent over plain http to {base}; use https for anything but a local server"
+            );
+        }
+        UreqTransport {
+            agent,
+            authorization: (!config.api_key.is_empty())
+                .then(|| format!("Bearer {}", config.api_key)),
+            headers: config
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            base,
+            logged: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn url(&self, request: &Request<'_>) -> String {
+        match request.kind {
+            RequestKind::Ingest => format!("{}/v1/traces", self.base),
+            RequestKind::Patch => format!("{}/v1/traces/{}", self.base, request.trace_id),
+        }
+    }
+
+    fn call(&self, request: &Request<'_>) -> Result<Response<Body>, ureq::Error> {
+        let url = self.url(request);
+        let mut builder = match request.kind {
+            RequestKind::Ingest => self.agent.post(&url),
+            RequestKind::Patch => self.agent.patch(&url),
+        }
+        .header("Content-Type", "application/json");
+        if let Some(auth) = &self.authorization {
+            builder = builder.header("Authorization", auth);
+        }
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        builder
+            .config()
+            .timeout_global(Some(request.timeout))
+            .build()
+            .send(request.body)
+    }
+
+    /// Logs a refusal once per status, with the server's own words.
+    fn log_rejection(&self, status: u16, kind: RequestKind, message: &str) {
+        let first = self
+            .logged
+            .lock()
+            .map(|mut seen| seen.insert(status))
+            .unwrap_or(false);
+        if first {
+            log::error!(
+                "vigil: the server refused a {} request with {status} and will not be asked again for it: {message}",
+                match kind {
+                    RequestKind::Ingest => "trace",
+                    RequestKind::Patch => "trace status",
+                }
+            );
+        }
+    }
+}
+
+impl Transport for UreqTransport {
+    fn send(&mut self, request: &Request<'_>) -> Outcome {
+        let mut response = match self.call(request) {
+            Ok(response) => response,
+            Err(error) => return outcome_of_error(&error),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        // Reading the (small) body lets the connection be reused.
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_string()
+            .unwrap_or_default();
+        let outcome = outcome_of_status(status, request.kind, retry_after);
+        if outcome == Outcome::Rejected {
+            self.log_rejection(status, request.kind, &server_message(&body));
+        }
+        outcome
+    }
+}
+
+/// What an HTTP status means for the request (see the crate docs).
+pub fn outcome_of_status(status: u16, kind: RequestKind, retry_after: Option<Duration>) -> Outcome {
+    let retry = |reason| Outcome::Retry {
+        after: retry_after,
+        reason,
+    };
+    match status {
+        200..=299 => Outcome::Delivered,
+        429 => retry(RetryReason::RateLimited),
+        408 | 500..=599 => retry(RetryReason::Failed),
+        // A PATCH can race its own spans: they may not be stored yet.
+        404 if kind == RequestKind::Patch => retry(RetryReason::Failed),
+        _ => Outcome::Rejected,
+    }
+}
+
+/// What a failed call means: nothing sent, or maybe processed.
+pub fn outcome_of_error(error: &ureq::Error) -> Outcome {
+    let reason = match error {
+        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => RetryReason::Unreachable,
+        ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            RetryReason::Unreachable
+        }
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::InvalidProxyUrl => {
+            log::error!("vigil: cannot send to the configured endpoint: {error}");
+            return Outcome::Rejected;
+        }
+        // Timeouts, resets and protocol errors: the server may have seen it.
+        _ => RetryReason::Failed,
+    };
+    Outcome::Retry {
+        after: None,
+        reason,
+    }
+}
+
+/// The server's explanation: `detail` of a 422, `error` of other answers,
+/// else the body itself (cut short).
+fn server_message(body: &str) -> String {
+    for key in ["\"detail\":", "\"error\":"] {
+        if let Some(at) = body.find(key) {
+            let rest = body[at + key.len()..].trim();
+            return rest.trim_end_matches('}').chars().take(500).collect();
+        }
+    }
+    body.chars().take(500).collect()
+}
+
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_http_date(value)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since the epoch of an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn parse_http_date(s: &str) -> Option<u64> {
+    let mut parts = s.split_whitespace();
+    let _weekday = parts.next()?;
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: u64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || year < 1970 {
+        return None;
+    }
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_outcomes() {
+        use RequestKind::*;
+        assert_eq!(outcome_of_status(201, Ingest, None), Outcome::Delivered);
+        for s in [400, 401, 403, 404, 413, 422] {
+            assert_eq!(outcome_of_status(s, Ingest, None), Outcome::Rejected, "{s}");
+        }
+        let after = Some(Duration::from_secs(3));
+        assert_eq!(
+            outcome_of_status(429, Ingest, after),
+            Outcome::Retry {
+                after,
+                reason: RetryReason::RateLimited
+            }
+        );
+        for s in [408, 500, 502, 503] {
+            assert!(matches!(
+                outcome_of_status(s, Ingest, None),
+                Outcome::Retry {
+                    reason: RetryReason::Failed,
+                    ..
+                }
+            ));
+        }
+        assert!(matches!(
+            outcome_of_status(404, Patch, None),
+            Outcome::Retry { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        assert!(is_loopback("http://localhost:8000"));
+        assert!(is_loopback("http://127.0.0.1:9/x"));
+        assert!(is_loopback("http://[::1]:80"));
+        assert!(!is_loopback("http://vigil.example.com"));
+        assert!(!is_loopback("http://localhost.example.com"));
+    }
+
+    #[test]
+    fn the_key_is_not_in_debug() {
+        let config = Config {
+            api_key: "sekrit",
+            ..Config::default()
+        };
+        assert!(!format!("{:?}", UreqTransport::new(&config)).contains("sekrit"));
+    }
+}
