@@ -27,6 +27,8 @@
 //! [`shutdown`] (or drop the guard from [`Client::shutdown_on_drop`]) at exit.
 #![deny(missing_docs)]
 
+#[doc(hidden)]
+pub mod __private;
 mod client;
 mod config;
 mod context;
@@ -55,6 +57,7 @@ pub use vigil_core::{
     ConfigError, Outcome, Request, RequestKind, RetryReason, SpanId, SpanKind, SpanStatus,
     StatsSnapshot, Timestamp, TraceId, Transport,
 };
+pub use vigil_macros::{span, trace};
 
 /// The record type the std flavour ships: a span with heap buffers.
 pub(crate) type Record = vigil_core::Span<String>;

@@ -400,24 +400,30 @@ impl<F> Instrumented<F> {
     }
 }
 
+pub(crate) fn instrument<F>(
+    future: F,
+    name: SpanName,
+    kind: SpanKind,
+    start: Start,
+) -> Instrumented<F> {
+    Instrumented {
+        frame: context::open(name, kind, start, None),
+        future,
+    }
+}
+
 /// Runs futures inside spans, with no runtime dependency.
 pub trait InstrumentExt: Future + Sized {
     /// Records this future as a span, child of the span current now. The span
     /// is current during every poll, on whichever thread polls it, and ends
     /// when the future completes (or is dropped).
     fn in_span(self, name: impl Into<SpanName>, kind: SpanKind) -> Instrumented<Self> {
-        Instrumented {
-            frame: context::open(name.into(), kind, Start::Child, None),
-            future: self,
-        }
+        instrument(self, name.into(), kind, Start::Child)
     }
 
     /// Like [`InstrumentExt::in_span`], as the root of a new trace.
     fn in_trace(self, name: impl Into<SpanName>) -> Instrumented<Self> {
-        Instrumented {
-            frame: context::open(name.into(), SpanKind::Chain, Start::Trace, None),
-            future: self,
-        }
+        instrument(self, name.into(), SpanKind::Chain, Start::Trace)
     }
 
     /// Polls this future inside `context` (see [`crate::Context`]).

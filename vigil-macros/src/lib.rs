@@ -1,0 +1,276 @@
+//! `#[trace]` and `#[span]`: the Vigil SDK's decorators as attribute macros.
+//!
+//! Use them through `vigil` or `vigil-std` (`#[vigil::span(kind = "llm")]`);
+//! the expansion refers to `::vigil_std`. See `vigil_std::span` for what the
+//! spans record.
+#![deny(missing_docs)]
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{parse_macro_input, Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Token, Type};
+
+const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"];
+
+/// Records every call of the function as a new trace (its root span).
+///
+/// Options: `name = "..."` (default: `module::function`), `kind = "..."`
+/// (default `chain`), `metadata = <expr>` (any `Serialize` object), `input`
+/// (record the arguments), `output` (record the return value), `skip(arg, ...)`.
+#[proc_macro_attribute]
+pub fn trace(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(attr, item, true)
+}
+
+/// Records every call of the function as a span, child of the current span.
+///
+/// Options as for [`macro@trace`]; `kind` defaults to `custom`. A function
+/// returning `Result` ends its span with status `error` and the error's
+/// message when it returns `Err` (the error type must implement `Display`);
+/// a panic marks it `error` and propagates. `async fn` works on any executor:
+/// the span is current during every poll.
+#[proc_macro_attribute]
+pub fn span(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(attr, item, false)
+}
+
+fn expand(attr: TokenStream, item: TokenStream, is_trace: bool) -> TokenStream {
+    let options = parse_macro_input!(attr as Options);
+    let function = parse_macro_input!(item as ItemFn);
+    match instrument(options, function, is_trace) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+#[derive(Default)]
+struct Options {
+    name: Option<LitStr>,
+    kind: Option<(String, Span)>,
+    metadata: Option<Expr>,
+    input: bool,
+    output: bool,
+    skip: Vec<Ident>,
+}
+
+impl Parse for Options {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut options = Options::default();
+        while !input.is_empty() {
+            let key: Ident = input.parse()?;
+            match key.to_string().as_str() {
+                "name" => {
+                    input.parse::<Token![=]>()?;
+                    options.name = Some(input.parse()?);
+                }
+                "kind" => {
+                    input.parse::<Token![=]>()?;
+                    let kind: LitStr = input.parse()?;
+                    let value = kind.value();
+                    if !KINDS.contains(&value.as_str()) {
+                        return Err(syn::Error::new(
+                            kind.span(),
+                            format!(
+                                "unknown span kind {value:?}; expected one of: {}",
+                                KINDS.join(", ")
+                            ),
+                        ));
+                    }
+                    options.kind = Some((value, kind.span()));
+                }
+                "metadata" => {
+                    input.parse::<Token![=]>()?;
+                    options.metadata = Some(input.parse()?);
+                }
+                "input" => options.input = true,
+                "output" => options.output = true,
+                "skip" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    let names: Punctuated<Ident, Token![,]> =
+                        content.parse_terminated(Ident::parse, Token![,])?;
+                    options.skip.extend(names);
+                }
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown option `{other}`; expected `name`, `kind`, `metadata`, `input`, `output` or `skip(...)`"
+                        ),
+                    ))
+                }
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn kind_tokens(kind: &str) -> TokenStream2 {
+    let variant = match kind {
+        "llm" => quote!(Llm),
+        "tool" => quote!(Tool),
+        "chain" => quote!(Chain),
+        "retriever" => quote!(Retriever),
+        "agent" => quote!(Agent),
+        _ => quote!(Custom),
+    };
+    quote!(::vigil_std::SpanKind::#variant)
+}
+
+/// Whether the declared return type is spelled `Result<..>` (any path ending so).
+fn returns_result(output: &ReturnType) -> bool {
+    match output {
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
+            _ => false,
+        },
+        ReturnType::Default => false,
+    }
+}
+
+/// Whether `ty` contains an `impl Trait`.
+fn mentions_impl(ty: &Type) -> bool {
+    quote!(#ty)
+        .into_iter()
+        .any(|t| matches!(t, proc_macro2::TokenTree::Ident(i) if i == "impl"))
+        || quote!(#ty).to_string().contains("impl ")
+}
+
+fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Result<TokenStream2> {
+    let sig = &function.sig;
+    if let Some(constness) = &sig.constness {
+        return Err(syn::Error::new(
+            constness.span(),
+            "a `const fn` cannot be instrumented: recording a span is not a const operation",
+        ));
+    }
+    for name in &options.skip {
+        let known = sig.inputs.iter().any(|arg| match arg {
+            FnArg::Typed(t) => matches!(&*t.pat, Pat::Ident(p) if p.ident == *name),
+            FnArg::Receiver(_) => name == "self",
+        });
+        if !known {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("`skip({name})`: the function has no argument `{name}`"),
+            ));
+        }
+    }
+    let fn_name = sig.ident.to_string();
+    let name = match &options.name {
+        Some(lit) => quote!(#lit),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
+    };
+    let default_kind = if is_trace { "chain" } else { "custom" };
+    let kind = kind_tokens(
+        options
+            .kind
+            .as_ref()
+            .map_or(default_kind, |(k, _)| k.as_str()),
+    );
+
+    let metadata = options.metadata.as_ref().map(|expr| {
+        quote_spanned!(expr.span()=> ::vigil_std::__private::set_metadata_object(&__vigil_span, &(#expr));)
+    });
+    let input = options.input.then(|| {
+        let fields = sig.inputs.iter().filter_map(|arg| match arg {
+            FnArg::Typed(t) => match &*t.pat {
+                Pat::Ident(p) if !options.skip.contains(&p.ident) => {
+                    let ident = &p.ident;
+                    let key = ident.to_string();
+                    Some(quote!((#key, (&::vigil_std::__private::Arg(&#ident)).vigil_value())))
+                }
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        });
+        quote!({
+            #[allow(unused_imports)]
+            use ::vigil_std::__private::{RecordArg as _, SkipArg as _};
+            __vigil_span.set_input(&::vigil_std::__private::object([#(#fields),*]));
+        })
+    });
+    let record_result =
+        returns_result(&sig.output).then(|| quote!(__vigil_span.record_result(&__vigil_result);));
+    // Output needs `Serialize`; other types are left out (autoref
+    // specialisation picks the recording impl only when it applies). Of a
+    // `Result`, the `Ok` value is the output; an `Err` goes to the status.
+    let record_output = options.output.then(|| {
+        let value = if returns_result(&sig.output) {
+            quote!(match &__vigil_result {
+                Ok(v) => (&::vigil_std::__private::Arg(v)).vigil_value(),
+                Err(_) => None,
+            })
+        } else {
+            quote!((&::vigil_std::__private::Arg(&__vigil_result)).vigil_value())
+        };
+        quote!({
+            #[allow(unused_imports)]
+            use ::vigil_std::__private::{RecordArg as _, SkipArg as _};
+            if let Some(value) = #value {
+                __vigil_span.set_output(&value);
+            }
+        })
+    });
+    // The return type pins down `?` conversions in the body, unless it is an
+    // `impl Trait`, which cannot be named here.
+    let ret = match &sig.output {
+        ReturnType::Type(_, ty) if !mentions_impl(ty) => Some(quote!(#ty)),
+        ReturnType::Type(..) => None,
+        ReturnType::Default => Some(quote!(())),
+    };
+    let annotated = ret.as_ref().map(|ty| quote!(: #ty));
+    let typed = |future: TokenStream2| match &ret {
+        Some(ty) => quote!(::vigil_std::__private::typed_future::<#ty, _>(#future)),
+        None => future,
+    };
+    let closure_ret = ret.as_ref().map(|ty| quote!(-> #ty));
+    let block = &function.block;
+    let body = if sig.asyncness.is_some() {
+        let start = if is_trace {
+            quote!(::vigil_std::__private::in_trace(__vigil_future, #name, #kind))
+        } else {
+            quote!(::vigil_std::__private::in_span(__vigil_future, #name, #kind))
+        };
+        let inner = typed(quote!(async move #block));
+        let outer = typed(quote!(async move {
+            let __vigil_span = ::vigil_std::current_span();
+            #metadata
+            #input
+            let __vigil_result #annotated = #inner.await;
+            #record_result
+            #record_output
+            __vigil_result
+        }));
+        quote! {
+            let __vigil_future = #outer;
+            #start.await
+        }
+    } else {
+        let start = if is_trace {
+            quote!(::vigil_std::start_trace(#name))
+        } else {
+            quote!(::vigil_std::start_span(#name, #kind))
+        };
+        let set_kind = is_trace.then(|| quote!(__vigil_span.set_kind(#kind);));
+        quote! {
+            let __vigil_span = #start;
+            #set_kind
+            #metadata
+            #input
+            #[allow(clippy::redundant_closure_call)]
+            let __vigil_result #annotated = (move || #closure_ret #block)();
+            #record_result
+            #record_output
+            __vigil_result
+        }
+    };
+    function.block = syn::parse2(quote!({ #body }))?;
+    Ok(quote!(#function))
+}

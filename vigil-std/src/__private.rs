@@ -1,0 +1,73 @@
+//! Support for the `#[trace]`/`#[span]` expansions; not a public API.
+
+use std::future::Future;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::span::{InstrumentExt, Instrumented, SpanHandle, SpanName};
+use crate::SpanKind;
+
+/// Adds each entry of `metadata` (an object) to the span's metadata.
+pub fn set_metadata_object<T: Serialize + ?Sized>(span: &SpanHandle, metadata: &T) {
+    match serde_json::to_value(metadata) {
+        Ok(Value::Object(map)) => map.iter().for_each(|(k, v)| span.set_metadata(k, v)),
+        Ok(Value::Null) | Err(_) => {}
+        Ok(other) => span.set_metadata("metadata", &other),
+    }
+}
+
+/// An argument, recorded if its type is `Serialize`, skipped otherwise.
+pub struct Arg<'a, T: ?Sized>(pub &'a T);
+
+/// Picked for `Serialize` arguments (autoref specialisation).
+pub trait RecordArg {
+    /// The argument as JSON.
+    fn vigil_value(&self) -> Option<Value>;
+}
+
+impl<T: Serialize + ?Sized> RecordArg for Arg<'_, T> {
+    fn vigil_value(&self) -> Option<Value> {
+        serde_json::to_value(self.0).ok()
+    }
+}
+
+/// Picked for every other argument.
+pub trait SkipArg {
+    /// Nothing.
+    fn vigil_value(&self) -> Option<Value>;
+}
+
+impl<T: ?Sized> SkipArg for &Arg<'_, T> {
+    fn vigil_value(&self) -> Option<Value> {
+        None
+    }
+}
+
+/// The recorded arguments as one object.
+pub fn object<const N: usize>(fields: [(&str, Option<Value>); N]) -> Value {
+    let map: Map<String, Value> = fields
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+        .collect();
+    Value::Object(map)
+}
+
+/// Pins down a future's output type, so `?` inside an `async` body infers.
+pub fn typed_future<T, F: Future<Output = T>>(future: F) -> F {
+    future
+}
+
+/// The future as a span of `kind`, child of the current span.
+pub fn in_span<F: Future>(future: F, name: impl Into<SpanName>, kind: SpanKind) -> Instrumented<F> {
+    future.in_span(name, kind)
+}
+
+/// The future as a new trace whose root span has `kind`.
+pub fn in_trace<F: Future>(
+    future: F,
+    name: impl Into<SpanName>,
+    kind: SpanKind,
+) -> Instrumented<F> {
+    crate::span::instrument(future, name.into(), kind, crate::context::Start::Trace)
+}

@@ -1,0 +1,269 @@
+//! `#[trace]` and `#[span]` on every shape of function, checked through the
+//! in-memory capture.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use serde_json::json;
+use vigil_std::sink::capture;
+
+#[vigil_std::trace(name = "pipeline", metadata = json!({"version": "1.0"}))]
+fn pipeline(question: &str) -> usize {
+    let docs = retrieve(question, 3);
+    let agent = Agent { calls: 0 };
+    agent.describe().len() + docs.len()
+}
+
+#[vigil_std::span(kind = "retriever", input, output)]
+fn retrieve(query: &str, top_k: usize) -> Vec<String> {
+    (0..top_k).map(|i| format!("{query}-{i}")).collect()
+}
+
+#[derive(Debug)]
+struct Failure(&'static str);
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+#[vigil_std::span(kind = "tool")]
+fn may_fail(fail: bool) -> Result<u32, Failure> {
+    if fail {
+        return Err(Failure("tool broke"));
+    }
+    Ok(7)
+}
+
+#[vigil_std::span(kind = "tool")]
+fn question_mark(fail: bool) -> Result<u32, Failure> {
+    let v = may_fail(fail)?;
+    Ok(v + 1)
+}
+
+struct Agent {
+    calls: u32,
+}
+
+impl Agent {
+    #[vigil_std::span(name = "agent.describe", kind = "agent")]
+    fn describe(&self) -> &'static str {
+        "agent"
+    }
+
+    #[vigil_std::span(kind = "agent", input, skip(secret))]
+    fn step(&mut self, goal: &str, secret: &str) -> u32 {
+        let _ = secret;
+        self.calls += 1;
+        self.calls
+    }
+
+    #[vigil_std::span]
+    fn into_calls(self) -> u32 {
+        self.calls
+    }
+
+    #[vigil_std::span(output)]
+    fn first<'a>(&self, items: &'a [String]) -> &'a str {
+        &items[0]
+    }
+}
+
+/// In a generic function a value is recorded when the bounds make it `Serialize`.
+#[vigil_std::span(kind = "chain", input, output)]
+fn generic<T: serde::Serialize + Clone, U: Clone>(value: T, other: U) -> Vec<T> {
+    let _ = other.clone();
+    vec![value.clone(), value]
+}
+
+#[vigil_std::span]
+fn opaque(n: u32) -> impl Iterator<Item = u32> {
+    0..n
+}
+
+/// An argument with no `Serialize`: left out of the input, not an error.
+struct NotSerialize;
+
+#[vigil_std::span(input)]
+fn mixed(n: u32, _opaque: NotSerialize) -> u32 {
+    n
+}
+
+#[vigil_std::span]
+unsafe fn raw_read(p: *const u32) -> u32 {
+    unsafe { *p }
+}
+
+#[vigil_std::span(kind = "llm", input, output)]
+async fn call_llm(prompt: String) -> Result<String, Failure> {
+    YieldOnce(false).await;
+    vigil_std::log_event("first-token", &());
+    if prompt.is_empty() {
+        return Err(Failure("empty prompt"));
+    }
+    Ok(format!("echo: {prompt}"))
+}
+
+#[vigil_std::trace(name = "async-agent", kind = "agent")]
+async fn async_agent() -> Result<usize, Failure> {
+    let a = call_llm("hi".to_owned()).await?;
+    let b = call_llm(String::new()).await.unwrap_or_default();
+    Ok(a.len() + b.len())
+}
+
+struct YieldOnce(bool);
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn sync_shapes_record_spans_with_names_kinds_inputs_and_outputs() {
+    let c = capture(|| {
+        assert_eq!(pipeline("rust"), 8);
+        vigil_std::trace("shapes", |_| {
+            let mut agent = Agent { calls: 0 };
+            assert_eq!(agent.step("plan", "hunter2"), 1);
+            assert_eq!(agent.first(&["x".to_owned()]), "x");
+            assert_eq!(agent.into_calls(), 1);
+            assert_eq!(generic(2u8, 'x'), vec![2, 2]);
+            assert_eq!(opaque(3).sum::<u32>(), 3);
+            assert_eq!(mixed(5, NotSerialize), 5);
+            assert_eq!(unsafe { raw_read(&9) }, 9);
+        });
+    });
+    let trace = c.trace("pipeline").expect("named trace");
+    assert_eq!(trace.metadata["version"], "1.0");
+    let retrieve = c
+        .span("macros::retrieve")
+        .expect("default name is module::function");
+    assert_eq!(retrieve.kind, "retriever");
+    assert_eq!(retrieve.input, json!({"query": "rust", "top_k": 3}));
+    assert_eq!(
+        retrieve.output,
+        json!({"value": ["rust-0", "rust-1", "rust-2"]})
+    );
+    assert_eq!(c.span("agent.describe").unwrap().kind, "agent");
+    let step = c.span("macros::step").unwrap();
+    assert_eq!(step.input, json!({"goal": "plan"}), "skip(secret), no self");
+    assert_eq!(
+        c.span("macros::first").unwrap().output,
+        json!({"value": "x"})
+    );
+    let generic = c.span("macros::generic").unwrap();
+    assert_eq!(generic.output, json!({"value": [2, 2]}));
+    assert_eq!(
+        generic.input,
+        json!({"value": 2}),
+        "`other: U` is not Serialize here"
+    );
+    assert_eq!(c.span("macros::mixed").unwrap().input, json!({"n": 5}));
+    for name in ["macros::into_calls", "macros::opaque", "macros::raw_read"] {
+        assert_eq!(c.span(name).unwrap().kind, "custom", "{name}");
+    }
+    let root = &c
+        .trace("shapes")
+        .unwrap()
+        .spans
+        .iter()
+        .find(|s| s.parent_span_id.is_none())
+        .unwrap()
+        .span_id;
+    assert!(c
+        .trace("shapes")
+        .unwrap()
+        .spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_some())
+        .all(|s| s.parent_span_id.as_ref() == Some(root)));
+}
+
+#[test]
+fn results_and_panics_set_the_status() {
+    let c = capture(|| {
+        vigil_std::trace("t", |_| {
+            assert!(may_fail(true).is_err());
+            assert_eq!(question_mark(false).unwrap(), 8);
+            assert!(question_mark(true).is_err());
+            #[vigil_std::span(name = "boom")]
+            fn boom() {
+                panic!("boom");
+            }
+            assert!(std::panic::catch_unwind(boom).is_err());
+        })
+    });
+    let statuses: Vec<_> = c
+        .spans()
+        .filter(|s| s.name == "macros::may_fail")
+        .map(|s| s.status.as_str())
+        .collect();
+    assert_eq!(statuses, ["error", "ok", "error"]);
+    let failed = c.spans().find(|s| s.name == "macros::may_fail").unwrap();
+    assert_eq!(failed.metadata["error"], "tool broke");
+    let qm: Vec<_> = c
+        .spans()
+        .filter(|s| s.name == "macros::question_mark")
+        .map(|s| s.status.as_str())
+        .collect();
+    assert_eq!(qm, ["ok", "error"]);
+    assert_eq!(c.span("boom").unwrap().status, "error");
+}
+
+#[test]
+fn async_functions_keep_their_span_current_across_polls() {
+    let c = capture(|| {
+        assert_eq!(block_on(async_agent()).unwrap(), 8);
+    });
+    let trace = c.trace("async-agent").unwrap();
+    let root = trace
+        .spans
+        .iter()
+        .find(|s| s.parent_span_id.is_none())
+        .unwrap();
+    assert_eq!(root.kind, "agent");
+    let llms: Vec<_> = trace
+        .spans
+        .iter()
+        .filter(|s| s.name == "macros::call_llm")
+        .collect();
+    assert_eq!(llms.len(), 2);
+    for s in &llms {
+        assert_eq!(s.parent_span_id.as_ref(), Some(&root.span_id));
+        assert_eq!(s.events[0]["name"], "first-token", "logged while polled");
+    }
+    assert_eq!(llms[0].input, json!({"prompt": "hi"}));
+    assert_eq!(llms[0].output, json!({"value": "echo: hi"}), "the Ok value");
+    assert_eq!(llms[1].status, "error");
+}
+
+#[test]
+fn without_a_client_functions_run_unchanged() {
+    assert_eq!(pipeline("x"), 8);
+    assert_eq!(block_on(async_agent()).unwrap(), 8);
+    assert!(question_mark(true).is_err());
+}
