@@ -1,8 +1,8 @@
 //! `#[trace]` and `#[span]`: the Vigil SDK's decorators as attribute macros.
 //!
-//! Use them through `vigil` or `vigil-std` (`#[vigil::span(kind = "llm")]`);
-//! the expansion refers to `::vigil_std`. See `vigil_std::span` for what the
-//! spans record.
+//! Use them through `vigil` or `vigil-std` (`#[vigil::span(kind = "llm")]`).
+//! The expansion refers to whichever of the two the calling crate depends on
+//! (or to the `crate = "..."` option).
 #![deny(missing_docs)]
 
 use proc_macro::TokenStream;
@@ -19,7 +19,8 @@ const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"
 ///
 /// Options: `name = "..."` (default: `module::function`), `kind = "..."`
 /// (default `chain`), `metadata = <expr>` (any `Serialize` object), `input`
-/// (record the arguments), `output` (record the return value), `skip(arg, ...)`.
+/// (record the arguments), `output` (record the return value), `skip(arg, ...)`,
+/// `crate = "path"` (where the SDK is, when the crate renames it).
 #[proc_macro_attribute]
 pub fn trace(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr, item, true)
@@ -39,7 +40,19 @@ pub fn span(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn expand(attr: TokenStream, item: TokenStream, is_trace: bool) -> TokenStream {
     let options = parse_macro_input!(attr as Options);
-    let function = parse_macro_input!(item as ItemFn);
+    let function = match syn::parse::<syn::Item>(item) {
+        Ok(syn::Item::Fn(function)) => function,
+        Ok(other) => {
+            let what = if is_trace { "#[trace]" } else { "#[span]" };
+            return syn::Error::new(
+                other.span(),
+                format!("{what} applies to functions only (free functions and methods)"),
+            )
+            .to_compile_error()
+            .into();
+        }
+        Err(error) => return error.to_compile_error().into(),
+    };
     match instrument(options, function, is_trace) {
         Ok(tokens) => tokens.into(),
         Err(error) => error.to_compile_error().into(),
@@ -48,6 +61,7 @@ fn expand(attr: TokenStream, item: TokenStream, is_trace: bool) -> TokenStream {
 
 #[derive(Default)]
 struct Options {
+    krate: Option<syn::Path>,
     name: Option<LitStr>,
     kind: Option<(String, Span)>,
     metadata: Option<Expr>,
@@ -85,6 +99,11 @@ impl Parse for Options {
                     input.parse::<Token![=]>()?;
                     options.metadata = Some(input.parse()?);
                 }
+                "crate" => {
+                    input.parse::<Token![=]>()?;
+                    let path: LitStr = input.parse()?;
+                    options.krate = Some(path.parse()?);
+                }
                 "input" => options.input = true,
                 "output" => options.output = true,
                 "skip" => {
@@ -98,7 +117,7 @@ impl Parse for Options {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
-                            "unknown option `{other}`; expected `name`, `kind`, `metadata`, `input`, `output` or `skip(...)`"
+                            "unknown option `{other}`; expected `name`, `kind`, `metadata`, `input`, `output`, `skip(...)` or `crate`"
                         ),
                     ))
                 }
@@ -111,6 +130,34 @@ impl Parse for Options {
     }
 }
 
+/// The path of the SDK in the calling crate: the `crate = "..."` option, else
+/// `vigil_std` or `vigil`, whichever the crate depends on (`vigil_std` if both).
+fn sdk_path(explicit: Option<&syn::Path>) -> TokenStream2 {
+    if let Some(path) = explicit {
+        return quote!(#path);
+    }
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .ok()
+        .and_then(|dir| std::fs::read_to_string(std::path::Path::new(&dir).join("Cargo.toml")).ok())
+        .unwrap_or_default();
+    let depends_on = |name: &str| {
+        manifest.lines().any(|line| {
+            let line = line.trim_start();
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.trim_start().starts_with('=') || rest.starts_with('.'))
+                || line.contains(&format!("dependencies.{name}]"))
+        })
+    };
+    let is_package = |name: &str| manifest.contains(&format!("name = \"{name}\""));
+    if depends_on("vigil-std") || depends_on("vigil_std") || is_package("vigil-std") {
+        quote!(::vigil_std)
+    } else if depends_on("vigil") {
+        quote!(::vigil)
+    } else {
+        quote!(::vigil_std)
+    }
+}
+
 fn kind_tokens(kind: &str) -> TokenStream2 {
     let variant = match kind {
         "llm" => quote!(Llm),
@@ -120,7 +167,7 @@ fn kind_tokens(kind: &str) -> TokenStream2 {
         "agent" => quote!(Agent),
         _ => quote!(Custom),
     };
-    quote!(::vigil_std::SpanKind::#variant)
+    quote!(SpanKind::#variant)
 }
 
 /// Whether the declared return type is spelled `Result<..>` (any path ending so).
@@ -162,6 +209,7 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
             ));
         }
     }
+    let sdk = sdk_path(options.krate.as_ref());
     let fn_name = sig.ident.to_string();
     let name = match &options.name {
         Some(lit) => quote!(#lit),
@@ -174,9 +222,10 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
             .as_ref()
             .map_or(default_kind, |(k, _)| k.as_str()),
     );
+    let kind = quote!(#sdk::#kind);
 
     let metadata = options.metadata.as_ref().map(|expr| {
-        quote_spanned!(expr.span()=> ::vigil_std::__private::set_metadata_object(&__vigil_span, &(#expr));)
+        quote_spanned!(expr.span()=> #sdk::__private::set_metadata_object(&__vigil_span, &(#expr));)
     });
     let input = options.input.then(|| {
         let fields = sig.inputs.iter().filter_map(|arg| match arg {
@@ -184,7 +233,7 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
                 Pat::Ident(p) if !options.skip.contains(&p.ident) => {
                     let ident = &p.ident;
                     let key = ident.to_string();
-                    Some(quote!((#key, (&::vigil_std::__private::Arg(&#ident)).vigil_value())))
+                    Some(quote!((#key, (&#sdk::__private::Arg(&#ident)).vigil_value())))
                 }
                 _ => None,
             },
@@ -192,8 +241,8 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
         });
         quote!({
             #[allow(unused_imports)]
-            use ::vigil_std::__private::{RecordArg as _, SkipArg as _};
-            __vigil_span.set_input(&::vigil_std::__private::object([#(#fields),*]));
+            use #sdk::__private::{RecordArg as _, SkipArg as _};
+            __vigil_span.set_input(&#sdk::__private::object([#(#fields),*]));
         })
     });
     let record_result =
@@ -204,15 +253,15 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
     let record_output = options.output.then(|| {
         let value = if returns_result(&sig.output) {
             quote!(match &__vigil_result {
-                Ok(v) => (&::vigil_std::__private::Arg(v)).vigil_value(),
+                Ok(v) => (&#sdk::__private::Arg(v)).vigil_value(),
                 Err(_) => None,
             })
         } else {
-            quote!((&::vigil_std::__private::Arg(&__vigil_result)).vigil_value())
+            quote!((&#sdk::__private::Arg(&__vigil_result)).vigil_value())
         };
         quote!({
             #[allow(unused_imports)]
-            use ::vigil_std::__private::{RecordArg as _, SkipArg as _};
+            use #sdk::__private::{RecordArg as _, SkipArg as _};
             if let Some(value) = #value {
                 __vigil_span.set_output(&value);
             }
@@ -227,20 +276,20 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
     };
     let annotated = ret.as_ref().map(|ty| quote!(: #ty));
     let typed = |future: TokenStream2| match &ret {
-        Some(ty) => quote!(::vigil_std::__private::typed_future::<#ty, _>(#future)),
+        Some(ty) => quote!(#sdk::__private::typed_future::<#ty, _>(#future)),
         None => future,
     };
     let closure_ret = ret.as_ref().map(|ty| quote!(-> #ty));
     let block = &function.block;
     let body = if sig.asyncness.is_some() {
         let start = if is_trace {
-            quote!(::vigil_std::__private::in_trace(__vigil_future, #name, #kind))
+            quote!(#sdk::__private::in_trace(__vigil_future, #name, #kind))
         } else {
-            quote!(::vigil_std::__private::in_span(__vigil_future, #name, #kind))
+            quote!(#sdk::__private::in_span(__vigil_future, #name, #kind))
         };
         let inner = typed(quote!(async move #block));
         let outer = typed(quote!(async move {
-            let __vigil_span = ::vigil_std::current_span();
+            let __vigil_span = #sdk::current_span();
             #metadata
             #input
             let __vigil_result #annotated = #inner.await;
@@ -254,9 +303,9 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
         }
     } else {
         let start = if is_trace {
-            quote!(::vigil_std::start_trace(#name))
+            quote!(#sdk::start_trace(#name))
         } else {
-            quote!(::vigil_std::start_span(#name, #kind))
+            quote!(#sdk::start_span(#name, #kind))
         };
         let set_kind = is_trace.then(|| quote!(__vigil_span.set_kind(#kind);));
         quote! {

@@ -1,0 +1,4 @@
+#[vigil_std::span(kind = "bogus")]
+fn f() {}
+
+fn main() {}

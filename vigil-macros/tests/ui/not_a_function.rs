@@ -1,0 +1,4 @@
+#[vigil_std::span]
+struct S;
+
+fn main() {}

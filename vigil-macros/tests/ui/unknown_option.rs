@@ -1,0 +1,4 @@
+#[vigil_std::span(color = "red")]
+fn f() {}
+
+fn main() {}
