@@ -48,6 +48,11 @@ fn bare() {
     let _s = vigil_std::start_span(black_box("step"), SpanKind::Tool);
 }
 
+#[vigil_std::span(name = "step", kind = "tool")]
+fn macro_span() {
+    black_box(());
+}
+
 fn one_attribute() {
     let s = vigil_std::start_span("step", SpanKind::Tool);
     s.set_metadata("user_id", &black_box(42));
@@ -78,8 +83,9 @@ fn payload_1k_str() {
 fn overhead(c: &mut Criterion) {
     let client = client();
     let mut g = c.benchmark_group("span start+end in a trace");
-    let cases: [(&str, fn()); 4] = [
+    let cases: [(&str, fn()); 5] = [
         ("bare (static name)", bare),
+        ("bare, #[span] macro", macro_span),
         ("1 small attribute", one_attribute),
         ("1 KiB input + 1 KiB output (serde_json::Value)", payload_1k),
         ("1 KiB input + 1 KiB output (borrowed)", payload_1k_str),

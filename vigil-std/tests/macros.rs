@@ -267,3 +267,61 @@ fn without_a_client_functions_run_unchanged() {
     assert_eq!(block_on(async_agent()).unwrap(), 8);
     assert!(question_mark(true).is_err());
 }
+
+#[vigil_std::trace(name = "task")]
+async fn task(id: u32) -> u32 {
+    let mut sum = 0;
+    for step in 0..3 {
+        sum += task_step(id, step).await;
+    }
+    sum
+}
+
+#[vigil_std::span(kind = "tool", input)]
+async fn task_step(id: u32, step: u32) -> u32 {
+    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    tokio::task::yield_now().await;
+    vigil_std::current_span().set_metadata("owner", &id);
+    id * 10 + step
+}
+
+#[test]
+fn concurrent_tokio_tasks_never_see_each_others_spans() {
+    use vigil_std::InstrumentExt;
+    let c = capture(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        let context = vigil_std::Context::current();
+        rt.block_on(async move {
+            let handles: Vec<_> = (0..12)
+                .map(|id| tokio::spawn(task(id).with_context(context.clone())))
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        });
+    });
+    assert_eq!(c.traces.len(), 12);
+    for trace in &c.traces {
+        assert_eq!(trace.spans.len(), 4);
+        let root = trace
+            .spans
+            .iter()
+            .find(|s| s.parent_span_id.is_none())
+            .unwrap();
+        let steps: Vec<_> = trace
+            .spans
+            .iter()
+            .filter(|s| s.parent_span_id.is_some())
+            .collect();
+        let owner = &steps[0].input["id"];
+        for s in &steps {
+            assert_eq!(s.parent_span_id.as_ref(), Some(&root.span_id));
+            assert_eq!(&s.input["id"], owner, "a span of another task");
+            assert_eq!(&s.metadata["owner"], owner);
+        }
+    }
+}
