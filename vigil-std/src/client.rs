@@ -239,11 +239,21 @@ impl Client {
                 let _ = handle.join();
             }
         }
-        let stats = self.stats();
-        ShutdownReport {
-            completed: completed && stats.in_flight() == 0,
-            stats,
+        let mut stats = self.stats();
+        let completed = completed && stats.in_flight() == 0;
+        if !completed {
+            // The exporter is stuck in a request past the deadline: whatever it
+            // still holds is lost to this program.
+            stats.dropped_at_shutdown += stats.in_flight();
         }
+        ShutdownReport { completed, stats }
+    }
+
+    /// Runs `f` with this client as the current thread's client: spans that
+    /// `f` starts (and their children, on any thread or future they are
+    /// carried to) go to this client rather than the global one.
+    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        crate::context::with_scoped_client(self, f)
     }
 
     /// Shuts down when the returned guard is dropped.
@@ -356,7 +366,8 @@ impl Transport for Guarded<'_> {
 fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
     let config = &inner.config;
     let headers: Vec<(&str, &str)> = Vec::new();
-    let settings = config.as_core(&headers).export_settings();
+    let mut settings = config.as_core(&headers).export_settings();
+    settings.backoff_base = config.retry_backoff;
     let seed = crate::context::entropy();
     let mut exporter: Exporter<String, Vec<Record>> =
         Exporter::new(settings, &config.project_id, seed);

@@ -56,6 +56,7 @@ pub struct Config {
     pub(crate) max_field_bytes: usize,
     pub(crate) max_request_bytes: usize,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) retry_backoff: Duration,
     pub(crate) mask: Option<Arc<MaskFn>>,
     pub(crate) transport: Option<Arc<dyn Fn() -> BoxTransport + Send + Sync>>,
 }
@@ -79,6 +80,7 @@ impl Default for Config {
             max_field_bytes: vigil_core::DEFAULT_FIELD_LIMIT,
             max_request_bytes: 1 << 20,
             shutdown_timeout: Duration::from_secs(5),
+            retry_backoff: vigil_core::ExportSettings::default().backoff_base,
             mask: None,
             transport: None,
         }
@@ -293,6 +295,8 @@ impl ConfigBuilder {
         max_request_bytes: usize,
         /// How long `shutdown` and the guard's drop may take (default 5 s).
         shutdown_timeout: Duration,
+        /// First retry delay; it doubles per attempt, jittered, up to 30 s (default 500 ms).
+        retry_backoff: Duration,
     }
 
     /// Adds a header sent with every request.
