@@ -375,6 +375,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
     let origin = Instant::now();
     let control = &inner.control;
     let mut warned_panic = false;
+    let mut last_released = 0;
     loop {
         let (flush, shutdown) = {
             let mut state = lock(&control.state);
@@ -409,7 +410,12 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
                 );
             }
         }
-        control.progress.notify_all();
+        // Wake flushers only when a batch finished, not after every request.
+        let released = inner.pipeline.queue().released();
+        if released != last_released {
+            last_released = released;
+            control.progress.notify_all();
+        }
         let wake_at = match poll {
             Poll::Again => continue,
             Poll::Wait(at) | Poll::Idle(at) => origin + at,

@@ -1,0 +1,67 @@
+//! `cargo bench --bench delivery`: spans per second delivered over loopback
+//! HTTP to the local Vigil server, with zero loss, and requests per 1,000
+//! spans, at batch sizes 100 and 1,000, for short and long traces.
+
+use std::time::{Duration, Instant};
+
+use vigil::{Client, Config, SpanKind};
+use vigil_test_server::TestServer;
+
+fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: usize) {
+    let server = TestServer::builder().no_rate_limit().start();
+    let client = Client::new(
+        Config::builder()
+            .endpoint(server.url())
+            .api_key(server.api_key())
+            .batch_size(batch_size)
+            .max_queue_size(total_spans + threads * spans_per_trace)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let traces_per_thread = total_spans / spans_per_trace / threads;
+    let started = Instant::now();
+    client.scope(|| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                vigil::spawn(move || {
+                    for _ in 0..traces_per_thread {
+                        let _trace = vigil::start_trace("bench-trace");
+                        for _ in 1..spans_per_trace {
+                            let _s = vigil::start_span("step", SpanKind::Tool);
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+    });
+    let made = started.elapsed();
+    assert!(client.flush(Duration::from_secs(300)), "flush timed out");
+    let elapsed = started.elapsed();
+    let report = client.shutdown();
+    let spans = report.stats.spans_ended;
+    assert_eq!(report.stats.dropped(), 0, "{report}");
+    assert_eq!(server.span_count() as u64, spans, "zero loss");
+    println!(
+        "batch {batch_size:>5}, {spans_per_trace:>3} spans/trace: {:>9.0} spans/s delivered ({spans} spans in {elapsed:.2?}, made in {made:.2?}); {:>6.1} requests per 1,000 spans ({} requests, {:.1} KiB/request)",
+        spans as f64 / elapsed.as_secs_f64(),
+        report.stats.requests as f64 * 1000.0 / spans as f64,
+        report.stats.requests,
+        report.stats.bytes_sent as f64 / report.stats.requests as f64 / 1024.0,
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a number sets the spans per run.
+    let total: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    println!("delivery over loopback HTTP to the local Vigil server ({total} spans per run, 2 producer threads)");
+    for spans_per_trace in [4, 100] {
+        for batch in [100, 1000] {
+            run(batch, spans_per_trace, total, 2);
+        }
+    }
+}
