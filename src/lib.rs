@@ -2,7 +2,8 @@
 //!
 //! `vigil` is the facade most applications depend on: it re-exports
 //! [`vigil_std`] (the client, the tracing API, the sinks) and the core types.
-//! Start with [`init_from_env`] and [`trace`]/[`span`]; see the crate README
+//! Start with [`init_from_env`] and [`trace()`]/[`span()`] (or the
+//! [`macro@trace`]/[`macro@span`] attributes); see the crate README
 //! for the whole tour.
 //!
 //! ```

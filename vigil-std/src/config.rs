@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use vigil_core::{ConfigError, Redacted, Transport};
 
-/// Which payload a [`Config::mask`] hook is looking at.
+/// Which payload a [`ConfigBuilder::mask`] hook is looking at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field<'a> {
     /// A span's input.
