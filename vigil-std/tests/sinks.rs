@@ -1,0 +1,80 @@
+//! The JSON-lines file sink and the console tree.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use vigil_std::sink::{ConsoleTransport, JsonLinesTransport};
+use vigil_std::{Client, Config, SpanKind};
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn agent() {
+    vigil_std::trace("answer", |t| {
+        t.set_input(&json!({"q": "why?"}));
+        vigil_std::span("retrieve", SpanKind::Retriever, |s| s.set_output(&["doc"]));
+        vigil_std::span("llm:gpt-4", SpanKind::Llm, |_| {
+            vigil_std::log_event("token", &())
+        });
+    });
+}
+
+#[test]
+fn json_lines_holds_one_ingest_body_per_line() {
+    let path = std::env::temp_dir().join(format!("vigil-sink-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let p = path.clone();
+    let config = Config::builder().transport(move || JsonLinesTransport::create(&p).unwrap());
+    let client = Client::new(config.build().unwrap()).unwrap();
+    client.scope(|| {
+        agent();
+        agent();
+    });
+    assert!(client.shutdown().completed);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one ingest body per trace");
+    for body in &lines {
+        assert_eq!(body["trace_name"], "answer");
+        assert_eq!(body["spans"].as_array().unwrap().len(), 3);
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn the_console_prints_each_trace_as_a_tree() {
+    let out = Shared::default();
+    let sink = out.clone();
+    let config = Config::builder().transport(move || ConsoleTransport::new(Box::new(sink.clone())));
+    let client = Client::new(config.build().unwrap()).unwrap();
+    client.scope(agent);
+    assert!(client.shutdown().completed);
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("answer [chain] ") && lines[0].contains(" ok"),
+        "{text}"
+    );
+    assert!(lines[0].contains(r#"in={"q":"why?"}"#));
+    assert!(lines[1].starts_with("├─ retrieve [retriever] "), "{text}");
+    assert!(lines[1].contains(r#"out={"value":["doc"]}"#));
+    assert!(
+        lines[2].starts_with("└─ llm:gpt-4 [llm] ") && lines[2].ends_with("events=1"),
+        "{text}"
+    );
+}
