@@ -423,6 +423,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         let wake_at = shutdown.map_or(wake_at, |d| wake_at.min(d));
         // Sleep until the next flush time, a retry time, a full batch or a
         // flush request, whichever comes first.
+        crate::clock::calibrate();
         control.sleeping.store(true, Ordering::Relaxed);
         let pending = lock(&control.state).flush_requested;
         let batch_ready = inner.pipeline.queue().len() >= control.batch_size && exporter.is_idle();

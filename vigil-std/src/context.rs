@@ -11,10 +11,9 @@ use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId};
+use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, TraceId};
 
 use crate::client::{get_client, Client, GENERATION};
 use crate::Record;
@@ -119,18 +118,7 @@ pub(crate) fn entropy() -> u64 {
     h.finish()
 }
 
-/// Wall-clock time from a monotonic clock: durations between timestamps are
-/// exact even if the system clock is adjusted while the program runs.
-pub(crate) fn now() -> Timestamp {
-    static ANCHOR: OnceLock<(Instant, Timestamp)> = OnceLock::new();
-    let (instant, wall) = ANCHOR.get_or_init(|| {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        (Instant::now(), Timestamp::from_unix_nanos(wall))
-    });
-    wall.saturating_add(instant.elapsed())
-}
+pub(crate) use crate::clock::now;
 
 /// Whether a trace with this id is recorded, given the client's threshold.
 fn sampled(trace: TraceId, client: &Client) -> bool {

@@ -30,6 +30,7 @@
 #[doc(hidden)]
 pub mod __private;
 mod client;
+mod clock;
 mod config;
 mod context;
 mod convenience;
