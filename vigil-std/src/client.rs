@@ -31,7 +31,30 @@ type Slots = Box<[Slot<Record>]>;
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<Handle>,
+}
+
+/// What `Client` clones share. When the last one goes, the exporter is told
+/// to flush and stop (within `shutdown_timeout`), so a forgotten client does
+/// not leave its thread behind.
+pub(crate) struct Handle(Arc<Inner>);
+
+impl std::ops::Deref for Handle {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.control.state);
+        if state.shutdown.is_none() {
+            state.shutdown = Some(Instant::now() + self.0.config.shutdown_timeout);
+        }
+        drop(state);
+        self.0.wake();
+    }
 }
 
 pub(crate) struct Inner {
@@ -148,7 +171,9 @@ impl Client {
                 Err(e) => log::error!("vigil: cannot start the exporter thread: {e}"),
             }
         }
-        Ok(Client { inner })
+        Ok(Client {
+            inner: Arc::new(Handle(inner)),
+        })
     }
 
     /// The configuration.

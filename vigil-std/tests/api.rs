@@ -426,3 +426,22 @@ fn ids_are_unique_across_many_traces() {
     let traces: HashSet<_> = c.traces.iter().map(|t| t.trace_id.clone()).collect();
     assert_eq!(traces.len(), 200);
 }
+
+#[test]
+fn dropping_the_last_client_flushes_and_stops_its_exporter() {
+    let (transport, store) = vigil_std::sink::MemoryTransport::new();
+    let config = Config::builder()
+        .flush_interval_ms(600_000)
+        .transport(move || transport.clone());
+    let client = vigil_std::Client::new(config.build().unwrap()).unwrap();
+    client.scope(|| vigil_std::trace("t", |_| ()));
+    drop(client);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.captured().trace("t").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        store.captured().trace("t").is_some(),
+        "sent without waiting for the 10-minute interval"
+    );
+}
