@@ -34,9 +34,11 @@ mod clock;
 mod config;
 mod context;
 mod convenience;
-mod integrations;
+pub mod integrations;
 pub mod sink;
 mod span;
+#[cfg(feature = "ureq")]
+pub mod ureq;
 
 pub use client::{
     flush, get_client, init, init_from_env, shutdown, shutdown_timeout, Client, ShutdownGuard,

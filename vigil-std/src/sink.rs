@@ -410,6 +410,9 @@ pub fn render_tree(spans: &[CapturedSpan]) -> String {
                     let _ = write!(out, "  {label}={}", short(v));
                 }
             }
+            if let Some(usage) = s.output.get("usage").filter(|u| u.is_object()) {
+                let _ = write!(out, "  usage={usage}");
+            }
             if !s.events.is_empty() {
                 let _ = write!(out, "  events={}", s.events.len());
             }

@@ -56,82 +56,23 @@ impl SpanHandle {
 
     /// Records the input (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
     pub fn set_input<T: Serialize + ?Sized>(&self, value: &T) {
-        self.set_payload(Field::Input, value);
+        self.with(|f| set_payload(f, Field::Input, value));
     }
 
     /// Records the output (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
     pub fn set_output<T: Serialize + ?Sized>(&self, value: &T) {
-        self.set_payload(Field::Output, value);
-    }
-
-    fn set_payload<T: Serialize + ?Sized>(&self, field: Field<'_>, value: &T) {
-        self.with(|f| {
-            if !f.sampled {
-                return;
-            }
-            let Some(client) = context_client(f) else {
-                return;
-            };
-            let config = client.config();
-            if !config.capture_content {
-                return;
-            }
-            let result = match &config.mask {
-                Some(mask) => match serde_json::to_value(value) {
-                    Ok(mut v) => {
-                        mask(field, &mut v);
-                        write_field(f, field, &v)
-                    }
-                    Err(_) => Err(JsonError::Custom),
-                },
-                None => write_field(f, field, value),
-            };
-            report(result);
-        });
+        self.with(|f| set_payload(f, Field::Output, value));
     }
 
     /// Adds `key: value` to the span's metadata.
     pub fn set_metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
-        self.with(|f| {
-            if !f.sampled {
-                return;
-            }
-            let mask = context_client(f).and_then(|c| c.config().mask.clone());
-            let result = match mask {
-                Some(mask) => match serde_json::to_value(value) {
-                    Ok(mut v) => {
-                        mask(Field::Metadata(key), &mut v);
-                        f.span.set_metadata(key, &v)
-                    }
-                    Err(_) => Err(JsonError::Custom),
-                },
-                None => f.span.set_metadata(key, value),
-            };
-            report(result);
-        });
+        self.with(|f| set_payload(f, Field::Metadata(key), value));
     }
 
     /// Adds an event named `name`, stamped now, with `attributes` (an
     /// object; `()` for none).
     pub fn add_event<T: Serialize + ?Sized>(&self, name: &str, attributes: &T) {
-        self.with(|f| {
-            if !f.sampled {
-                return;
-            }
-            let at = context::now();
-            let mask = context_client(f).and_then(|c| c.config().mask.clone());
-            let result = match mask {
-                Some(mask) => match serde_json::to_value(attributes) {
-                    Ok(mut v) => {
-                        mask(Field::Event(name), &mut v);
-                        f.span.add_event(name, at, &v)
-                    }
-                    Err(_) => Err(JsonError::Custom),
-                },
-                None => f.span.add_event(name, at, attributes),
-            };
-            report(result);
-        });
+        self.with(|f| set_payload(f, Field::Event(name), attributes));
     }
 
     /// Sets the status now (otherwise it is decided when the span ends).
@@ -174,14 +115,41 @@ fn context_client(f: &Frame) -> Option<Client> {
     f.client.clone().or_else(crate::client::get_client)
 }
 
+/// Records a payload on a live span, through the client's `mask` hook and
+/// `capture_content` switch.
+pub(crate) fn set_payload<T: Serialize + ?Sized>(f: &mut Frame, field: Field<'_>, value: &T) {
+    if !f.sampled {
+        return;
+    }
+    let client = context_client(f);
+    let config = client.as_ref().map(Client::config);
+    let content = matches!(field, Field::Input | Field::Output);
+    if content && config.is_some_and(|c| !c.capture_content) {
+        return;
+    }
+    let result = match config.and_then(|c| c.mask.as_ref()) {
+        Some(mask) => match serde_json::to_value(value) {
+            Ok(mut v) => {
+                mask(field, &mut v);
+                write_field(f, field, &v)
+            }
+            Err(_) => Err(JsonError::Custom),
+        },
+        None => write_field(f, field, value),
+    };
+    report(result);
+}
+
 fn write_field<T: Serialize + ?Sized>(
     f: &mut Frame,
     field: Field<'_>,
     value: &T,
 ) -> Result<(), JsonError> {
     match field {
+        Field::Input => f.span.set_input(value),
         Field::Output => f.span.set_output(value),
-        _ => f.span.set_input(value),
+        Field::Metadata(key) => f.span.set_metadata(key, value),
+        Field::Event(name) => f.span.add_event(name, context::now(), value),
     }
 }
 

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+pub mod llm;
+
 const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"];
 const STATUSES: [&str; 3] = ["ok", "error", "unset"];
 
@@ -498,7 +500,28 @@ fn respond(
     retry_after: Option<u64>,
     close: bool,
 ) -> io::Result<()> {
-    let body = body.to_string();
+    let extra = retry_after
+        .map(|a| format!("Retry-After: {a}\r\n"))
+        .unwrap_or_default();
+    respond_raw(
+        w,
+        status,
+        "application/json",
+        body.to_string().as_bytes(),
+        &extra,
+        close,
+    )
+}
+
+/// Writes a whole response; `extra` holds more header lines.
+fn respond_raw(
+    w: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    extra: &str,
+    close: bool,
+) -> io::Result<()> {
     let reason = match status {
         200 => "OK",
         201 => "Created",
@@ -511,17 +534,13 @@ fn respond(
         503 => "Service Unavailable",
         _ => "Status",
     };
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n",
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {}\r\n{extra}\r\n",
         body.len(),
         if close { "close" } else { "keep-alive" }
     );
-    if let Some(after) = retry_after {
-        head.push_str(&format!("Retry-After: {after}\r\n"));
-    }
-    head.push_str("\r\n");
     w.write_all(head.as_bytes())?;
-    w.write_all(body.as_bytes())?;
+    w.write_all(body)?;
     w.flush()
 }
 

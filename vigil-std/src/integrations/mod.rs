@@ -1,0 +1,318 @@
+//! OpenAI and Anthropic auto-instrumentation, and the registry that turns it
+//! on, with the seed's names.
+//!
+//! Rust has no monkey-patching, so the SDK hooks in where programs make these
+//! calls: a `ureq` middleware ([`crate::ureq::VigilMiddleware`], with the
+//! `ureq` feature) records every call to `.../chat/completions` and
+//! `.../v1/messages` while its integration is active, and [`LlmCall`] does the
+//! same for any other HTTP client, fed with the request and response JSON (or
+//! the lines of a stream).
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::config::Field;
+use crate::context::{self, Frame, Start};
+use crate::span::set_payload;
+use crate::{SpanKind, SpanStatus};
+
+pub mod anthropic;
+pub mod openai;
+
+const NAMES: [&str; 2] = ["openai", "anthropic"];
+static ACTIVE: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+/// The integrations this build knows: `["openai", "anthropic"]`.
+pub fn available_integrations() -> &'static [&'static str] {
+    &NAMES
+}
+
+/// Turns on the integration called `name`.
+///
+/// ```
+/// vigil_std::activate_integration("openai").unwrap();
+/// assert!(vigil_std::is_integration_active("openai"));
+/// let err = vigil_std::activate_integration("cohere").unwrap_err();
+/// assert_eq!(err.to_string(), "unknown integration \"cohere\"; available: openai, anthropic");
+/// ```
+pub fn activate_integration(name: &str) -> Result<(), UnknownIntegration> {
+    let at = NAMES
+        .iter()
+        .position(|n| *n == name)
+        .ok_or_else(|| UnknownIntegration(name.to_owned()))?;
+    ACTIVE[at].store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Turns on every integration.
+pub fn activate_all_integrations() {
+    ACTIVE.iter().for_each(|a| a.store(true, Ordering::Relaxed));
+}
+
+/// Turns off the integration called `name` (unknown names are ignored).
+pub fn deactivate_integration(name: &str) {
+    if let Some(at) = NAMES.iter().position(|n| *n == name) {
+        ACTIVE[at].store(false, Ordering::Relaxed);
+    }
+}
+
+/// Whether the integration called `name` is on.
+pub fn is_integration_active(name: &str) -> bool {
+    NAMES
+        .iter()
+        .position(|n| *n == name)
+        .is_some_and(|at| ACTIVE[at].load(Ordering::Relaxed))
+}
+
+/// An integration name that is not in [`available_integrations`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownIntegration(pub String);
+
+impl fmt::Display for UnknownIntegration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown integration {:?}; available: {}",
+            self.0,
+            NAMES.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownIntegration {}
+
+/// An LLM provider the SDK knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// OpenAI chat completions and compatible servers.
+    OpenAi,
+    /// Anthropic messages.
+    Anthropic,
+}
+
+impl Provider {
+    /// The provider an HTTP call goes to, judged by its URL path:
+    /// `.../chat/completions` or `.../v1/messages`.
+    pub fn from_path(path: &str) -> Option<Provider> {
+        let path = path.split('?').next().unwrap_or(path).trim_end_matches('/');
+        if path.ends_with("/chat/completions") {
+            Some(Provider::OpenAi)
+        } else if path.ends_with("/v1/messages") {
+            Some(Provider::Anthropic)
+        } else {
+            None
+        }
+    }
+
+    /// The integration's name: `openai` or `anthropic`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+
+    /// Whether its integration is active.
+    pub fn is_active(self) -> bool {
+        is_integration_active(self.name())
+    }
+
+    fn span_name(self) -> &'static str {
+        match self {
+            Provider::OpenAi => openai::SPAN_NAME,
+            Provider::Anthropic => anthropic::SPAN_NAME,
+        }
+    }
+}
+
+enum Accumulator {
+    OpenAi(openai::StreamAccumulator),
+    Anthropic(anthropic::StreamAccumulator),
+}
+
+impl Accumulator {
+    fn feed_line(&mut self, line: &str) -> bool {
+        match self {
+            Accumulator::OpenAi(a) => a.feed_line(line),
+            Accumulator::Anthropic(a) => a.feed_line(line),
+        }
+    }
+    fn is_done(&self) -> bool {
+        match self {
+            Accumulator::OpenAi(a) => a.is_done(),
+            Accumulator::Anthropic(a) => a.is_done(),
+        }
+    }
+    fn output(&self) -> Value {
+        match self {
+            Accumulator::OpenAi(a) => a.output(),
+            Accumulator::Anthropic(a) => a.output(),
+        }
+    }
+}
+
+/// One LLM call being recorded as an `llm` span (child of the span current
+/// when it starts), whatever HTTP client makes it.
+///
+/// ```
+/// use serde_json::json;
+/// use vigil_std::integrations::{LlmCall, Provider};
+///
+/// let captured = vigil_std::sink::capture(|| {
+///     let request = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]});
+///     let call = LlmCall::start(Provider::OpenAi, &request);
+///     // ... send `request` with any client ...
+///     let response = json!({"model": "gpt-4o", "choices": [{"message": {"role": "assistant", "content": "Hello"}}],
+///                           "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}});
+///     call.finish(&response);
+/// });
+/// let span = captured.span("openai.chat.completions").unwrap();
+/// assert_eq!(span.output["content"], "Hello");
+/// assert_eq!(span.input["temperature"], serde_json::Value::Null);
+/// ```
+pub struct LlmCall {
+    frame: Option<Frame>,
+    provider: Provider,
+    started: Instant,
+    stream: Option<Accumulator>,
+}
+
+impl LlmCall {
+    /// Starts recording a call whose request body is `request`.
+    pub fn start(provider: Provider, request: &Value) -> LlmCall {
+        let mut frame = context::open(
+            provider.span_name().into(),
+            SpanKind::Llm,
+            Start::Child,
+            None,
+        );
+        if let Some(f) = frame.as_mut() {
+            let input = match provider {
+                Provider::OpenAi => openai::input(request),
+                Provider::Anthropic => anthropic::input(request),
+            };
+            set_payload(f, Field::Input, &input);
+            set_payload(f, Field::Metadata("provider"), provider.name());
+        }
+        let stream = (request["stream"] == true).then(|| match provider {
+            Provider::OpenAi => Accumulator::OpenAi(Default::default()),
+            Provider::Anthropic => Accumulator::Anthropic(Default::default()),
+        });
+        LlmCall {
+            frame,
+            provider,
+            started: Instant::now(),
+            stream,
+        }
+    }
+
+    /// Whether the request asked for a stream (`"stream": true`).
+    pub fn is_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Ends the span with the output of a (non-streamed) response body.
+    pub fn finish(mut self, response: &Value) {
+        let output = match self.provider {
+            Provider::OpenAi => openai::output(response),
+            Provider::Anthropic => anthropic::output(response),
+        };
+        self.end(&output, SpanStatus::Ok);
+    }
+
+    /// Ends the span as failed, with output `{"error": message}`.
+    pub fn fail(mut self, message: &str) {
+        self.end(&json!({ "error": message }), SpanStatus::Error);
+    }
+
+    /// Ends the span as failed from an error answer's body (`status` is the
+    /// HTTP status), using the provider's own message when it has one.
+    pub fn fail_with_body(self, status: u16, body: &[u8]) {
+        let parsed = serde_json::from_slice::<Value>(body).ok();
+        let message = parsed.as_ref().and_then(|b| match self.provider {
+            Provider::OpenAi => openai::error_message(b),
+            Provider::Anthropic => anthropic::error_message(b),
+        });
+        let message = message.unwrap_or_else(|| format!("HTTP {status}"));
+        self.fail(&message);
+    }
+
+    /// Feeds one line of a streamed response (server-sent events). The
+    /// first content is stamped as a `first_token` event with the time since
+    /// the call started.
+    pub fn feed_line(&mut self, line: &str) {
+        let Some(acc) = self.stream.as_mut() else {
+            return;
+        };
+        if acc.feed_line(line) {
+            if let Some(f) = self.frame.as_mut() {
+                let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+                set_payload(
+                    f,
+                    Field::Event("first_token"),
+                    &json!({ "time_to_first_token_ms": ms }),
+                );
+            }
+        }
+    }
+
+    /// Ends a streamed call with what the stream brought.
+    pub fn finish_stream(mut self) {
+        let output = self
+            .stream
+            .as_ref()
+            .map_or(Value::Null, Accumulator::output);
+        self.end(&output, SpanStatus::Ok);
+    }
+
+    fn end(&mut self, output: &Value, status: SpanStatus) {
+        if let Some(mut f) = self.frame.take() {
+            set_payload(&mut f, Field::Output, output);
+            f.span.set_status(status);
+            f.status_set = true;
+            context::close(f);
+        }
+    }
+}
+
+impl Drop for LlmCall {
+    /// A stream dropped before its end keeps what was received, marked.
+    fn drop(&mut self) {
+        if self.frame.is_none() {
+            return;
+        }
+        let complete = self.stream.as_ref().is_some_and(Accumulator::is_done);
+        let output = self
+            .stream
+            .as_ref()
+            .map_or(Value::Null, Accumulator::output);
+        if let Some(f) = self.frame.as_mut() {
+            if !complete {
+                set_payload(f, Field::Metadata("vigil.stream_incomplete"), &true);
+            }
+        }
+        self.end(&output, SpanStatus::Ok);
+    }
+}
+
+/// Records an OpenAI chat completion made with any client: `request` and
+/// `response` are the JSON bodies (`Err` with the error's message on failure).
+pub fn record_openai_chat(request: &Value, response: Result<&Value, &str>) {
+    record(Provider::OpenAi, request, response);
+}
+
+/// Records an Anthropic message made with any client; see [`record_openai_chat`].
+pub fn record_anthropic_message(request: &Value, response: Result<&Value, &str>) {
+    record(Provider::Anthropic, request, response);
+}
+
+fn record(provider: Provider, request: &Value, response: Result<&Value, &str>) {
+    let call = LlmCall::start(provider, request);
+    match response {
+        Ok(body) => call.finish(body),
+        Err(message) => call.fail(message),
+    }
+}

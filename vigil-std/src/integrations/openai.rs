@@ -1,0 +1,143 @@
+//! OpenAI chat completions (and compatible servers: Azure, Ollama, vLLM,
+//! OpenRouter) as `llm` spans, with the keys the Vigil server replays from.
+
+use serde_json::{json, Map, Value};
+
+/// The span name of an OpenAI chat completion.
+pub const SPAN_NAME: &str = "openai.chat.completions";
+
+/// The replayable input of a request: exactly `model`, `messages`,
+/// `temperature`, `max_tokens`, `top_p`, `stop` (`null` when not sent).
+pub fn input(request: &Value) -> Value {
+    let mut input = Map::new();
+    for key in [
+        "model",
+        "messages",
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "stop",
+    ] {
+        input.insert(
+            key.to_owned(),
+            request.get(key).cloned().unwrap_or(Value::Null),
+        );
+    }
+    Value::Object(input)
+}
+
+/// The output of a (non-streamed) response: `model`, `content`, `role`,
+/// `usage {prompt_tokens, completion_tokens, total_tokens}`, and
+/// `tool_calls` when the model called tools.
+pub fn output(response: &Value) -> Value {
+    let message = &response["choices"][0]["message"];
+    let mut out = json!({
+        "model": response.get("model").cloned().unwrap_or(Value::Null),
+        "content": message.get("content").cloned().unwrap_or(Value::Null),
+        "role": message.get("role").cloned().unwrap_or(Value::Null),
+        "usage": usage(&response["usage"]),
+    });
+    if let Some(calls) = message.get("tool_calls").filter(|c| !c.is_null()) {
+        out["tool_calls"] = calls.clone();
+    }
+    out
+}
+
+fn usage(u: &Value) -> Value {
+    json!({
+        "prompt_tokens": u.get("prompt_tokens").cloned().unwrap_or(Value::Null),
+        "completion_tokens": u.get("completion_tokens").cloned().unwrap_or(Value::Null),
+        "total_tokens": u.get("total_tokens").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// The provider's error message in an error body, if it has one.
+pub fn error_message(body: &Value) -> Option<String> {
+    body["error"]["message"]
+        .as_str()
+        .or_else(|| body["error"].as_str())
+        .map(str::to_owned)
+}
+
+/// Builds the output of a streamed response from its server-sent events.
+#[derive(Debug, Default)]
+pub struct StreamAccumulator {
+    model: Option<String>,
+    role: Option<String>,
+    content: String,
+    saw_content: bool,
+    tool_calls: Vec<Value>,
+    usage: Value,
+    done: bool,
+}
+
+impl StreamAccumulator {
+    /// Feeds one line of the stream (`data: {...}`; other lines are ignored).
+    /// Returns true when this line brought the first content or tool call.
+    pub fn feed_line(&mut self, line: &str) -> bool {
+        let Some(data) = line.strip_prefix("data:").map(str::trim) else {
+            return false;
+        };
+        if data == "[DONE]" {
+            self.done = true;
+            return false;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            return false;
+        };
+        if let Some(m) = chunk["model"].as_str() {
+            self.model.get_or_insert_with(|| m.to_owned());
+        }
+        if chunk["usage"].is_object() {
+            self.usage = usage(&chunk["usage"]);
+        }
+        let first = !self.saw_content;
+        let delta = &chunk["choices"][0]["delta"];
+        if let Some(r) = delta["role"].as_str() {
+            self.role = Some(r.to_owned());
+        }
+        let mut got = false;
+        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            self.content.push_str(text);
+            got = true;
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            let index = call["index"].as_u64().unwrap_or(0) as usize;
+            while self.tool_calls.len() <= index {
+                self.tool_calls.push(json!({"id": null, "type": "function", "function": {"name": "", "arguments": ""}}));
+            }
+            let slot = &mut self.tool_calls[index];
+            if let Some(id) = call["id"].as_str() {
+                slot["id"] = json!(id);
+            }
+            for part in ["name", "arguments"] {
+                if let Some(piece) = call["function"][part].as_str() {
+                    let so_far = slot["function"][part].as_str().unwrap_or("").to_owned();
+                    slot["function"][part] = json!(so_far + piece);
+                }
+            }
+            got = true;
+        }
+        self.saw_content |= got;
+        got && first
+    }
+
+    /// Whether the stream's end (`[DONE]`) was seen.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The output, in the same shape as [`output`].
+    pub fn output(&self) -> Value {
+        let mut out = json!({
+            "model": self.model,
+            "content": if self.saw_content || self.tool_calls.is_empty() { json!(self.content) } else { Value::Null },
+            "role": self.role.as_deref().unwrap_or("assistant"),
+            "usage": if self.usage.is_null() { usage(&Value::Null) } else { self.usage.clone() },
+        });
+        if !self.tool_calls.is_empty() {
+            out["tool_calls"] = Value::Array(self.tool_calls.clone());
+        }
+        out
+    }
+}

@@ -1,0 +1,280 @@
+//! OpenAI and Anthropic calls through an instrumented ureq agent, against a
+//! fake provider on loopback.
+
+use std::io::Read;
+
+use serde_json::{json, Value};
+use vigil_std::integrations::{LlmCall, Provider};
+use vigil_std::sink::capture;
+use vigil_test_server::llm::FakeLlm;
+
+fn agents() -> (ureq::Agent, ureq::Agent) {
+    vigil_std::activate_all_integrations();
+    let plain: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let instrumented: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .middleware(vigil_std::ureq::VigilMiddleware)
+        .build()
+        .into();
+    (plain, instrumented)
+}
+
+/// (status, content-type, body bytes) of one call.
+fn call(agent: &ureq::Agent, url: &str, body: &Value) -> (u16, Option<String>, Vec<u8>) {
+    let mut response = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let ct = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let mut bytes = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    (response.status().as_u16(), ct, bytes)
+}
+
+fn openai_request(model: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2,
+           "max_tokens": 50, "stream": stream, "tools": [{"type": "function"}], "user": "u1"})
+}
+
+fn anthropic_request(model: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 50,
+           "system": "Be brief.", "stream": stream, "temperature": 0.5})
+}
+
+#[test]
+fn openai_calls_become_llm_spans_with_the_replay_keys() {
+    let fake = FakeLlm::start();
+    let (plain, instrumented) = agents();
+    let url = format!("{}/v1/chat/completions", fake.url());
+    let c = capture(|| {
+        vigil_std::trace("agent", |_| {
+            let expected = call(&plain, &url, &openai_request("gpt-4o", false));
+            let got = call(&instrumented, &url, &openai_request("gpt-4o", false));
+            assert_eq!(got, expected, "the application sees the same response");
+            call(&instrumented, &url, &openai_request("gpt-4o-tools", false));
+        })
+    });
+    let spans: Vec<_> = c
+        .spans()
+        .filter(|s| s.name == "openai.chat.completions")
+        .collect();
+    assert_eq!(spans.len(), 2, "only the instrumented calls");
+    let s = spans[0];
+    assert_eq!((s.kind.as_str(), s.status.as_str()), ("llm", "ok"));
+    assert_eq!(
+        s.parent_span_id.as_ref(),
+        Some(&c.span("agent").unwrap().span_id)
+    );
+    assert_eq!(
+        s.input,
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2,
+               "max_tokens": 50, "top_p": null, "stop": null})
+    );
+    assert_eq!(
+        s.output,
+        json!({"model": "gpt-4o", "content": "Hello from the fake.", "role": "assistant",
+               "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}})
+    );
+    assert_eq!(
+        spans[1].output["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+}
+
+#[test]
+fn anthropic_calls_become_llm_spans_with_the_replay_keys() {
+    let fake = FakeLlm::start();
+    let (plain, instrumented) = agents();
+    let url = format!("{}/v1/messages", fake.url());
+    let c = capture(|| {
+        let expected = call(&plain, &url, &anthropic_request("claude-x-tools", false));
+        assert_eq!(
+            call(
+                &instrumented,
+                &url,
+                &anthropic_request("claude-x-tools", false)
+            ),
+            expected
+        );
+    });
+    let s = c.span("anthropic.messages").unwrap();
+    assert_eq!(
+        s.input,
+        json!({"model": "claude-x-tools", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 50, "system": "Be brief."})
+    );
+    assert_eq!(s.output["content"], json!(["Hello from the fake."]));
+    assert_eq!(s.output["stop_reason"], "tool_use");
+    assert_eq!(
+        s.output["usage"],
+        json!({"input_tokens": 12, "output_tokens": 5})
+    );
+    assert_eq!(
+        s.output["tool_calls"],
+        json!([{"id": "toolu_1", "name": "get_weather", "input": {"city": "Lisbon"}}])
+    );
+}
+
+#[test]
+fn streams_are_read_unchanged_while_the_span_accumulates() {
+    let fake = FakeLlm::start();
+    let (plain, instrumented) = agents();
+    let openai = format!("{}/v1/chat/completions", fake.url());
+    let anthropic = format!("{}/v1/messages", fake.url());
+    let c = capture(|| {
+        for (url, request) in [
+            (&openai, openai_request("gpt-4o-tools", true)),
+            (&anthropic, anthropic_request("claude-x-tools", true)),
+        ] {
+            let expected = call(&plain, url, &request);
+            assert_eq!(
+                call(&instrumented, url, &request),
+                expected,
+                "stream bytes unchanged"
+            );
+        }
+    });
+    let o = c.span("openai.chat.completions").unwrap();
+    assert_eq!(o.output["content"], "Hello stream");
+    assert_eq!(o.output["usage"]["total_tokens"], 15);
+    assert_eq!(
+        o.output["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Lisbon\"}"
+    );
+    assert_eq!(o.events[0]["name"], "first_token");
+    assert!(
+        o.events[0]["attributes"]["time_to_first_token_ms"]
+            .as_f64()
+            .unwrap()
+            >= 0.0
+    );
+    assert!(o.metadata.get("vigil.stream_incomplete").is_none());
+    let a = c.span("anthropic.messages").unwrap();
+    assert_eq!(a.output["content"], json!(["Hello stream"]));
+    assert_eq!(
+        a.output["usage"],
+        json!({"input_tokens": 12, "output_tokens": 7})
+    );
+    assert_eq!(a.output["stop_reason"], "end_turn");
+    assert_eq!(
+        a.output["tool_calls"][0]["input"],
+        json!({"city": "Lisbon"})
+    );
+    assert_eq!(a.events[0]["name"], "first_token");
+}
+
+#[test]
+fn a_stream_dropped_early_ends_its_span_with_what_was_received() {
+    let fake = FakeLlm::start();
+    let (_, instrumented) = agents();
+    let url = format!("{}/v1/chat/completions", fake.url());
+    let c = capture(|| {
+        let mut response = instrumented
+            .post(&url)
+            .send(openai_request("gpt-4o", true).to_string())
+            .unwrap();
+        let mut first = [0u8; 64];
+        let n = response.body_mut().as_reader().read(&mut first).unwrap();
+        assert!(n > 0);
+        drop(response);
+    });
+    let s = c.span("openai.chat.completions").unwrap();
+    assert_eq!(s.metadata["vigil.stream_incomplete"], true);
+    assert_eq!(s.status, "ok");
+}
+
+#[test]
+fn provider_errors_mark_the_span_and_reach_the_application_unchanged() {
+    let fake = FakeLlm::start();
+    let (plain, instrumented) = agents();
+    let url = format!("{}/v1/chat/completions", fake.url());
+    let c = capture(|| {
+        for model in ["fail-401", "fail-429", "fail-500", "malformed"] {
+            let request = openai_request(model, false);
+            assert_eq!(
+                call(&instrumented, &url, &request),
+                call(&plain, &url, &request),
+                "{model}"
+            );
+        }
+    });
+    let outputs: Vec<_> = c
+        .spans()
+        .filter(|s| s.name == "openai.chat.completions")
+        .map(|s| (s.status.clone(), s.output["error"].clone()))
+        .collect();
+    assert_eq!(outputs.len(), 4);
+    assert!(outputs.iter().all(|(status, _)| status == "error"));
+    assert_eq!(outputs[0].1, "Incorrect API key provided");
+    assert_eq!(outputs[1].1, "Rate limit reached for requests");
+    assert!(outputs[3]
+        .1
+        .as_str()
+        .unwrap()
+        .starts_with("the response is not JSON"));
+}
+
+#[test]
+fn with_status_errors_on_the_application_gets_the_same_error() {
+    let fake = FakeLlm::start();
+    vigil_std::activate_all_integrations();
+    let instrumented = vigil_std::ureq::instrumented_agent();
+    let url = format!("{}/v1/messages", fake.url());
+    let c = capture(|| {
+        let err = instrumented
+            .post(&url)
+            .send(anthropic_request("fail-401", false).to_string())
+            .unwrap_err();
+        assert!(matches!(err, ureq::Error::StatusCode(401)), "{err}");
+    });
+    let s = c.span("anthropic.messages").unwrap();
+    assert_eq!(s.status, "error");
+    assert!(s.output["error"].as_str().unwrap().contains("401"));
+}
+
+#[test]
+fn other_requests_pass_untouched_and_helpers_serve_any_client() {
+    let fake = FakeLlm::start();
+    let (_, instrumented) = agents();
+    let c = capture(|| {
+        let r = instrumented
+            .post(format!("{}/v1/embeddings", fake.url()))
+            .send("{}");
+        assert!(r.is_ok());
+        vigil_std::integrations::record_openai_chat(
+            &openai_request("m", false),
+            Err("connection reset"),
+        );
+        let mut call = LlmCall::start(Provider::Anthropic, &anthropic_request("c", true));
+        for line in [
+            "event: message_start",
+            r#"data: {"type":"message_start","message":{"model":"c","role":"assistant","usage":{"input_tokens":3}}}"#,
+            r#"data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}}"#,
+            r#"data: {"type":"message_stop"}"#,
+        ] {
+            call.feed_line(line);
+        }
+        call.finish_stream();
+    });
+    assert_eq!(c.spans().count(), 2, "no span for /v1/embeddings");
+    let failed = c.span("openai.chat.completions").unwrap();
+    assert_eq!(
+        (failed.status.as_str(), &failed.output["error"]),
+        ("error", &json!("connection reset"))
+    );
+    assert_eq!(
+        c.span("anthropic.messages").unwrap().output["content"],
+        json!(["ok"])
+    );
+}

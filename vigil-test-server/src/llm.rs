@@ -1,0 +1,198 @@
+//! A fake OpenAI and Anthropic API on loopback, for the integration tests.
+//!
+//! `POST /v1/chat/completions` and `POST /v1/messages` answer like the real
+//! APIs, streamed (server-sent events) when the request says
+//! `"stream": true`. The model name picks a behaviour: `fail-401`,
+//! `fail-429`, `fail-500` answer with the provider's error body, `malformed`
+//! with a body that is not JSON, and a name containing `tools` with a tool call.
+
+use std::io::{BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::{read_request, respond_raw, Incoming};
+
+/// The fake provider; stops when dropped.
+pub struct FakeLlm {
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeLlm {
+    /// Starts on an ephemeral port.
+    pub fn start() -> FakeLlm {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            for stream in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let flag = flag.clone();
+                    thread::spawn(move || serve(stream, &flag));
+                }
+            }
+        });
+        FakeLlm {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (append `/v1/chat/completions` or `/v1/messages`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let _ = stream.set_nodelay(true);
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let alive = || !stop.load(Ordering::SeqCst);
+    loop {
+        let request = match read_request(&mut reader, &alive) {
+            Incoming::Request(r) => r,
+            _ => return,
+        };
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let model = body["model"].as_str().unwrap_or("model").to_owned();
+        let stream = body["stream"] == true;
+        let openai = request.path.ends_with("/chat/completions");
+        let (status, content_type, payload, extra) = match model.as_str() {
+            "fail-401" | "fail-429" | "fail-500" => {
+                let status: u16 = model[5..].parse().unwrap_or(500);
+                let message = match status {
+                    401 => "Incorrect API key provided",
+                    429 => "Rate limit reached for requests",
+                    _ => "The server had an error while processing your request",
+                };
+                let body = if openai {
+                    json!({"error": {"message": message, "type": "api_error", "code": null}})
+                } else {
+                    json!({"type": "error", "error": {"type": "api_error", "message": message}})
+                };
+                let extra = if status == 429 {
+                    "Retry-After: 1\r\n"
+                } else {
+                    ""
+                };
+                (
+                    status,
+                    "application/json",
+                    body.to_string().into_bytes(),
+                    extra,
+                )
+            }
+            "malformed" => (200, "application/json", b"{\"choices\": [".to_vec(), ""),
+            _ if stream => (200, "text/event-stream", stream_body(openai, &model), ""),
+            _ => (
+                200,
+                "application/json",
+                whole_body(openai, &model).to_string().into_bytes(),
+                "",
+            ),
+        };
+        if respond_raw(&mut writer, status, content_type, &payload, extra, false).is_err() {
+            return;
+        }
+        let _ = writer.flush();
+    }
+}
+
+fn whole_body(openai: bool, model: &str) -> Value {
+    let tools = model.contains("tools");
+    if openai {
+        let mut message = json!({"role": "assistant", "content": "Hello from the fake."});
+        if tools {
+            message = json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Lisbon\"}"}}]});
+        }
+        json!({"id": "chatcmpl-1", "object": "chat.completion", "model": model,
+               "choices": [{"index": 0, "message": message, "finish_reason": if tools { "tool_calls" } else { "stop" }}],
+               "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}})
+    } else {
+        let mut content = vec![json!({"type": "text", "text": "Hello from the fake."})];
+        if tools {
+            content.push(json!({"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Lisbon"}}));
+        }
+        json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": content,
+               "stop_reason": if tools { "tool_use" } else { "end_turn" }, "usage": {"input_tokens": 12, "output_tokens": 5}})
+    }
+}
+
+fn stream_body(openai: bool, model: &str) -> Vec<u8> {
+    let mut out = String::new();
+    let tools = model.contains("tools");
+    if openai {
+        let chunk = |delta: Value| json!({"id": "c", "object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+        let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}))];
+        for piece in ["Hel", "lo ", "stream"] {
+            chunks.push(chunk(json!({"content": piece})));
+        }
+        if tools {
+            chunks.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":"}}]})));
+            chunks.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Lisbon\"}"}}]}),
+            ));
+        }
+        chunks.push(json!({"id": "c", "object": "chat.completion.chunk", "model": model, "choices": [],
+                           "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}));
+        for c in chunks {
+            out.push_str(&format!("data: {c}\n\n"));
+        }
+        out.push_str("data: [DONE]\n\n");
+    } else {
+        let mut events = vec![
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": 12, "output_tokens": 1}}}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+        ];
+        for piece in ["Hel", "lo ", "stream"] {
+            events.push(("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})));
+        }
+        events.push((
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ));
+        if tools {
+            events.push(("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}})));
+            events.push(("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})));
+            events.push(("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Lisbon\"}"}})));
+        }
+        events.push(("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}})));
+        events.push(("message_stop", json!({"type": "message_stop"})));
+        for (name, data) in events {
+            out.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+        }
+    }
+    out.into_bytes()
+}
