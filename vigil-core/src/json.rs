@@ -92,11 +92,35 @@ pub(crate) fn write_str<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), 
 }
 
 /// Writes the escaped contents of a JSON string literal, without quotes.
+///
+/// Runs of bytes that need no escape are found eight at a time (a word-wide
+/// test for control characters, `"` and `\\`) and copied in one piece.
 pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), Full> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// Whether any byte of `w` is a control character, `"` or `\`.
+    #[inline(always)]
+    fn needs_escape(w: u64) -> bool {
+        let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
+        below_space
+            || zero_in(w ^ (ONES * u64::from(b'"')))
+            || zero_in(w ^ (ONES * u64::from(b'\\')))
+    }
     let bytes = s.as_bytes();
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_ne_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let escape = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -106,7 +130,10 @@ pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result
             0x08 => "\\b",
             0x0c => "\\f",
             0..=0x1f => "",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         // `i` is at an ASCII byte, hence on a character boundary.
         out.put(&s[run..i])?;
@@ -123,7 +150,8 @@ pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result
         } else {
             out.put(escape)?;
         }
-        run = i + 1;
+        i += 1;
+        run = i;
     }
     out.put(&s[run..])
 }

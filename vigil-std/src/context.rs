@@ -97,13 +97,6 @@ impl Local {
         }
         self.global.as_ref().and_then(|(_, c)| c.as_ref())
     }
-
-    fn find(&mut self, id: SpanId) -> Option<&mut Frame> {
-        self.stack.iter_mut().rev().find_map(|e| match e {
-            Entry::Span(f) if f.span.span_id() == id => Some(f),
-            _ => None,
-        })
-    }
 }
 
 /// A seed for this thread's id generator: the OS's per-process random keys
@@ -322,9 +315,23 @@ fn submit(client: &Client, mut frame: Frame) {
     }
 }
 
-/// Runs `f` on the live span `id` of this thread, if it is here.
-pub(crate) fn with_frame<R>(id: SpanId, f: impl FnOnce(&mut Frame) -> R) -> Option<R> {
-    with_local(|l| l.find(id).map(f)).flatten()
+/// Runs `f` on the live span `id` of this thread, if it is here, with the
+/// client it will go to (no `Arc` clone for the global one).
+pub(crate) fn with_frame<R>(
+    id: SpanId,
+    f: impl FnOnce(&mut Frame, Option<&Client>) -> R,
+) -> Option<R> {
+    with_local(|l| {
+        l.global_client();
+        let global = l.global.as_ref().and_then(|(_, c)| c.as_ref());
+        let frame = l.stack.iter_mut().rev().find_map(|e| match e {
+            Entry::Span(f) if f.span.span_id() == id => Some(f),
+            _ => None,
+        })?;
+        let client = frame.client.clone();
+        Some(f(frame, client.as_ref().or(global)))
+    })
+    .flatten()
 }
 
 /// The innermost span of this thread, if it is a local one.

@@ -51,28 +51,32 @@ impl SpanHandle {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Frame) -> R) -> Option<R> {
+        context::with_frame(self.id?, |frame, _| f(frame))
+    }
+
+    fn with_client<R>(&self, f: impl FnOnce(&mut Frame, Option<&Client>) -> R) -> Option<R> {
         context::with_frame(self.id?, f)
     }
 
     /// Records the input (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
     pub fn set_input<T: Serialize + ?Sized>(&self, value: &T) {
-        self.with(|f| set_payload(f, Field::Input, value));
+        self.with_client(|f, c| set_payload(f, c, Field::Input, value));
     }
 
     /// Records the output (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
     pub fn set_output<T: Serialize + ?Sized>(&self, value: &T) {
-        self.with(|f| set_payload(f, Field::Output, value));
+        self.with_client(|f, c| set_payload(f, c, Field::Output, value));
     }
 
     /// Adds `key: value` to the span's metadata.
     pub fn set_metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
-        self.with(|f| set_payload(f, Field::Metadata(key), value));
+        self.with_client(|f, c| set_payload(f, c, Field::Metadata(key), value));
     }
 
     /// Adds an event named `name`, stamped now, with `attributes` (an
     /// object; `()` for none).
     pub fn add_event<T: Serialize + ?Sized>(&self, name: &str, attributes: &T) {
-        self.with(|f| set_payload(f, Field::Event(name), attributes));
+        self.with_client(|f, c| set_payload(f, c, Field::Event(name), attributes));
     }
 
     /// Sets the status now (otherwise it is decided when the span ends).
@@ -111,18 +115,18 @@ impl SpanHandle {
     }
 }
 
-fn context_client(f: &Frame) -> Option<Client> {
-    f.client.clone().or_else(crate::client::get_client)
-}
-
-/// Records a payload on a live span, through the client's `mask` hook and
-/// `capture_content` switch.
-pub(crate) fn set_payload<T: Serialize + ?Sized>(f: &mut Frame, field: Field<'_>, value: &T) {
+/// Records a payload on a live span, through the `mask` hook and
+/// `capture_content` switch of `client`, the span's client.
+pub(crate) fn set_payload<T: Serialize + ?Sized>(
+    f: &mut Frame,
+    client: Option<&Client>,
+    field: Field<'_>,
+    value: &T,
+) {
     if !f.sampled {
         return;
     }
-    let client = context_client(f);
-    let config = client.as_ref().map(Client::config);
+    let config = client.map(Client::config);
     let content = matches!(field, Field::Input | Field::Output);
     if content && config.is_some_and(|c| !c.capture_content) {
         return;

@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use crate::config::Field;
 use crate::context::{self, Frame, Start};
-use crate::span::set_payload;
+use crate::span;
+use crate::Client;
 use crate::{SpanKind, SpanStatus};
 
 pub mod anthropic;
@@ -269,12 +270,28 @@ impl LlmCall {
     }
 
     fn end(&mut self, output: &Value, status: SpanStatus) {
+        let client = self.client();
         if let Some(mut f) = self.frame.take() {
-            set_payload(&mut f, Field::Output, output);
+            span::set_payload(&mut f, client.as_ref(), Field::Output, output);
             f.span.set_status(status);
             f.status_set = true;
             context::close(f);
         }
+    }
+}
+
+/// Records a payload on a span held outside the stack.
+fn set_payload<T: serde::Serialize + ?Sized>(f: &mut Frame, field: Field<'_>, value: &T) {
+    let client = f.client.clone().or_else(crate::get_client);
+    span::set_payload(f, client.as_ref(), field, value);
+}
+
+impl LlmCall {
+    fn client(&self) -> Option<Client> {
+        self.frame
+            .as_ref()
+            .and_then(|f| f.client.clone())
+            .or_else(crate::get_client)
     }
 }
 

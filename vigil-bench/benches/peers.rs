@@ -1,0 +1,104 @@
+//! `cargo bench --manifest-path vigil-bench/Cargo.toml --bench peers`
+//!
+//! The application-thread cost of one span (start + end, inside a trace) for
+//! Vigil (guard API and `#[span]`), `opentelemetry_sdk` (batch span processor,
+//! in-memory exporter) and `tracing` with no subscriber (the floor), on 1 and
+//! 2 threads, in the same run.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::*;
+use criterion::{criterion_group, criterion_main, Criterion};
+
+/// Runs `f` `iters` times on each of `threads` threads; mean wall time per call per thread.
+fn on_threads(threads: usize, iters: u64, f: Arc<dyn Fn(u64) + Send + Sync>) -> Duration {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (barrier, f) = (barrier.clone(), f.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let start = Instant::now();
+                f(iters);
+                start.elapsed()
+            })
+        })
+        .collect();
+    barrier.wait();
+    handles.into_iter().map(|h| h.join().unwrap()).sum::<Duration>() / threads as u32
+}
+
+fn peers(c: &mut Criterion) {
+    let vigil = vigil_client();
+    let otel = Arc::new(otel());
+    for threads in [1usize, 2] {
+        for shape in [Shape::Bare, Shape::FourAttributes, Shape::KibPayloads] {
+            let mut g = c.benchmark_group(format!("{shape:?} span, {threads} thread(s)"));
+            g.bench_function("vigil guard", |b| {
+                b.iter_custom(|iters| {
+                    let t = on_threads(threads, iters, Arc::new(move |n| {
+                        let _trace = vigil::start_trace("trace");
+                        for _ in 0..n {
+                            vigil_span(shape);
+                        }
+                    }));
+                    vigil::flush(Duration::from_secs(30));
+                    t
+                })
+            });
+            if matches!(shape, Shape::Bare) {
+                g.bench_function("vigil #[span]", |b| {
+                    b.iter_custom(|iters| {
+                        let t = on_threads(threads, iters, Arc::new(move |n| {
+                            let _trace = vigil::start_trace("trace");
+                            for _ in 0..n {
+                                vigil_macro_span();
+                            }
+                        }));
+                        vigil::flush(Duration::from_secs(30));
+                        t
+                    })
+                });
+            }
+            let o = otel.clone();
+            g.bench_function("opentelemetry_sdk", |b| {
+                b.iter_custom(|iters| {
+                    let o2 = o.clone();
+                    let t = on_threads(threads, iters, Arc::new(move |n| {
+                        let parent = otel_parent(&o2.tracer);
+                        for _ in 0..n {
+                            otel_span(&o2.tracer, &parent, shape);
+                        }
+                    }));
+                    let _ = o.provider.force_flush();
+                    o.exporter.reset();
+                    t
+                })
+            });
+            g.bench_function("tracing (no subscriber)", |b| {
+                b.iter_custom(|iters| {
+                    on_threads(threads, iters, Arc::new(move |n| {
+                        for _ in 0..n {
+                            tracing_span(shape);
+                        }
+                    }))
+                })
+            });
+            g.finish();
+        }
+    }
+    vigil.shutdown();
+    let _ = otel.provider.shutdown();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! { name = benches; config = config(); targets = peers }
+criterion_main!(benches);
