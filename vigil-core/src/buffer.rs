@@ -21,6 +21,12 @@ pub trait Buffer: Default {
     /// Most bytes this buffer can ever hold.
     fn max_len(&self) -> usize;
 
+    /// Makes room for `additional` more bytes ahead of time, if the buffer
+    /// grows (a hint; fixed buffers ignore it).
+    fn reserve(&mut self, additional: usize) {
+        let _ = additional;
+    }
+
     /// Length in bytes.
     fn len(&self) -> usize {
         self.as_str().len()
@@ -75,6 +81,9 @@ impl Buffer for alloc::string::String {
     }
     fn max_len(&self) -> usize {
         usize::MAX
+    }
+    fn reserve(&mut self, additional: usize) {
+        let _ = self.try_reserve(additional);
     }
 }
 

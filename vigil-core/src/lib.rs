@@ -82,7 +82,8 @@ pub use id::{IdGenerator, SpanId, TraceId};
 pub use json::JsonError;
 pub use model::{SpanKind, SpanStatus, UnknownName};
 pub use span::{
-    Name, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS, TRUNCATED_MARKER,
+    write_object, Name, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS,
+    TRUNCATED_MARKER,
 };
 pub use stats::{Stats, StatsSnapshot, STARTED_SHARDS};
 pub use time::{Clock, Timestamp, RFC3339_LEN};

@@ -285,28 +285,28 @@ impl<B: Buffer> Span<B> {
     /// the span is marked, and `Err(JsonError::Full)` returned. On any other
     /// error the input is left unset.
     pub fn set_input<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
-        let limit = self.limit();
+        let limit = self.field_limit();
         let result = write_object(&mut self.input, limit, value);
         self.note(result, Truncated::INPUT)
     }
 
     /// Records `value` as the output; same rules as [`Span::set_input`].
     pub fn set_output<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
-        let limit = self.limit();
+        let limit = self.field_limit();
         let result = write_object(&mut self.output, limit, value);
         self.note(result, Truncated::OUTPUT)
     }
 
     /// Sets the input to an already-encoded JSON object (not checked).
     pub fn set_input_json(&mut self, object: &str) -> Result<(), JsonError> {
-        let limit = self.limit();
+        let limit = self.field_limit();
         let result = copy_raw(&mut self.input, limit, object);
         self.note(result, Truncated::INPUT)
     }
 
     /// Sets the output to an already-encoded JSON object (not checked).
     pub fn set_output_json(&mut self, object: &str) -> Result<(), JsonError> {
-        let limit = self.limit();
+        let limit = self.field_limit();
         let result = copy_raw(&mut self.output, limit, object);
         self.note(result, Truncated::OUTPUT)
     }
@@ -319,7 +319,7 @@ impl<B: Buffer> Span<B> {
         key: &str,
         value: &T,
     ) -> Result<(), JsonError> {
-        let limit = self.limit();
+        let limit = self.field_limit();
         let result = append(&mut self.metadata, limit, |out, first| {
             if !first {
                 out.put(",")?;
@@ -341,7 +341,7 @@ impl<B: Buffer> Span<B> {
         at: Timestamp,
         attributes: &T,
     ) -> Result<(), JsonError> {
-        let limit = self.limit();
+        let limit = self.field_limit();
         let result = append(&mut self.events, limit, |out, first| {
             if !first {
                 out.put(",")?;
@@ -358,7 +358,8 @@ impl<B: Buffer> Span<B> {
         self.note(result, Truncated::EVENTS)
     }
 
-    fn limit(&self) -> usize {
+    /// The cap, in bytes, on each payload field.
+    pub fn field_limit(&self) -> usize {
         self.field_limit as usize
     }
 
@@ -381,6 +382,10 @@ fn append<B: Buffer>(
     write: impl FnOnce(&mut Limited<'_, B>, bool) -> Result<(), JsonError>,
 ) -> Result<(), JsonError> {
     let before = buf.len();
+    if before == 0 {
+        // Metadata and events grow entry by entry: start with room for a few.
+        buf.reserve(96);
+    }
     let mut out = Limited { buf, limit };
     let result = write(&mut out, before == 0);
     if result.is_err() {
@@ -398,8 +403,13 @@ fn copy_raw<B: Buffer>(buf: &mut B, limit: usize, object: &str) -> Result<(), Js
     result
 }
 
-/// Replaces `buf` with the JSON object form of `value`.
-fn write_object<B: Buffer, T: Serialize + ?Sized>(
+/// Replaces `buf` with the JSON object form of `value` (objects as they are,
+/// `null` as `{}`, anything else as `{"value": ...}`), at most `limit` bytes.
+///
+/// On `Err(JsonError::Full)` the buffer holds [`TRUNCATED_MARKER`]; on any
+/// other error it is empty. [`Span::set_input`] uses this; callers can use it
+/// to encode once into a scratch buffer and then [`Span::set_input_json`].
+pub fn write_object<B: Buffer, T: Serialize + ?Sized>(
     buf: &mut B,
     limit: usize,
     value: &T,
@@ -512,7 +522,7 @@ impl<B: Buffer> Trace<B> {
             kind,
             start,
         );
-        span.set_field_limit(self.root.limit());
+        span.set_field_limit(self.root.field_limit());
         span
     }
 

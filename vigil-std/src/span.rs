@@ -150,11 +150,39 @@ fn write_field<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<(), JsonError> {
     match field {
-        Field::Input => f.span.set_input(value),
-        Field::Output => f.span.set_output(value),
+        Field::Input | Field::Output => with_scratch(|scratch| {
+            // Encode once into a reused buffer, then copy: one allocation of
+            // the exact size instead of a buffer growing by doubling.
+            let limit = f.span.field_limit();
+            let encoded = vigil_core::write_object(scratch, limit, value);
+            match (encoded, field) {
+                (Ok(()), Field::Input) => f.span.set_input_json(scratch),
+                (Ok(()), _) => f.span.set_output_json(scratch),
+                // Over the limit: let the span record the truncation itself.
+                (Err(JsonError::Full), Field::Input) => f.span.set_input(value),
+                (Err(JsonError::Full), _) => f.span.set_output(value),
+                (Err(e), _) => Err(e),
+            }
+        }),
         Field::Metadata(key) => f.span.set_metadata(key, value),
         Field::Event(name) => f.span.add_event(name, context::now(), value),
     }
+}
+
+/// Runs `f` with this thread's scratch buffer, emptied (a fresh one if a
+/// nested call holds it).
+fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+    }
+    let mut scratch = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
+    scratch.clear();
+    let out = f(&mut scratch);
+    // Keep the buffer for next time, unless one huge payload made it huge.
+    if scratch.capacity() <= 1 << 20 {
+        let _ = SCRATCH.try_with(|cell| cell.set(scratch));
+    }
+    out
 }
 
 /// Payload overflow is counted when the span is submitted; anything else is
