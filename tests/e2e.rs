@@ -341,7 +341,7 @@ fn an_outage_longer_than_the_queue_drops_exactly_and_never_blocks() {
     assert_eq!(report.stats.spans_delivered, 1000, "{report}");
     assert_eq!(server.span_count(), 1000);
     eprintln!(
-        "span start+end during the outage (debug build): p50 {:?}, p99 {:?}, max {worst:?}",
+        "span start+end during the outage: p50 {:?}, p99 {:?}, max {worst:?}",
         latencies[2500], latencies[4950]
     );
 }
