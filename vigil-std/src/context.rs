@@ -222,22 +222,27 @@ pub(crate) fn push(frame: Frame) {
 
 /// Takes the span with `id` off this thread's stack (wherever it is).
 pub(crate) fn pop(id: SpanId) -> Option<Frame> {
-    with_local(|l| {
-        let at = l
+    with_local(|l| l.take(id)).flatten()
+}
+
+impl Local {
+    /// Removes the span `id` from the stack, however deep (guards may be
+    /// dropped out of order); the common case, the top, is a plain pop.
+    fn take(&mut self, id: SpanId) -> Option<Frame> {
+        let at = self
             .stack
             .iter()
             .rposition(|e| matches!(e, Entry::Span(f) if f.span.span_id() == id))?;
-        let entry = if at + 1 == l.stack.len() {
-            l.stack.pop()?
+        let entry = if at + 1 == self.stack.len() {
+            self.stack.pop()?
         } else {
-            l.stack.remove(at)
+            self.stack.remove(at)
         };
         match entry {
             Entry::Span(f) => Some(f),
             Entry::Remote(_) => None,
         }
-    })
-    .flatten()
+    }
 }
 
 /// Ends `frame` now and hands it to its client (a span carried outside the
@@ -261,19 +266,9 @@ pub(crate) fn close(frame: Frame) {
 /// Ends the span `id` of this thread's stack, wherever it is in the stack.
 pub(crate) fn close_current(id: SpanId) {
     let _ = with_local(|l| {
-        let at = l
-            .stack
-            .iter()
-            .rposition(|e| matches!(e, Entry::Span(f) if f.span.span_id() == id))?;
-        let entry = if at + 1 == l.stack.len() {
-            l.stack.pop()?
-        } else {
-            l.stack.remove(at)
-        };
-        if let Entry::Span(frame) = entry {
+        if let Some(frame) = l.take(id) {
             finish(l, frame);
         }
-        Some(())
     });
 }
 

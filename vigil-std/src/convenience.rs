@@ -28,12 +28,7 @@ where
     I: Serialize + ?Sized,
     O: Serialize + ?Sized,
 {
-    if context::current_client().is_none() {
-        return;
-    }
-    let span = start_span(format!("llm:{model}"), SpanKind::Llm);
-    span.set_input(input);
-    span.set_output(output);
+    log_call("llm:", model, SpanKind::Llm, input, output);
 }
 
 /// Records a tool call that already happened as an ended `tool` span named
@@ -43,10 +38,18 @@ where
     I: Serialize + ?Sized,
     O: Serialize + ?Sized,
 {
+    log_call("tool:", name, SpanKind::Tool, input, output);
+}
+
+fn log_call<I, O>(prefix: &str, name: &str, kind: SpanKind, input: &I, output: &O)
+where
+    I: Serialize + ?Sized,
+    O: Serialize + ?Sized,
+{
     if context::current_client().is_none() {
         return;
     }
-    let span = start_span(format!("tool:{name}"), SpanKind::Tool);
+    let span = start_span(format!("{prefix}{name}"), kind);
     span.set_input(input);
     span.set_output(output);
 }

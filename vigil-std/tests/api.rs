@@ -1,11 +1,10 @@
 //! The tracing API, through the in-memory capture (no global state).
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
+mod common;
+
+use common::{block_on, YieldOnce};
 use serde_json::json;
 use vigil_std::sink::{capture, capture_with};
 use vigil_std::{
@@ -160,37 +159,6 @@ fn context_follows_spawned_threads() {
         );
     }
     assert_eq!(c.traces.len(), 1);
-}
-
-/// A minimal executor: polls the future to completion on this thread.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Noop));
-    let mut cx = TaskContext::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
-
-/// Yields once, so a future is polled more than once.
-struct YieldOnce(bool);
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
 }
 
 #[test]

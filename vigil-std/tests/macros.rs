@@ -2,11 +2,10 @@
 //! in-memory capture.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 
+mod common;
+
+use common::{block_on, YieldOnce};
 use serde_json::json;
 use vigil_std::sink::capture;
 
@@ -112,34 +111,6 @@ async fn async_agent() -> Result<usize, Failure> {
     let a = call_llm("hi".to_owned()).await?;
     let b = call_llm(String::new()).await.unwrap_or_default();
     Ok(a.len() + b.len())
-}
-
-struct YieldOnce(bool);
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-fn block_on<F: Future>(fut: F) -> F::Output {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Noop));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
 }
 
 #[test]

@@ -337,13 +337,12 @@ enum Incoming {
     Bad(&'static str),
 }
 
-/// Reads one request, waking up regularly to see whether to stop.
-fn read_request(reader: &mut BufReader<TcpStream>, alive: &dyn Fn() -> bool) -> Incoming {
-    let mut line = String::new();
+/// Runs a read that may time out, again while the server is alive; `None`
+/// when it fails or the server stops.
+fn retry<T>(alive: &dyn Fn() -> bool, mut read: impl FnMut() -> io::Result<T>) -> Option<T> {
     loop {
-        match reader.read_line(&mut line) {
-            Ok(0) => return Incoming::Closed,
-            Ok(_) => break,
+        match read() {
+            Ok(v) => return Some(v),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -351,11 +350,19 @@ fn read_request(reader: &mut BufReader<TcpStream>, alive: &dyn Fn() -> bool) -> 
                 ) =>
             {
                 if !alive() {
-                    return Incoming::Closed;
+                    return None;
                 }
             }
-            Err(_) => return Incoming::Closed,
+            Err(_) => return None,
         }
+    }
+}
+
+/// Reads one request, waking up regularly to see whether to stop.
+fn read_request(reader: &mut BufReader<TcpStream>, alive: &dyn Fn() -> bool) -> Incoming {
+    let mut line = String::new();
+    if matches!(retry(alive, || reader.read_line(&mut line)), None | Some(0)) {
+        return Incoming::Closed;
     }
     let mut parts = line.split_whitespace();
     let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
@@ -365,21 +372,8 @@ fn read_request(reader: &mut BufReader<TcpStream>, alive: &dyn Fn() -> bool) -> 
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
-        match reader.read_line(&mut h) {
-            Ok(0) => return Incoming::Closed,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                if !alive() {
-                    return Incoming::Closed;
-                }
-                continue;
-            }
-            Err(_) => return Incoming::Closed,
+        if matches!(retry(alive, || reader.read_line(&mut h)), None | Some(0)) {
+            return Incoming::Closed;
         }
         let h = h.trim_end();
         if h.is_empty() {
@@ -407,20 +401,9 @@ fn read_request(reader: &mut BufReader<TcpStream>, alive: &dyn Fn() -> bool) -> 
     request.body.resize(len, 0);
     let mut got = 0;
     while got < len {
-        match reader.read(&mut request.body[got..]) {
-            Ok(0) => return Incoming::Closed,
-            Ok(n) => got += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                if !alive() {
-                    return Incoming::Closed;
-                }
-            }
-            Err(_) => return Incoming::Closed,
+        match retry(alive, || reader.read(&mut request.body[got..])) {
+            None | Some(0) => return Incoming::Closed,
+            Some(n) => got += n,
         }
     }
     Incoming::Request(request)
@@ -868,32 +851,13 @@ fn add_event(trace: &str, span: &str, body: &Value, shared: &Shared) -> Answer {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let event = json!({"name": name, "timestamp": format!("{}.{:06}Z", civil(now.as_secs()), now.subsec_micros()), "attributes": attributes});
+    let stamp =
+        vigil_core::Timestamp::from_unix_nanos(u64::try_from(now.as_nanos()).unwrap_or(u64::MAX));
+    let event = json!({"name": name, "timestamp": stamp.to_string(), "attributes": attributes});
     if let Some(events) = s.get_mut("events").and_then(Value::as_array_mut) {
         events.push(event.clone());
     } else {
         s["events"] = json!([event.clone()]);
     }
     (201, event, None, None)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` of Unix seconds.
-fn civil(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
