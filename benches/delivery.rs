@@ -1,14 +1,19 @@
 //! `cargo bench --bench delivery`: spans per second delivered over loopback
 //! HTTP to the local Vigil server, with zero loss, and requests per 1,000
-//! spans, at batch sizes 100 and 1,000, for short and long traces.
+//! spans, at batch sizes 100 and 1,000, for short and long traces, and the
+//! application's peak resident memory (the server runs in a child process).
+//! The queue holds a whole run (`max_queue_size` = spans per run), since the
+//! producers are not throttled and zero loss is the point.
 
 use std::time::{Duration, Instant};
 
 use vigil::{Client, Config, SpanKind};
-use vigil_test_server::TestServer;
+
+mod support;
+use support::{memory_kib, RemoteServer};
 
 fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: usize) {
-    let server = TestServer::builder().no_rate_limit().start();
+    let mut server = RemoteServer::start();
     let client = Client::new(
         Config::builder()
             .endpoint(server.url())
@@ -42,17 +47,20 @@ fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: u
     let report = client.shutdown();
     let spans = report.stats.spans_ended;
     assert_eq!(report.stats.dropped(), 0, "{report}");
-    assert_eq!(server.span_count() as u64, spans, "zero loss");
+    assert_eq!(server.span_count(), spans, "zero loss");
+    let (_, peak) = memory_kib();
     println!(
-        "batch {batch_size:>5}, {spans_per_trace:>3} spans/trace: {:>9.0} spans/s delivered ({spans} spans in {elapsed:.2?}, made in {made:.2?}); {:>6.1} requests per 1,000 spans ({} requests, {:.1} KiB/request)",
+        "batch {batch_size:>5}, {spans_per_trace:>3} spans/trace: {:>9.0} spans/s delivered ({spans} spans in {elapsed:.2?}, made in {made:.2?}); {:>6.1} requests per 1,000 spans ({} requests, {:.1} KiB/request); peak RSS so far {:.1} MiB",
         spans as f64 / elapsed.as_secs_f64(),
         report.stats.requests as f64 * 1000.0 / spans as f64,
         report.stats.requests,
         report.stats.bytes_sent as f64 / report.stats.requests as f64 / 1024.0,
+        peak as f64 / 1024.0,
     );
 }
 
 fn main() {
+    support::serve_if_child();
     // `cargo bench` passes `--bench`; a number sets the spans per run.
     let total: usize = std::env::args()
         .skip(1)
