@@ -522,8 +522,10 @@ fn respond_raw(
         body.len(),
         if close { "close" } else { "keep-alive" }
     );
-    w.write_all(head.as_bytes())?;
-    w.write_all(body)?;
+    // One write: a response split over two segments wakes the client twice.
+    let mut response = head.into_bytes();
+    response.extend_from_slice(body);
+    w.write_all(&response)?;
     w.flush()
 }
 
@@ -570,7 +572,7 @@ fn handle(r: &HttpRequest, ip: IpAddr, shared: &Shared) -> Answer {
     let body = || serde_json::from_slice::<Value>(&r.body);
     match (r.method.as_str(), segments.as_slice()) {
         ("POST", ["v1", "traces"]) => match body() {
-            Ok(v) => ingest(&v, shared),
+            Ok(v) => ingest(v, shared),
             Err(e) => error(400, format!("malformed JSON: {e}")),
         },
         ("PATCH", ["v1", "traces", id]) => match body() {
@@ -711,7 +713,7 @@ fn validate_span(i: usize, s: &Value) -> Result<(), Answer> {
     Ok(())
 }
 
-fn ingest(body: &Value, shared: &Shared) -> Answer {
+fn ingest(mut body: Value, shared: &Shared) -> Answer {
     let Some(spans) = body.get("spans").and_then(Value::as_array) else {
         return invalid(vec![json!("body"), json!("spans")], "field required");
     };
@@ -778,8 +780,12 @@ fn ingest(body: &Value, shared: &Shared) -> Answer {
     {
         store.traces[at].name = Some(name.to_owned());
     }
-    for s in spans {
-        let mut s = s.clone();
+    let count = spans.len();
+    let spans = match body.get_mut("spans").map(Value::take) {
+        Some(Value::Array(spans)) => spans,
+        _ => unreachable!("checked above"),
+    };
+    for mut s in spans {
         let id = s["span_id"].as_str().unwrap_or_default().to_owned();
         s["filed_under"] = json!(trace_id);
         store.span_ids.insert(id);
@@ -789,7 +795,7 @@ fn ingest(body: &Value, shared: &Shared) -> Answer {
     let sleep = lock(&shared.faults).commit_then_sleep.pop_front();
     (
         201,
-        json!({"trace_id": trace_id, "span_count": spans.len()}),
+        json!({"trace_id": trace_id, "span_count": count}),
         None,
         sleep,
     )
