@@ -97,7 +97,9 @@ pub struct Queue<T, S: AsRef<[Slot<T>]>> {
     tail: Padded<AtomicUsize>,
     head: Padded<AtomicUsize>,
     /// Pops completed (slot handed back), so `release` can never run ahead.
-    freed: AtomicUsize,
+    /// Padded like the rest: the consumer writes it on every pop, and the
+    /// line it would otherwise share holds what every push reads.
+    freed: Padded<AtomicUsize>,
     released: Padded<AtomicUsize>,
     capacity: usize,
     mask: usize,
@@ -118,7 +120,7 @@ impl<T, const N: usize> Queue<T, [Slot<T>; N]> {
         Queue {
             tail: Padded(AtomicUsize::new(0)),
             head: Padded(AtomicUsize::new(0)),
-            freed: AtomicUsize::new(0),
+            freed: Padded(AtomicUsize::new(0)),
             released: Padded(AtomicUsize::new(0)),
             capacity: N,
             mask: N - 1,
@@ -160,7 +162,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         Queue {
             tail: Padded(AtomicUsize::new(0)),
             head: Padded(AtomicUsize::new(0)),
-            freed: AtomicUsize::new(0),
+            freed: Padded(AtomicUsize::new(0)),
             released: Padded(AtomicUsize::new(0)),
             capacity: capacity.clamp(usize::from(size > 0), size.max(1)),
             mask: size.saturating_sub(1),
@@ -273,7 +275,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
                         .with(|cell| unsafe { (*cell).assume_init_read() });
                     slot.seq
                         .store(lap.wrapping_add(slots.len()), Ordering::Release);
-                    self.freed.fetch_add(1, Ordering::Release);
+                    self.freed.0.fetch_add(1, Ordering::Release);
                     return Some(value);
                 }
                 Err(now) => head = now,
@@ -284,7 +286,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
     /// Gives back the places of `n` popped records, so new ones can be pushed.
     /// Never releases more than has been popped.
     pub fn release(&self, n: usize) {
-        let freed = self.freed.load(Ordering::Acquire);
+        let freed = self.freed.0.load(Ordering::Acquire);
         let _ = self
             .released
             .0

@@ -402,6 +402,9 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
     let mut warned_panic = false;
     let mut last_released = 0;
     loop {
+        // Every pass, not only before sleeping: an exporter that never
+        // catches up must still hand the application the cheap clock.
+        crate::clock::calibrate();
         let (flush, shutdown) = {
             let mut state = lock(&control.state);
             (std::mem::take(&mut state.flush_requested), state.shutdown)
@@ -448,7 +451,6 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         let wake_at = shutdown.map_or(wake_at, |d| wake_at.min(d));
         // Sleep until the next flush time, a retry time, a full batch or a
         // flush request, whichever comes first.
-        crate::clock::calibrate();
         control.sleeping.store(true, Ordering::Relaxed);
         let pending = lock(&control.state).flush_requested;
         let batch_ready = inner.pipeline.queue().len() >= control.batch_size && exporter.is_idle();
