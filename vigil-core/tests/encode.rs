@@ -383,3 +383,27 @@ proptest! {
         }
     }
 }
+
+/// Text dense in what JSON escapes, around the 8- and 32-byte strides of the
+/// escaper and across multi-byte characters.
+fn escape_heavy() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "\"", "\\", "\n", "\r", "\t", "\u{0}", "\u{1}", "\u{8}", "\u{c}", "\u{1f}", " ", "~",
+        "\u{7f}", "a", "é", "日", "😀", "xxxxxxxx",
+    ]);
+    prop::collection::vec(piece, 0..80).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn strings_round_trip_through_the_escaper(text in escape_heavy(), pad in 0usize..40) {
+        let text = format!("{}{text}", "p".repeat(pad));
+        let mut span = span(&mut IdGenerator::from_seed(1), "s");
+        span.set_input(&text).unwrap();
+        let input: Value = serde_json::from_str(span.input().unwrap()).unwrap();
+        prop_assert_eq!(input["value"].as_str(), Some(text.as_str()));
+        prop_assert_eq!(span.input().unwrap(), serde_json::to_string(&json!({"value": text})).unwrap());
+    }
+}
