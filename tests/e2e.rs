@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use vigil::{Client, Config, SpanKind, SpanStatus};
 use vigil_test_server::TestServer;
 
@@ -365,5 +365,4 @@ fn late_metadata_and_status_arrive_by_patch() {
     assert_eq!(t.status.as_deref(), Some("error"));
     assert_eq!(t.metadata["decided"], json!("late"));
     assert!(server.requests().len() >= 3, "child, root, PATCH");
-    let _ = Value::Null;
 }
