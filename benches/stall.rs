@@ -86,7 +86,11 @@ fn main() {
         std::hint::black_box(&mut v).clear();
         v
     };
-    let mut phases = [("before", room(BEFORE)), ("stall", room(STALL)), ("after", room(AFTER))];
+    let mut phases = [
+        ("before", room(BEFORE)),
+        ("stall", room(STALL)),
+        ("after", room(AFTER)),
+    ];
     let samples = Arc::new(Mutex::new(Vec::with_capacity(1000)));
     let sampling = Arc::new(AtomicBool::new(true));
     let origin = Instant::now();
@@ -159,6 +163,13 @@ fn main() {
         stats.dropped_queue_full
     );
     assert_eq!(stats.spans_ended, made);
-    assert_eq!(stats.spans_delivered + stats.dropped(), made, "every span accounted for");
-    assert_eq!(stored, stats.spans_delivered, "the server stored what was delivered");
+    assert_eq!(
+        stats.spans_delivered + stats.dropped(),
+        made,
+        "every span accounted for"
+    );
+    assert_eq!(
+        stored, stats.spans_delivered,
+        "the server stored what was delivered"
+    );
 }

@@ -2,6 +2,9 @@
 //! process (so the application's memory figures hold only the application),
 //! and readings of this process's memory.
 
+// Each bench uses a part of this.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 

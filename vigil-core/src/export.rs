@@ -293,8 +293,10 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
     }
 
     fn finish_batch<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) {
-        pipeline.queue.release(self.len);
+        // Free the records before their places: once a flush sees them
+        // released, their memory is gone too.
         self.batch.clear();
+        pipeline.queue.release(self.len);
         self.len = 0;
         self.cursor = 0;
         self.phase = Phase::Spans;

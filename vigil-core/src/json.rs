@@ -134,7 +134,10 @@ pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result
             },
             None => {
                 let tail = bytes.get(i..).unwrap_or_default();
-                match tail.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+                match tail
+                    .iter()
+                    .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+                {
                     Some(n) => i + n,
                     None => break,
                 }

@@ -14,6 +14,7 @@ use vigil_core::{
 
 use crate::config::{BoxTransport, Config};
 use crate::sink::ConsoleTransport;
+use crate::text::Text;
 use crate::Record;
 
 type Slots = Box<[Slot<Record>]>;
@@ -59,7 +60,7 @@ impl Drop for Handle {
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
-    pub(crate) pipeline: Pipeline<String, Slots>,
+    pub(crate) pipeline: Pipeline<Text, Slots>,
     /// Traces whose id hashes below this are recorded.
     pub(crate) sample_threshold: u64,
     control: Control,
@@ -394,7 +395,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
     let mut settings = config.as_core(&headers).export_settings();
     settings.backoff_base = config.retry_backoff;
     let seed = crate::context::entropy();
-    let mut exporter: Exporter<String, Vec<Record>> =
+    let mut exporter: Exporter<Text, Vec<Record>> =
         Exporter::new(settings, &config.project_id, seed);
     let mut buf = vec![0u8; config.max_request_bytes.max(4096)];
     let origin = Instant::now();
@@ -446,6 +447,8 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         }
         let wake_at = match poll {
             Poll::Again => continue,
+            // Shutting down and nothing left: finish now, not at the deadline.
+            Poll::Idle(_) if shutdown.is_some() => continue,
             Poll::Wait(at) | Poll::Idle(at) => origin + at,
         };
         let wake_at = shutdown.map_or(wake_at, |d| wake_at.min(d));

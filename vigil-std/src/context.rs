@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, TraceId};
 
 use crate::client::{get_client, Client, GENERATION};
+use crate::text;
 use crate::Record;
 
 /// A span being recorded, owned by the stack of the thread it runs on.
@@ -200,7 +201,7 @@ fn build(
             (None, Some(trace)) => (trace, None, sampled(trace, client)),
             (None, None) => return None,
         };
-        let mut span = Record::new(trace_id, span_id, parent_id, name, kind, now());
+        let mut span = Record::new(trace_id, span_id, parent_id, text::name(name), kind, now());
         span.set_root(parent_id.is_none());
         span.set_field_limit(client.config().max_field_bytes);
         if is_sampled {

@@ -37,6 +37,7 @@ mod convenience;
 pub mod integrations;
 pub mod sink;
 mod span;
+mod text;
 #[cfg(feature = "ureq")]
 pub mod ureq;
 
@@ -62,5 +63,5 @@ pub use vigil_core::{
 };
 pub use vigil_macros::{span, trace};
 
-/// The record type the std flavour ships: a span with heap buffers.
-pub(crate) type Record = vigil_core::Span<String>;
+/// The record type the std flavour ships: a span with recycled heap buffers.
+pub(crate) type Record = vigil_core::Span<text::Text>;

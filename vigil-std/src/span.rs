@@ -106,7 +106,7 @@ impl SpanHandle {
     /// Renames the span.
     pub fn set_name(&self, name: impl Into<SpanName>) {
         let name = name.into();
-        self.with(|f| f.span.set_name(name));
+        self.with(|f| f.span.set_name(crate::text::name(name)));
     }
 
     /// Changes the span's kind.

@@ -54,3 +54,43 @@ fn a_static_span_without_payload_makes_no_heap_allocation() {
     client.shutdown();
     assert_eq!(made, 0, "allocations for 1000 spans");
 }
+
+/// Spans with metadata and input reuse the buffers of spans already shipped:
+/// in a steady stream, none of them allocates on the application thread.
+#[test]
+fn payload_buffers_are_recycled_once_spans_have_shipped() {
+    // The exporter runs only when flushed, so what the first spans allocate
+    // is all back in circulation before the measured ones start.
+    let config = Config::builder()
+        .transport(vigil_std::sink::NullTransport::default)
+        .max_queue_size(100_000)
+        .batch_size(1000)
+        .flush_interval_ms(60_000)
+        .build()
+        .unwrap();
+    let client = vigil_std::Client::new(config).unwrap();
+    let prompt = "p".repeat(150);
+    let span = |i: u64| {
+        let s = vigil_std::start_span("call", SpanKind::Llm);
+        s.set_metadata("user_id", &i);
+        s.set_metadata("session", "abc-123");
+        s.set_input(&[("prompt", prompt.as_str())]);
+    };
+    let measured = client.scope(|| {
+        let _trace = vigil_std::start_trace("stream");
+        let before = allocations();
+        (0..200).for_each(span);
+        let first = allocations() - before;
+        assert!(client.flush(std::time::Duration::from_secs(10)));
+        let before = allocations();
+        (0..100).for_each(span);
+        (first, allocations() - before)
+    });
+    client.shutdown();
+    let (first, steady) = measured;
+    assert!(first >= 200, "the first spans allocate ({first})");
+    assert_eq!(
+        steady, 0,
+        "allocations for 100 spans after the first shipped"
+    );
+}
