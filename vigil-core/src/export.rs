@@ -10,6 +10,7 @@
 //! span's trace), a large trace over several requests; once a trace's root
 //! span is stored, a `PATCH` sets the trace's final status and metadata.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
 use crate::buffer::Buffer;
@@ -27,6 +28,7 @@ use crate::transport::{Outcome, Request, RequestKind, RetryReason, Transport};
 pub struct Pipeline<B: Buffer, S: AsRef<[Slot<Span<B>>]>> {
     queue: Queue<Span<B>, S>,
     stats: Stats,
+    closed: AtomicBool,
 }
 
 impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
@@ -35,7 +37,14 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         Pipeline {
             queue,
             stats: Stats::new(),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Refuses spans from now on: nobody will send them. Each one submitted
+    /// after this is counted in `dropped_after_close`.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Hands an ended span to the exporter and returns its ticket in the
@@ -43,6 +52,10 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// counted in `dropped_queue_full`, and `None` returned.
     #[inline]
     pub fn submit(&self, span: Span<B>) -> Option<usize> {
+        if self.closed.load(Ordering::Acquire) {
+            add(&self.stats.dropped_after_close, 1);
+            return None;
+        }
         if !span.truncated().is_empty() {
             add(&self.stats.payloads_truncated, 1);
         }
@@ -53,6 +66,18 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
                 None
             }
         }
+    }
+
+    /// Drops every queued span, counting each in `dropped_at_shutdown`;
+    /// returns how many.
+    pub fn discard_queued(&self) -> usize {
+        let mut dropped = 0;
+        while self.queue.pop().is_some() {
+            self.queue.release(1);
+            dropped += 1;
+        }
+        add(&self.stats.dropped_at_shutdown, dropped);
+        dropped
     }
 
     /// The live counters (to count span starts).
@@ -123,11 +148,26 @@ impl<T> BatchStorage<T> for alloc::vec::Vec<T> {
 pub enum Poll {
     /// A request was sent; poll again right away.
     Again,
-    /// Sending is paused (backoff or `Retry-After`) until this time.
+    /// Sending is paused (backoff, `Retry-After`, or a record still being
+    /// written) until this time.
     Wait(Duration),
     /// Nothing to send; poll at this time (the next flush interval) or when
     /// asked to flush.
     Idle(Duration),
+}
+
+/// How long to wait for a producer to finish writing a record it claimed.
+const NOT_READY_PAUSE: Duration = Duration::from_millis(1);
+
+/// The longest `Retry-After` honoured: a server asking for more is asked
+/// again after this, while spans wait in the (bounded) queue.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// What `refill` found.
+enum Refill {
+    Taken,
+    Nothing,
+    NotReady,
 }
 
 /// Where the exporter is in the current trace.
@@ -206,8 +246,14 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         T: Transport + ?Sized,
     {
         loop {
-            if self.len == 0 && !self.refill(now, pipeline) {
-                return Poll::Idle(self.last_flush + self.settings.flush_interval);
+            if self.len == 0 {
+                match self.refill(now, pipeline) {
+                    Refill::Taken => {}
+                    Refill::Nothing => {
+                        return Poll::Idle(self.last_flush + self.settings.flush_interval)
+                    }
+                    Refill::NotReady => return Poll::Wait(now + NOT_READY_PAUSE),
+                }
             }
             if now < self.not_before {
                 return Poll::Wait(self.not_before);
@@ -226,40 +272,35 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
     /// Drops everything held and everything queued, counting it as dropped at
     /// shutdown. Returns how many spans that was.
     pub fn abandon<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) -> usize {
-        let mut dropped = self.len - self.cursor;
+        let held = self.len - self.cursor;
         if self.phase == Phase::Patch {
             add(&pipeline.stats.patches_failed, 1);
         }
         self.finish_batch(pipeline);
-        while pipeline.queue.pop().is_some() {
-            pipeline.queue.release(1);
-            dropped += 1;
-        }
-        add(&pipeline.stats.dropped_at_shutdown, dropped);
-        dropped
+        add(&pipeline.stats.dropped_at_shutdown, held);
+        held + pipeline.discard_queued()
     }
 
-    /// Takes a batch from the queue if one is due. Returns whether it did.
+    /// Takes a batch from the queue if one is due.
     fn refill<S: AsRef<[Slot<Span<B>>]>>(
         &mut self,
         now: Duration,
         pipeline: &Pipeline<B, S>,
-    ) -> bool {
+    ) -> Refill {
         let waiting = pipeline.queue.len();
         if waiting == 0 {
             self.flush_requested = false;
             if now >= self.last_flush + self.settings.flush_interval {
                 self.last_flush = now;
             }
-            return false;
+            return Refill::Nothing;
         }
         let due = self.flush_requested
             || waiting >= self.settings.batch_size
             || now >= self.last_flush + self.settings.flush_interval;
         if !due {
-            return false;
+            return Refill::Nothing;
         }
-        self.last_flush = now;
         while self.len < self.settings.batch_size {
             let Some(span) = pipeline.queue.pop() else {
                 break;
@@ -282,7 +323,12 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         self.cursor = 0;
         self.phase = Phase::Spans;
         self.attempts = 0;
-        self.len > 0
+        if self.len == 0 {
+            // Claimed by a producer that has not finished writing it.
+            return Refill::NotReady;
+        }
+        self.last_flush = now;
+        Refill::Taken
     }
 
     fn overflow<S: AsRef<[Slot<Span<B>>]>>(&mut self, _span: Span<B>, pipeline: &Pipeline<B, S>) {
@@ -334,7 +380,19 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
             trace_metadata: root.map_or("", |r| r.metadata_members()),
         };
         let trace_id = spans[0].trace_id();
-        let encoded = match encode_ingest(spans, &envelope, buf) {
+        let encoded = encode_ingest(spans, &envelope, buf).or_else(|e| {
+            // Metadata too big to travel with the spans still reaches the
+            // trace through the PATCH that follows its root.
+            if envelope.trace_metadata.is_empty() {
+                return Err(e);
+            }
+            let lean = Envelope {
+                trace_metadata: "",
+                ..envelope
+            };
+            encode_ingest(spans, &lean, buf)
+        });
+        let encoded = match encoded {
             Ok(encoded) => encoded,
             Err(_) => {
                 add(&pipeline.stats.dropped_oversize, 1);
@@ -456,7 +514,8 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
                 self.backoff(self.outage)
             }
         };
-        self.not_before = now + after.map_or(delay, |after| after.max(delay));
+        let wait = after.map_or(delay, |after| after.min(MAX_RETRY_AFTER).max(delay));
+        self.not_before = now.saturating_add(wait);
         false
     }
 

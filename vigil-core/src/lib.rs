@@ -77,7 +77,7 @@ pub use config::{
     DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_PROJECT_ID,
     DEFAULT_TIMEOUT_SECONDS,
 };
-pub use export::{BatchStorage, Exporter, Pipeline, Poll};
+pub use export::{BatchStorage, Exporter, Pipeline, Poll, MAX_RETRY_AFTER};
 pub use id::{IdGenerator, SpanId, TraceId};
 pub use json::JsonError;
 pub use model::{SpanKind, SpanStatus, UnknownName};

@@ -216,7 +216,14 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         let mut tail = self.tail.0.load(Ordering::Relaxed);
         loop {
             let released = self.released.0.load(Ordering::Acquire);
-            if tail.wrapping_sub(released) >= self.capacity {
+            let outstanding = tail.wrapping_sub(released);
+            if outstanding > usize::MAX / 2 {
+                // Our `tail` is older than the releases we see (this thread
+                // was preempted meanwhile): look again rather than wrap.
+                tail = self.tail.0.load(Ordering::Relaxed);
+                continue;
+            }
+            if outstanding >= self.capacity {
                 return Err(value);
             }
             match self.tail.0.compare_exchange_weak(
@@ -273,8 +280,10 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
                     let value = slot
                         .value
                         .with(|cell| unsafe { (*cell).assume_init_read() });
+                    // The next lap's push sees `lap + size`; `size` may be
+                    // below `slots.len()` when the slots are not a power of two.
                     slot.seq
-                        .store(lap.wrapping_add(slots.len()), Ordering::Release);
+                        .store(lap.wrapping_add(self.mask + 1), Ordering::Release);
                     self.freed.0.fetch_add(1, Ordering::Release);
                     return Some(value);
                 }

@@ -61,7 +61,7 @@ macro_rules! stats {
                     $($field: self.$field.load(Relaxed).into(),)*
                     ..StatsSnapshot::default()
                 };
-                s.spans_ended = queued + s.dropped_queue_full;
+                s.spans_ended = queued + s.dropped_queue_full + s.dropped_after_close;
                 s
             }
         }
@@ -81,6 +81,8 @@ stats! {
     dropped_oversize,
     /// Spans dropped unsent at shutdown (deadline reached or server away).
     dropped_at_shutdown,
+    /// Spans that ended after their pipeline was closed (client shut down).
+    dropped_after_close,
     /// Spans with a payload field or entry cut to fit its limit.
     payloads_truncated,
     /// Trace status/metadata updates (PATCH) that failed for good.
@@ -116,6 +118,7 @@ impl StatsSnapshot {
             + self.dropped_after_retries
             + self.dropped_oversize
             + self.dropped_at_shutdown
+            + self.dropped_after_close
     }
 
     /// Spans ended and not yet delivered or dropped.

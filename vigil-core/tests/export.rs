@@ -444,3 +444,69 @@ fn a_span_that_cannot_fit_any_request_is_dropped_and_counted() {
     assert_eq!(p.snapshot().dropped_oversize, 1);
     assert_eq!(p.queue().outstanding(), 0);
 }
+
+#[test]
+fn an_absurd_retry_after_is_capped_rather_than_overflowing() {
+    let (p, mut t, mut g) = (pipe(10), Scripted::default(), gen());
+    let mut exp = Exp::new(settings(5, 10), "", 1);
+    p.submit(g.lone());
+    t.script.push_back(Outcome::Retry {
+        after: Some(Duration::MAX),
+        reason: RetryReason::RateLimited,
+    });
+    assert_eq!(
+        drive(&mut exp, &p, &mut t, ms(10)),
+        Poll::Wait(ms(10) + vigil_core::MAX_RETRY_AFTER)
+    );
+    run_to_end(
+        &mut exp,
+        &p,
+        &mut t,
+        ms(10) + vigil_core::MAX_RETRY_AFTER,
+        10,
+    );
+    assert_eq!(p.snapshot().spans_delivered, 1);
+}
+
+#[test]
+fn trace_metadata_too_big_for_a_request_goes_by_patch_alone() {
+    let (p, mut t, mut g) = (pipe(10), Scripted::default(), gen());
+    let mut exp = Exp::new(settings(5, 10), "", 1);
+    let mut trace = g.trace("big-metadata");
+    trace
+        .root()
+        .set_metadata("notes", &"n".repeat(3000))
+        .unwrap();
+    p.submit(g.child(&trace));
+    p.submit(trace.end(Timestamp::from_unix_nanos(9), SpanStatus::Ok));
+    // Room for the spans (the root carries the metadata as its own), not
+    // for the metadata a second time in the envelope.
+    let mut buf = vec![0u8; 4500];
+    t.now = ms(10);
+    while exp.poll(ms(10), &p, &mut t, &mut buf) == Poll::Again {}
+    let stats = p.snapshot();
+    assert_eq!(stats.spans_delivered, 2, "{stats:?}");
+    assert_eq!(stats.dropped_oversize, 0);
+    let patch = t
+        .sent
+        .iter()
+        .find(|s| s.kind == RequestKind::Patch)
+        .unwrap();
+    assert_eq!(
+        patch.body["metadata"]["notes"].as_str().map(str::len),
+        Some(3000)
+    );
+}
+
+#[test]
+fn spans_submitted_after_close_are_counted_as_dropped() {
+    let (p, mut g) = (pipe(10), gen());
+    p.submit(g.lone());
+    p.close();
+    assert_eq!(p.submit(g.lone()), None);
+    let stats = p.snapshot();
+    assert_eq!(stats.spans_ended, 2);
+    assert_eq!(stats.spans_queued, 1);
+    assert_eq!(stats.dropped_after_close, 1);
+    assert_eq!(stats.dropped(), 1);
+}

@@ -77,3 +77,19 @@ fn records_left_in_the_queue_are_dropped_with_it() {
     }
     assert_eq!(Arc::strong_count(&marker), 1);
 }
+
+#[test]
+fn slots_that_are_not_a_power_of_two_keep_working_lap_after_lap() {
+    // Six slots: the queue uses four of them and must not confuse laps.
+    let queue: Queue<u32, [Slot<u32>; 6]> = Queue::from_slots([const { Slot::new() }; 6], 4);
+    for lap in 0..10 {
+        for i in 0..4 {
+            assert!(queue.push(lap * 4 + i).is_ok(), "lap {lap}, push {i}");
+        }
+        assert!(queue.push(99).is_err(), "full at the capacity");
+        for i in 0..4 {
+            assert_eq!(queue.pop(), Some(lap * 4 + i));
+        }
+        queue.release(4);
+    }
+}

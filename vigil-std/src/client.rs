@@ -51,10 +51,10 @@ impl Drop for Handle {
     fn drop(&mut self) {
         let mut state = lock(&self.0.control.state);
         if state.shutdown.is_none() {
-            state.shutdown = Some(Instant::now() + self.0.config.shutdown_timeout);
+            state.shutdown = Some(deadline_after(self.0.config.shutdown_timeout));
         }
         drop(state);
-        self.0.wake();
+        self.0.wake_now();
     }
 }
 
@@ -84,6 +84,8 @@ struct ControlState {
     /// Exporter stops after this instant (shutdown deadline).
     shutdown: Option<Instant>,
     finished: bool,
+    /// Spans the exporter dropped because the shutdown deadline came first.
+    abandoned: usize,
     transport_panicked: bool,
 }
 
@@ -163,8 +165,13 @@ impl Client {
             let worker = inner.clone();
             match thread::Builder::new()
                 .name("vigil-exporter".into())
-                .spawn(move || run_exporter(worker, transport))
-            {
+                .spawn(move || {
+                    let inner = worker.clone();
+                    let run = std::panic::AssertUnwindSafe(|| run_exporter(worker, transport));
+                    if std::panic::catch_unwind(run).is_err() {
+                        stop_after_panic(&inner);
+                    }
+                }) {
                 Ok(handle) => {
                     let _ = inner.control.thread.set(handle.thread().clone());
                     *lock(&inner.control.join) = Some(handle);
@@ -200,7 +207,7 @@ impl Client {
         }
         let queue = self.inner.pipeline.queue();
         let target = queue.pushed();
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let control = &self.inner.control;
         let mut state = lock(&control.state);
         loop {
@@ -213,7 +220,7 @@ impl Client {
                 return false;
             }
             state.flush_requested = true;
-            self.inner.wake();
+            self.inner.wake_now();
             state = control
                 .progress
                 .wait_timeout(state, (deadline - now).min(Duration::from_millis(50)))
@@ -232,7 +239,7 @@ impl Client {
     /// much longer than `timeout`, even when the server does not answer:
     /// spans still held then are counted as dropped.
     pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let control = &self.inner.control;
         {
             let mut state = lock(&control.state);
@@ -241,14 +248,16 @@ impl Client {
             }
             state.flush_requested = true;
         }
-        self.inner.wake();
+        self.inner.wake_now();
         let mut state = lock(&control.state);
         let running = lock(&control.join).is_some();
         while !state.finished && running {
             let now = Instant::now();
             // A little grace past the deadline for the exporter to count its
             // losses; a transport that ignores its timeout is left behind.
-            let grace = deadline + Duration::from_millis(100);
+            let grace = deadline
+                .checked_add(Duration::from_millis(100))
+                .unwrap_or(deadline);
             if now >= grace {
                 break;
             }
@@ -259,6 +268,7 @@ impl Client {
                 .unwrap_or_else(|e| e.into_inner().0);
         }
         let completed = state.finished || !running;
+        let abandoned = state.abandoned;
         drop(state);
         if completed {
             if let Some(handle) = lock(&control.join).take() {
@@ -266,7 +276,7 @@ impl Client {
             }
         }
         let mut stats = self.stats();
-        let completed = completed && stats.in_flight() == 0;
+        let completed = completed && abandoned == 0 && stats.in_flight() == 0;
         if !completed {
             // The exporter is stuck in a request past the deadline: whatever it
             // still holds is lost to this program.
@@ -290,14 +300,19 @@ impl Client {
     #[inline]
     pub(crate) fn submit(&self, span: Record) {
         let inner = &self.inner;
-        // Every `batch_size`-th span wakes a sleeping exporter: a full batch
-        // goes out without waiting for the interval, at the cost of one
-        // atomic load per batch rather than per span.
+        // A span that brings the queue to a full batch wakes a sleeping
+        // exporter, so the batch goes out without waiting for the interval.
+        // Below a batch this costs one load of a line that rarely changes.
         if let Some(ticket) = inner.pipeline.submit(span) {
-            if (ticket + 1) % inner.control.batch_size == 0
-                && inner.control.sleeping.load(Ordering::Relaxed)
-            {
-                inner.wake();
+            let queue = inner.pipeline.queue();
+            let outstanding = (ticket + 1).saturating_sub(queue.released());
+            if outstanding >= inner.control.batch_size {
+                // Pairs with the fence in `run_exporter`: either it sees this
+                // span in the queue, or this sees it asleep.
+                std::sync::atomic::fence(Ordering::SeqCst);
+                if inner.control.sleeping.load(Ordering::Relaxed) {
+                    inner.wake();
+                }
             }
         }
     }
@@ -309,6 +324,16 @@ impl Client {
 
 impl Inner {
     fn wake(&self) {
+        // Only the first waker pays for the unpark.
+        if self.control.sleeping.swap(false, Ordering::Relaxed) {
+            if let Some(t) = self.control.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// Wakes the exporter whether or not it says it sleeps (flush, shutdown).
+    fn wake_now(&self) {
         self.control.sleeping.store(false, Ordering::Relaxed);
         if let Some(t) = self.control.thread.get() {
             t.unpark();
@@ -331,11 +356,12 @@ impl ShutdownGuard {
 impl Drop for ShutdownGuard {
     fn drop(&mut self) {
         if let Some(client) = self.0.take() {
+            // Uninstall first, so no span can reach a client being shut down.
+            uninstall(&client);
             let report = client.shutdown();
             if !report.completed {
                 log::warn!("vigil: shutdown did not finish in time: {report}");
             }
-            uninstall(&client);
         }
     }
 }
@@ -417,8 +443,11 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         if let Some(deadline) = shutdown {
             let drained = exporter.is_idle() && inner.pipeline.queue().is_empty();
             if drained || now >= deadline {
-                exporter.abandon(&inner.pipeline);
+                // Spans that end from now on have nobody to send them.
+                inner.pipeline.close();
+                let abandoned = exporter.abandon(&inner.pipeline);
                 let mut state = lock(&control.state);
+                state.abandoned = abandoned;
                 state.finished = true;
                 control.progress.notify_all();
                 return;
@@ -443,18 +472,25 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         let released = inner.pipeline.queue().released();
         if released != last_released {
             last_released = released;
+            // Under the lock, so a flusher between its check and its wait
+            // cannot miss it.
+            let _state = lock(&control.state);
             control.progress.notify_all();
         }
         let wake_at = match poll {
             Poll::Again => continue,
             // Shutting down and nothing left: finish now, not at the deadline.
             Poll::Idle(_) if shutdown.is_some() => continue,
-            Poll::Wait(at) | Poll::Idle(at) => origin + at,
+            Poll::Wait(at) | Poll::Idle(at) => origin
+                .checked_add(at)
+                .unwrap_or_else(|| deadline_after(Duration::MAX)),
         };
         let wake_at = shutdown.map_or(wake_at, |d| wake_at.min(d));
         // Sleep until the next flush time, a retry time, a full batch or a
         // flush request, whichever comes first.
         control.sleeping.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `Client::submit`.
+        std::sync::atomic::fence(Ordering::SeqCst);
         let pending = lock(&control.state).flush_requested;
         let batch_ready = inner.pipeline.queue().len() >= control.batch_size && exporter.is_idle();
         if !pending && !batch_ready {
@@ -465,6 +501,29 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         }
         control.sleeping.store(false, Ordering::Relaxed);
     }
+}
+
+/// The exporter loop panicked (an SDK bug; transport panics are caught per
+/// request): refuse and count new spans, count the queued ones as dropped,
+/// and let flush and shutdown return instead of waiting for a dead thread.
+fn stop_after_panic(inner: &Inner) {
+    log::error!(
+        "vigil: the exporter stopped after an internal error; spans are dropped and counted"
+    );
+    inner.pipeline.close();
+    let dropped = inner.pipeline.discard_queued();
+    let mut state = lock(&inner.control.state);
+    state.abandoned += dropped;
+    state.finished = true;
+    inner.control.progress.notify_all();
+}
+
+/// `now + timeout`, or a time too far off to matter when that overflows
+/// (`Duration::MAX` means no deadline).
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -32,8 +32,9 @@ thread_local! {
 }
 
 /// An empty buffer with room for at least `min` bytes, from this thread's
-/// cache, else a magazine from the depot, else the allocator.
-fn take(min: usize) -> String {
+/// cache, else a magazine from the depot, else the allocator; `Full` when
+/// the allocator refuses.
+fn take(min: usize) -> Result<String, Full> {
     let recycled = CACHE
         .try_with(|cache| {
             let mut cache = cache.try_borrow_mut().ok()?;
@@ -48,14 +49,15 @@ fn take(min: usize) -> String {
         })
         .ok()
         .flatten();
-    match recycled {
-        Some(mut s) => {
-            s.reserve(min);
-            s
-        }
+    let mut s = recycled.unwrap_or_default();
+    if s.capacity() < min {
         // Whole powers of two, so a buffer fits many later payloads.
-        None => String::with_capacity(min.max(64).next_power_of_two()),
+        let want = min.max(64).checked_next_power_of_two().unwrap_or(min);
+        s.try_reserve_exact(want)
+            .or_else(|_| s.try_reserve_exact(min))
+            .map_err(|_| Full)?;
     }
+    Ok(s)
 }
 
 /// Keeps `s` (emptied) for a later [`take`], or frees it.
@@ -99,7 +101,7 @@ pub(crate) fn name(name: Name<String>) -> Name<Text> {
 impl Text {
     fn room(&mut self, additional: usize) -> Result<(), Full> {
         if self.0.capacity() == 0 {
-            self.0 = take(additional);
+            self.0 = take(additional)?;
             return Ok(());
         }
         self.0.try_reserve(additional).map_err(|_| Full)
