@@ -28,8 +28,16 @@ use crate::transport::{Outcome, Request, RequestKind, RetryReason, Transport};
 pub struct Pipeline<B: Buffer, S: AsRef<[Slot<Span<B>>]>> {
     queue: Queue<Span<B>, S>,
     stats: Stats,
-    closed: AtomicBool,
+    /// Read by every submit, written once: kept off the counters' lines.
+    closed: ReadMostly,
 }
+
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    repr(align(64))
+)]
+struct ReadMostly(AtomicBool);
 
 impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// A pipeline over `queue`.
@@ -37,14 +45,14 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         Pipeline {
             queue,
             stats: Stats::new(),
-            closed: AtomicBool::new(false),
+            closed: ReadMostly(AtomicBool::new(false)),
         }
     }
 
     /// Refuses spans from now on: nobody will send them. Each one submitted
     /// after this is counted in `dropped_after_close`.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.0.store(true, Ordering::Release);
     }
 
     /// Hands an ended span to the exporter and returns its ticket in the
@@ -52,7 +60,7 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// counted in `dropped_queue_full`, and `None` returned.
     #[inline]
     pub fn submit(&self, span: Span<B>) -> Option<usize> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.closed.0.load(Ordering::Acquire) {
             add(&self.stats.dropped_after_close, 1);
             return None;
         }

@@ -300,13 +300,16 @@ impl Client {
     #[inline]
     pub(crate) fn submit(&self, span: Record) {
         let inner = &self.inner;
-        // A span that brings the queue to a full batch wakes a sleeping
+        // The span that brings the queue to a full batch wakes a sleeping
         // exporter, so the batch goes out without waiting for the interval.
-        // Below a batch this costs one load of a line that rarely changes.
+        // The count rises by one per push and only falls when the exporter
+        // frees places, so it meets `batch_size` exactly on the way up; an
+        // exporter about to sleep checks for a full batch itself. Other spans
+        // pay one load of a line that rarely changes.
         if let Some(ticket) = inner.pipeline.submit(span) {
             let queue = inner.pipeline.queue();
             let outstanding = (ticket + 1).saturating_sub(queue.released());
-            if outstanding >= inner.control.batch_size {
+            if outstanding == inner.control.batch_size {
                 // Pairs with the fence in `run_exporter`: either it sees this
                 // span in the queue, or this sees it asleep.
                 std::sync::atomic::fence(Ordering::SeqCst);
