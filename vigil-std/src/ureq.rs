@@ -44,7 +44,10 @@ impl Middleware for VigilMiddleware {
         request: Request<SendBody>,
         next: MiddlewareNext,
     ) -> Result<Response<Body>, ::ureq::Error> {
-        let provider = Provider::from_path(request.uri().path()).filter(|p| p.is_active());
+        // Only calls that create a completion: a GET on the same path lists
+        // stored ones.
+        let provider = Provider::from_path(request.uri().path())
+            .filter(|p| p.is_active() && request.method() == ::ureq::http::Method::POST);
         let Some(provider) = provider.filter(|_| crate::context::current_client().is_some()) else {
             return next.handle(request);
         };
@@ -75,14 +78,8 @@ impl Middleware for VigilMiddleware {
         }
         let event_stream = mime.as_deref() == Some("text/event-stream");
         if status.is_success() && (call.is_stream() || event_stream) {
-            if !call.is_stream() {
-                // A stream the request did not ask for: record it all the same.
-                call = LlmCall::start(provider, &{
-                    let mut j = json.clone();
-                    j["stream"] = Value::Bool(true);
-                    j
-                });
-            }
+            // A stream the request did not ask for is recorded all the same.
+            call.expect_stream();
             let tap = StreamTap {
                 inner: body.into_reader(),
                 call: Some(call),
@@ -122,15 +119,28 @@ struct StreamTap<R> {
     line: Vec<u8>,
 }
 
+/// Longest line the tap keeps; the rest of a longer one is not recorded
+/// (the application still reads it all).
+const MAX_LINE: usize = 1 << 20;
+
 impl<R: Read> Read for StreamTap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(error) => {
+                // The stream broke: the span ends failed, with what came.
+                if let Some(call) = self.call.take() {
+                    call.fail_stream(&error.to_string());
+                }
+                return Err(error);
+            }
+        };
         if let Some(call) = self.call.as_mut() {
             for &b in &buf[..n] {
                 if b == b'\n' {
                     call.feed_line(String::from_utf8_lossy(&self.line).trim_end_matches('\r'));
                     self.line.clear();
-                } else {
+                } else if self.line.len() < MAX_LINE {
                     self.line.push(b);
                 }
             }

@@ -282,3 +282,93 @@ fn other_requests_pass_untouched_and_helpers_serve_any_client() {
         json!(["ok"])
     );
 }
+
+#[test]
+fn stream_error_events_fail_the_span_and_cut_streams_are_marked() {
+    let fake = FakeLlm::start();
+    let (plain, instrumented) = agents();
+    let openai = format!("{}/v1/chat/completions", fake.url());
+    let anthropic = format!("{}/v1/messages", fake.url());
+    let c = capture(|| {
+        for (url, request) in [
+            (&openai, openai_request("gpt-overloaded", true)),
+            (&anthropic, anthropic_request("claude-overloaded", true)),
+            (&openai, openai_request("gpt-cut", true)),
+            (&anthropic, anthropic_request("claude-cut", true)),
+        ] {
+            let expected = call(&plain, url, &request);
+            assert_eq!(
+                call(&instrumented, url, &request),
+                expected,
+                "bytes unchanged"
+            );
+        }
+    });
+    for model in ["gpt-overloaded", "claude-overloaded"] {
+        let s = c.spans().find(|s| s.input["model"] == model).unwrap();
+        assert_eq!(s.status, "error", "{model}");
+        assert_eq!(s.output["error"], "Overloaded", "{model}");
+        assert_eq!(
+            s.output["content"].to_string().contains("Hello stream"),
+            true,
+            "{model}: kept what came"
+        );
+        assert_eq!(s.metadata["vigil.stream_incomplete"], true, "{model}");
+    }
+    for model in ["gpt-cut", "claude-cut"] {
+        let s = c.spans().find(|s| s.input["model"] == model).unwrap();
+        assert_eq!(s.status, "ok", "{model}");
+        assert_eq!(s.metadata["vigil.stream_incomplete"], true, "{model}");
+    }
+}
+
+#[test]
+fn odd_stream_data_never_panics_or_allocates_for_absurd_indices() {
+    use vigil_std::integrations::{anthropic, openai};
+    let mut a = anthropic::StreamAccumulator::default();
+    for line in [
+        r#"data: {"type":"message_start","message":"not an object"}"#,
+        r#"data: {"type":"content_block_start","index":0,"content_block":5}"#,
+        r#"data: {"type":"content_block_start","index":1000000000000,"content_block":{"type":"text","text":""}}"#,
+        r#"data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"data: {"type":"content_block_delta","index":0,"delta":{"text":"ok"}}"#,
+        r#"data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+        r#"data: {"type":"message_delta","usage":"odd"}"#,
+        r#"data: {"type":"content_block_delta","index":0,"delta":{"partial_json":""}}"#,
+    ] {
+        a.feed_line(line);
+    }
+    let out = a.output();
+    assert_eq!(out["content"], json!(["ok"]));
+    assert_eq!(out["stop_reason"], "end_turn");
+    assert_eq!(out["usage"]["output_tokens"], 3);
+
+    let mut o = openai::StreamAccumulator::default();
+    o.feed_line(r#"data: {"choices":[{"delta":{"tool_calls":[{"index":1000000000000,"function":{"name":"x"}}]}}]}"#);
+    o.feed_line(r#"data: {"choices":[{"delta":{"content":"hi"}}]}"#);
+    let out = o.output();
+    assert_eq!(out["content"], "hi");
+    assert!(
+        out.get("tool_calls").is_none(),
+        "the absurd index was ignored"
+    );
+}
+
+#[test]
+fn a_stream_nobody_asked_for_is_recorded_once() {
+    let fake = FakeLlm::start();
+    let (plain, instrumented) = agents();
+    let url = format!("{}/v1/chat/completions", fake.url());
+    let request = openai_request("gpt-always-stream", false);
+    let c = capture(|| {
+        let expected = call(&plain, &url, &request);
+        assert_eq!(call(&instrumented, &url, &request), expected);
+    });
+    let spans: Vec<_> = c
+        .spans()
+        .filter(|s| s.name == "openai.chat.completions")
+        .collect();
+    assert_eq!(spans.len(), 1, "one span, not a phantom second one");
+    assert_eq!(spans[0].output["content"], "Hello stream");
+    assert!(spans[0].metadata.get("vigil.stream_incomplete").is_none());
+}

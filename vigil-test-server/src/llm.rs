@@ -5,6 +5,9 @@
 //! `"stream": true`. The model name picks a behaviour: `fail-401`,
 //! `fail-429`, `fail-500` answer with the provider's error body, `malformed`
 //! with a body that is not JSON, and a name containing `tools` with a tool call.
+//! A streamed answer for a name containing `overloaded` ends with the
+//! provider's error event; one containing `cut` stops before its end marker;
+//! one containing `always-stream` is streamed even when not asked for.
 
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -108,7 +111,9 @@ fn serve(stream: TcpStream, stop: &AtomicBool) {
                 )
             }
             "malformed" => (200, "application/json", b"{\"choices\": [".to_vec(), ""),
-            _ if stream => (200, "text/event-stream", stream_body(openai, &model), ""),
+            _ if stream || model.contains("always-stream") => {
+                (200, "text/event-stream", stream_body(openai, &model), "")
+            }
             _ => (
                 200,
                 "application/json",
@@ -147,6 +152,8 @@ fn whole_body(openai: bool, model: &str) -> Value {
 fn stream_body(openai: bool, model: &str) -> Vec<u8> {
     let mut out = String::new();
     let tools = model.contains("tools");
+    let overloaded = model.contains("overloaded");
+    let cut = model.contains("cut");
     if openai {
         let chunk = |delta: Value| json!({"id": "c", "object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
         let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}))];
@@ -161,10 +168,16 @@ fn stream_body(openai: bool, model: &str) -> Vec<u8> {
         }
         chunks.push(json!({"id": "c", "object": "chat.completion.chunk", "model": model, "choices": [],
                            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}));
+        if overloaded {
+            chunks.pop();
+            chunks.push(json!({"error": {"message": "Overloaded", "type": "server_error"}}));
+        }
         for c in chunks {
             out.push_str(&format!("data: {c}\n\n"));
         }
-        out.push_str("data: [DONE]\n\n");
+        if !overloaded && !cut {
+            out.push_str("data: [DONE]\n\n");
+        }
     } else {
         let mut events = vec![
             (
@@ -188,8 +201,12 @@ fn stream_body(openai: bool, model: &str) -> Vec<u8> {
             events.push(("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})));
             events.push(("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Lisbon\"}"}})));
         }
-        events.push(("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}})));
-        events.push(("message_stop", json!({"type": "message_stop"})));
+        if overloaded {
+            events.push(("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})));
+        } else if !cut {
+            events.push(("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}})));
+            events.push(("message_stop", json!({"type": "message_stop"})));
+        }
         for (name, data) in events {
             out.push_str(&format!("event: {name}\ndata: {data}\n\n"));
         }

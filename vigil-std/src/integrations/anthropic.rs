@@ -62,6 +62,7 @@ pub struct StreamAccumulator {
     partial_json: Vec<String>,
     saw_content: bool,
     done: bool,
+    error: Option<String>,
 }
 
 impl StreamAccumulator {
@@ -77,9 +78,16 @@ impl StreamAccumulator {
         };
         let index = event["index"].as_u64().unwrap_or(0) as usize;
         let mut got = false;
+        // Shapes are checked before anything is written: a provider or proxy
+        // sending odd JSON must not panic inside the application's read.
         match event["type"].as_str().unwrap_or("") {
-            "message_start" => self.message = event["message"].clone(),
-            "content_block_start" => {
+            "message_start" if event["message"].is_object() => {
+                self.message = event["message"].clone();
+            }
+            "content_block_start"
+                if event["content_block"].is_object()
+                    && index <= self.blocks.len() + super::MAX_INDEX_GAP =>
+            {
                 while self.blocks.len() <= index {
                     self.blocks.push(Value::Null);
                     self.partial_json.push(String::new());
@@ -88,27 +96,43 @@ impl StreamAccumulator {
             }
             "content_block_delta" => {
                 let delta = &event["delta"];
-                if let Some(block) = self.blocks.get_mut(index) {
+                if let Some(block) = self.blocks.get_mut(index).and_then(Value::as_object_mut) {
                     if let Some(text) = delta["text"].as_str() {
-                        let so_far = block["text"].as_str().unwrap_or("").to_owned();
-                        block["text"] = json!(so_far + text);
+                        let so_far = block.get("text").and_then(Value::as_str).unwrap_or("");
+                        let joined = format!("{so_far}{text}");
+                        block.insert("text".to_owned(), json!(joined));
                         got = !text.is_empty();
                     }
                     if let Some(piece) = delta["partial_json"].as_str() {
-                        self.partial_json[index].push_str(piece);
-                        got = true;
+                        if let Some(json) = self.partial_json.get_mut(index) {
+                            json.push_str(piece);
+                        }
+                        got |= !piece.is_empty();
                     }
                 }
             }
             "message_delta" => {
-                if let Some(reason) = event["delta"].get("stop_reason") {
-                    self.message["stop_reason"] = reason.clone();
+                if !self.message.is_object() {
+                    self.message = json!({});
                 }
-                if let Some(out) = event["usage"].get("output_tokens") {
-                    self.message["usage"]["output_tokens"] = out.clone();
+                if let Some(message) = self.message.as_object_mut() {
+                    if let Some(reason) = event["delta"].get("stop_reason") {
+                        message.insert("stop_reason".to_owned(), reason.clone());
+                    }
+                    if let Some(out) = event["usage"].get("output_tokens") {
+                        let usage = message.entry("usage").or_insert_with(|| json!({}));
+                        if !usage.is_object() {
+                            *usage = json!({});
+                        }
+                        usage["output_tokens"] = out.clone();
+                    }
                 }
             }
             "message_stop" => self.done = true,
+            "error" => {
+                let message = event["error"]["message"].as_str().map(str::to_owned);
+                self.error = Some(message.unwrap_or_else(|| event["error"].to_string()));
+            }
             _ => {}
         }
         let first = got && !self.saw_content;
@@ -119,6 +143,11 @@ impl StreamAccumulator {
     /// Whether `message_stop` was seen.
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// The message of an `error` event the stream carried.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 
     /// The output, in the same shape as [`output`].

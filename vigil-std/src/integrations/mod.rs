@@ -129,6 +129,10 @@ impl Provider {
     }
 }
 
+/// How far past the last tool call or content block a stream's `index` may
+/// jump; beyond that it is ignored rather than allocated for.
+const MAX_INDEX_GAP: usize = 64;
+
 enum Accumulator {
     OpenAi(openai::StreamAccumulator),
     Anthropic(anthropic::StreamAccumulator),
@@ -151,6 +155,12 @@ impl Accumulator {
         match self {
             Accumulator::OpenAi(a) => a.output(),
             Accumulator::Anthropic(a) => a.output(),
+        }
+    }
+    fn error(&self) -> Option<&str> {
+        match self {
+            Accumulator::OpenAi(a) => a.error(),
+            Accumulator::Anthropic(a) => a.error(),
         }
     }
 }
@@ -215,6 +225,17 @@ impl LlmCall {
         self.stream.is_some()
     }
 
+    /// Records the response as a stream even though the request did not ask
+    /// for one (a server that streams anyway).
+    pub fn expect_stream(&mut self) {
+        if self.stream.is_none() {
+            self.stream = Some(match self.provider {
+                Provider::OpenAi => Accumulator::OpenAi(Default::default()),
+                Provider::Anthropic => Accumulator::Anthropic(Default::default()),
+            });
+        }
+    }
+
     /// Ends the span with the output of a (non-streamed) response body.
     pub fn finish(mut self, response: &Value) {
         let output = match self.provider {
@@ -260,13 +281,48 @@ impl LlmCall {
         }
     }
 
-    /// Ends a streamed call with what the stream brought.
+    /// Ends a streamed call with what the stream brought: failed if the
+    /// stream carried an error event, marked incomplete if it stopped before
+    /// the provider's end marker.
     pub fn finish_stream(mut self) {
-        let output = self
+        let error = self
             .stream
             .as_ref()
-            .map_or(Value::Null, Accumulator::output);
-        self.end(&output, SpanStatus::Ok);
+            .and_then(Accumulator::error)
+            .map(str::to_owned);
+        match error {
+            Some(message) => self.fail_stream(&message),
+            None => {
+                let output = self.mark_if_incomplete();
+                self.end(&output, SpanStatus::Ok);
+            }
+        }
+    }
+
+    /// Ends a streamed call as failed (`message`), keeping what came before.
+    pub fn fail_stream(mut self, message: &str) {
+        let mut output = self.mark_if_incomplete();
+        match output.as_object_mut() {
+            Some(fields) => {
+                fields.insert("error".to_owned(), json!(message));
+            }
+            None => output = json!({ "error": message }),
+        }
+        self.end(&output, SpanStatus::Error);
+    }
+
+    /// The stream's output so far; marks the span if the stream's end
+    /// marker has not been seen.
+    fn mark_if_incomplete(&mut self) -> Value {
+        let complete = self.stream.as_ref().is_some_and(Accumulator::is_done);
+        if !complete {
+            if let Some(f) = self.frame.as_mut() {
+                set_payload(f, Field::Metadata("vigil.stream_incomplete"), &true);
+            }
+        }
+        self.stream
+            .as_ref()
+            .map_or(Value::Null, Accumulator::output)
     }
 
     fn end(&mut self, output: &Value, status: SpanStatus) {
@@ -301,16 +357,7 @@ impl Drop for LlmCall {
         if self.frame.is_none() {
             return;
         }
-        let complete = self.stream.as_ref().is_some_and(Accumulator::is_done);
-        let output = self
-            .stream
-            .as_ref()
-            .map_or(Value::Null, Accumulator::output);
-        if let Some(f) = self.frame.as_mut() {
-            if !complete {
-                set_payload(f, Field::Metadata("vigil.stream_incomplete"), &true);
-            }
-        }
+        let output = self.mark_if_incomplete();
         self.end(&output, SpanStatus::Ok);
     }
 }

@@ -69,6 +69,7 @@ pub struct StreamAccumulator {
     tool_calls: Vec<Value>,
     usage: Value,
     done: bool,
+    error: Option<String>,
 }
 
 impl StreamAccumulator {
@@ -85,6 +86,11 @@ impl StreamAccumulator {
         let Ok(chunk) = serde_json::from_str::<Value>(data) else {
             return false;
         };
+        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
+            let message = error["message"].as_str().map(str::to_owned);
+            self.error = Some(message.unwrap_or_else(|| error.to_string()));
+            return false;
+        }
         if let Some(m) = chunk["model"].as_str() {
             self.model.get_or_insert_with(|| m.to_owned());
         }
@@ -103,6 +109,9 @@ impl StreamAccumulator {
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
             let index = call["index"].as_u64().unwrap_or(0) as usize;
+            if index > self.tool_calls.len() + super::MAX_INDEX_GAP {
+                continue; // not a real tool call index; never allocate for it
+            }
             while self.tool_calls.len() <= index {
                 self.tool_calls.push(json!({"id": null, "type": "function", "function": {"name": "", "arguments": ""}}));
             }
@@ -125,6 +134,11 @@ impl StreamAccumulator {
     /// Whether the stream's end (`[DONE]`) was seen.
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// The message of an error the stream carried (`data: {"error": ...}`).
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 
     /// The output, in the same shape as [`output`].
