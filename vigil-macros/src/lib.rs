@@ -183,10 +183,14 @@ fn returns_result(output: &ReturnType) -> bool {
 
 /// Whether `ty` contains an `impl Trait`.
 fn mentions_impl(ty: &Type) -> bool {
-    quote!(#ty)
-        .into_iter()
-        .any(|t| matches!(t, proc_macro2::TokenTree::Ident(i) if i == "impl"))
-        || quote!(#ty).to_string().contains("impl ")
+    fn walk(tokens: TokenStream2) -> bool {
+        tokens.into_iter().any(|t| match t {
+            proc_macro2::TokenTree::Ident(i) => i == "impl",
+            proc_macro2::TokenTree::Group(g) => walk(g.stream()),
+            _ => false,
+        })
+    }
+    walk(quote!(#ty))
 }
 
 fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Result<TokenStream2> {
@@ -313,8 +317,10 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
             #set_kind
             #metadata
             #input
-            #[allow(clippy::redundant_closure_call)]
-            let __vigil_result #annotated = (move || #closure_ret #block)();
+            // Called through a function taking `FnOnce`, so a body may return
+            // what it borrows from a `&mut` argument.
+            let __vigil_result #annotated =
+                #sdk::__private::call_once(move || #closure_ret #block);
             #record_result
             #record_output
             __vigil_result

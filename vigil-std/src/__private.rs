@@ -53,6 +53,13 @@ pub fn object<const N: usize>(fields: [(&str, Option<Value>); N]) -> Value {
     Value::Object(map)
 }
 
+/// Runs a sync instrumented body (an `FnOnce`, unlike a closure called in
+/// place, which may be inferred `FnMut` and then cannot hand out borrows).
+#[inline(always)]
+pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
 /// Pins down a future's output type, so `?` inside an `async` body infers.
 pub fn typed_future<T, F: Future<Output = T>>(future: F) -> F {
     future

@@ -69,6 +69,11 @@ impl Agent {
     fn first<'a>(&self, items: &'a [String]) -> &'a str {
         &items[0]
     }
+
+    #[vigil_std::span]
+    fn calls_mut(&mut self) -> &mut u32 {
+        &mut self.calls
+    }
 }
 
 /// In a generic function a value is recorded when the bounds make it `Serialize`.
@@ -121,7 +126,8 @@ fn sync_shapes_record_spans_with_names_kinds_inputs_and_outputs() {
             let mut agent = Agent { calls: 0 };
             assert_eq!(agent.step("plan", "hunter2"), 1);
             assert_eq!(agent.first(&["x".to_owned()]), "x");
-            assert_eq!(agent.into_calls(), 1);
+            *agent.calls_mut() += 1;
+            assert_eq!(agent.into_calls(), 2);
             assert_eq!(generic(2u8, 'x'), vec![2, 2]);
             assert_eq!(opaque(3).sum::<u32>(), 3);
             assert_eq!(mixed(5, NotSerialize), 5);
@@ -154,7 +160,12 @@ fn sync_shapes_record_spans_with_names_kinds_inputs_and_outputs() {
         "`other: U` is not Serialize here"
     );
     assert_eq!(c.span("macros::mixed").unwrap().input, json!({"n": 5}));
-    for name in ["macros::into_calls", "macros::opaque", "macros::raw_read"] {
+    for name in [
+        "macros::into_calls",
+        "macros::calls_mut",
+        "macros::opaque",
+        "macros::raw_read",
+    ] {
         assert_eq!(c.span(name).unwrap().kind, "custom", "{name}");
     }
     let root = &c
@@ -295,4 +306,22 @@ fn concurrent_tokio_tasks_never_see_each_others_spans() {
             assert_eq!(&s.metadata["owner"], owner);
         }
     }
+}
+
+mod my_impl {
+    pub type Out = Result<u32, String>;
+}
+
+/// A path that merely contains `impl` in a name keeps its type annotation,
+/// so `?` still infers inside the async body.
+#[vigil_std::span]
+async fn named_like_impl(x: u32) -> my_impl::Out {
+    let y = Ok::<u32, String>(x)?;
+    Ok(y + 1)
+}
+
+#[test]
+fn return_types_named_like_impl_keep_working() {
+    let c = capture(|| assert_eq!(common::block_on(named_like_impl(1)), Ok(2)));
+    assert_eq!(c.span("macros::named_like_impl").unwrap().status, "ok");
 }
