@@ -101,6 +101,11 @@ impl fmt::Debug for Redacted<'_> {
     }
 }
 
+/// Shortest `timeout_seconds` accepted.
+pub const MIN_TIMEOUT_SECONDS: f64 = 0.001;
+/// Longest `timeout_seconds` accepted.
+pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+
 /// Header names only: values may hold credentials.
 struct HeaderNames<'a>(&'a [(&'a str, &'a str)]);
 
@@ -125,7 +130,7 @@ pub enum ConfigError {
     BatchSize(usize),
     /// `flush_interval_ms` is below 10.
     FlushInterval(u64),
-    /// `timeout_seconds` is not a finite number above 0.
+    /// `timeout_seconds` is not a number from 0.001 (1 ms) to 86,400 (a day).
     Timeout(f64),
     /// `max_queue_size` is below `batch_size`.
     MaxQueueSize {
@@ -141,6 +146,9 @@ pub enum ConfigError {
     Header,
     /// `sample_rate` is not a number from 0.0 to 1.0.
     SampleRate(f64),
+    /// `api_key` holds a control character (a trailing newline from a secrets
+    /// file, say), so it cannot travel in a header.
+    ApiKey,
 }
 
 impl ConfigError {
@@ -155,6 +163,7 @@ impl ConfigError {
             ConfigError::MaxAttempts => "max_attempts",
             ConfigError::Header => "headers",
             ConfigError::SampleRate(_) => "sample_rate",
+            ConfigError::ApiKey => "api_key",
         }
     }
 }
@@ -169,7 +178,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::BatchSize(n) => write!(f, "must be at least 1 (got {n})"),
             ConfigError::FlushInterval(n) => write!(f, "must be at least 10 (got {n})"),
-            ConfigError::Timeout(t) => write!(f, "must be a finite number above 0 (got {t})"),
+            ConfigError::Timeout(t) => {
+                write!(f, "must be from 0.001 to 86400 seconds (got {t})")
+            }
             ConfigError::MaxQueueSize {
                 max_queue_size,
                 batch_size,
@@ -182,6 +193,8 @@ impl fmt::Display for ConfigError {
                 f.write_str("names must be HTTP tokens and values must not hold control characters")
             }
             ConfigError::SampleRate(r) => write!(f, "must be from 0.0 to 1.0 (got {r})"),
+            // The value itself is a secret: never shown.
+            ConfigError::ApiKey => f.write_str("must not hold control characters"),
         }
     }
 }
@@ -208,7 +221,9 @@ impl Config<'_> {
         if self.flush_interval_ms < 10 {
             return Err(ConfigError::FlushInterval(self.flush_interval_ms));
         }
-        if !(self.timeout_seconds.is_finite() && self.timeout_seconds > 0.0) {
+        // Below a millisecond every request would time out at once; above a
+        // day the clock arithmetic of HTTP clients can overflow.
+        if !(MIN_TIMEOUT_SECONDS..=MAX_TIMEOUT_SECONDS).contains(&self.timeout_seconds) {
             return Err(ConfigError::Timeout(self.timeout_seconds));
         }
         if self.max_queue_size < self.batch_size {
@@ -228,6 +243,9 @@ impl Config<'_> {
         let clean = |s: &str| s.bytes().all(|b| b == b'\t' || !(b < 0x20 || b == 0x7f));
         if !self.headers.iter().all(|(n, v)| token(n) && clean(v)) {
             return Err(ConfigError::Header);
+        }
+        if !self.api_key.bytes().all(|b| !(b < 0x20 || b == 0x7f)) {
+            return Err(ConfigError::ApiKey);
         }
         Ok(())
     }

@@ -75,7 +75,7 @@ pub use buffer::{Buffer, Full};
 pub use config::{
     Config, ConfigError, ExportSettings, Redacted, DEFAULT_BATCH_SIZE, DEFAULT_ENDPOINT,
     DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_PROJECT_ID,
-    DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS,
 };
 pub use export::{BatchStorage, Exporter, Pipeline, Poll, MAX_RETRY_AFTER};
 pub use id::{IdGenerator, SpanId, TraceId};

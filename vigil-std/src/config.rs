@@ -128,6 +128,8 @@ impl Config {
     /// `VIGIL_TIMEOUT_SECONDS`, `VIGIL_SAMPLE_RATE`.
     pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
         let mut c = Config::default();
+        // Values from secrets files and manifests often end in a newline.
+        let var = |name: &str| var(name).map(|v| v.trim().to_owned());
         if let Some(v) = var("VIGIL_ENDPOINT") {
             c.endpoint = v;
         }

@@ -79,6 +79,15 @@ fn global_lifecycle() {
             .field(),
         "sample_rate"
     );
+    // Timeouts that would time out at once or overflow clock arithmetic.
+    for t in [1e-10, 0.0, 1e19, f64::INFINITY] {
+        let err = Config::builder().timeout_seconds(t).build().unwrap_err();
+        assert_eq!(err.field(), "timeout_seconds", "{t}");
+    }
+    // A key with a line break cannot be a header, and is never shown.
+    let err = Config::builder().api_key("k-secret\n").build().unwrap_err();
+    assert_eq!(err.field(), "api_key");
+    assert!(!err.to_string().contains("k-secret"));
 
     // Environment: a malformed value names its variable.
     let env = |pairs: &'static [(&'static str, &'static str)]| {
@@ -104,7 +113,8 @@ fn global_lifecycle() {
     assert!(matches!(err, EnvError::Invalid(e) if e.field() == "flush_interval_ms"));
     let c = Config::from_env_with(env(&[
         ("VIGIL_ENDPOINT", "https://vigil.example.com/"),
-        ("VIGIL_API_KEY", "k-secret"),
+        // As read from a secrets file: the newline is not part of the key.
+        ("VIGIL_API_KEY", "k-secret\n"),
         ("VIGIL_PROJECT_ID", "p"),
         ("VIGIL_ENABLED", "false"),
         ("VIGIL_BATCH_SIZE", "7"),

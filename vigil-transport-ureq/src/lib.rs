@@ -11,9 +11,9 @@
 //! | answer | outcome |
 //! |---|---|
 //! | `2xx` | delivered |
-//! | connection refused, DNS failure | retry, server unreachable (costs no attempt) |
+//! | connection refused, DNS failure, connect timeout, TLS failure | retry, server unreachable (costs no attempt; a TLS failure is logged once) |
 //! | `429` | retry after `Retry-After` (seconds or HTTP-date; costs no attempt) |
-//! | timeout, connection reset, `408`, `5xx` | retry, one attempt used |
+//! | timeout after connecting, connection reset, `408`, `5xx` | retry, one attempt used |
 //! | `404` on a PATCH (its spans not stored yet) | retry, one attempt used |
 //! | `400`, `401`, `403`, `404`, `413`, `422`, other `4xx` | rejected, logged once per status with the server's message |
 //!
@@ -28,6 +28,7 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -187,13 +188,40 @@ pub fn outcome_of_status(status: u16, kind: RequestKind, retry_after: Option<Dur
 
 /// What a failed call means: nothing sent, or maybe processed.
 pub fn outcome_of_error(error: &ureq::Error) -> Outcome {
+    static BAD_REQUEST: AtomicBool = AtomicBool::new(false);
+    static TLS: AtomicBool = AtomicBool::new(false);
     let reason = match error {
-        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => RetryReason::Unreachable,
+        ureq::Error::ConnectionFailed
+        | ureq::Error::HostNotFound
+        | ureq::Error::ConnectProxyFailed(_)
+        | ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => {
+            RetryReason::Unreachable
+        }
         ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             RetryReason::Unreachable
         }
+        // The handshake failed, or TLS is not built in: nothing was sent, and
+        // retrying costs no attempt while someone fixes it.
+        ureq::Error::Tls(_) | ureq::Error::TlsRequired => {
+            log_once(
+                &TLS,
+                format_args!("vigil: TLS to the endpoint failed: {error}"),
+            );
+            RetryReason::Unreachable
+        }
+        #[cfg(feature = "tls")]
+        ureq::Error::Rustls(_) => {
+            log_once(
+                &TLS,
+                format_args!("vigil: TLS to the endpoint failed: {error}"),
+            );
+            RetryReason::Unreachable
+        }
         ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::InvalidProxyUrl => {
-            log::error!("vigil: cannot send to the configured endpoint: {error}");
+            log_once(
+                &BAD_REQUEST,
+                format_args!("vigil: cannot send to the configured endpoint: {error}"),
+            );
             return Outcome::Rejected;
         }
         // Timeouts, resets and protocol errors: the server may have seen it.
@@ -215,6 +243,13 @@ fn server_message(body: &str) -> String {
         }
     }
     body.chars().take(500).collect()
+}
+
+/// Logs the first time only (per `flag`): a broken setup must not flood logs.
+fn log_once(flag: &AtomicBool, message: std::fmt::Arguments<'_>) {
+    if !flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log::error!("{message}");
+    }
 }
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
@@ -251,7 +286,10 @@ fn parse_http_date(s: &str) -> Option<u64> {
     let year: u64 = parts.next()?.parse().ok()?;
     let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if parts.next()? != "GMT" || year < 1970 {
+    // In range, the arithmetic below cannot overflow or go below zero.
+    let valid =
+        (1..=31).contains(&day) && (1970..=9999).contains(&year) && h < 24 && m < 60 && sec <= 60;
+    if parts.next()? != "GMT" || !valid {
         return None;
     }
     let (y, mo) = if month <= 2 {
@@ -268,13 +306,15 @@ fn parse_http_date(s: &str) -> Option<u64> {
 }
 
 fn is_loopback(url: &str) -> bool {
-    let host = url
+    let authority = url
         .split("://")
         .nth(1)
         .unwrap_or("")
-        .split(['/', '?'])
+        .split(['/', '?', '#'])
         .next()
         .unwrap_or("");
+    // `user:pass@host`: only what follows the last `@` is the host.
+    let host = authority.rsplit('@').next().unwrap_or(authority);
     let host = host.rsplit_once(':').map_or(host, |(h, port)| {
         if port.chars().all(|c| c.is_ascii_digit()) {
             h
@@ -282,7 +322,10 @@ fn is_loopback(url: &str) -> bool {
             host
         }
     });
-    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+    let ipv4_loopback = host
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    host == "localhost" || ipv4_loopback || host == "[::1]"
 }
 
 #[cfg(test)]
@@ -335,6 +378,16 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        // Out-of-range fields are not dates (and must not panic).
+        for bad in [
+            "Sun, 00 Mar 2025 00:00:00 GMT",
+            "Sun, 32 Mar 2025 00:00:00 GMT",
+            "Sun, 01 Mar 99999999999999 00:00:00 GMT",
+            "Sun, 01 Mar 2025 99999999999:00:00 GMT",
+            "Sun, 01 Mar 1969 00:00:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
     }
 
     #[test]
@@ -344,6 +397,38 @@ mod tests {
         assert!(is_loopback("http://[::1]:80"));
         assert!(!is_loopback("http://vigil.example.com"));
         assert!(!is_loopback("http://localhost.example.com"));
+        assert!(!is_loopback("http://127.evil.com/"));
+        assert!(!is_loopback("http://127.0.0.1@vigil.example.com/"));
+        assert!(is_loopback("http://user:pw@127.0.0.1:8000/"));
+    }
+
+    #[test]
+    fn failures_before_anything_was_sent_cost_no_attempt() {
+        for e in [
+            ureq::Error::TlsRequired,
+            ureq::Error::Tls("handshake"),
+            ureq::Error::Timeout(ureq::Timeout::Connect),
+            ureq::Error::Timeout(ureq::Timeout::Resolve),
+            ureq::Error::HostNotFound,
+        ] {
+            assert!(
+                matches!(
+                    outcome_of_error(&e),
+                    Outcome::Retry {
+                        reason: RetryReason::Unreachable,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+        assert!(matches!(
+            outcome_of_error(&ureq::Error::Timeout(ureq::Timeout::Global)),
+            Outcome::Retry {
+                reason: RetryReason::Failed,
+                ..
+            }
+        ));
     }
 
     #[test]
