@@ -32,7 +32,10 @@ pub fn trace(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// returning `Result` ends its span with status `error` and the error's
 /// message when it returns `Err` (the error type must implement `Display`);
 /// a panic marks it `error` and propagates. `async fn` works on any executor:
-/// the span is current during every poll.
+/// the span is current during every poll. A plain `fn` that returns a future
+/// (`impl Future`, or a boxed one as `#[async_trait]` writes) is timed while
+/// it builds the future, not while the future runs: instrument the future
+/// itself with `InstrumentExt::in_span` there.
 #[proc_macro_attribute]
 pub fn span(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr, item, false)
