@@ -22,3 +22,8 @@ pub use vigil_std::*;
 
 /// The `no_std` core: span model, queue, encoder, export state machine.
 pub use vigil_core as core;
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
