@@ -308,9 +308,8 @@ fn stream_error_events_fail_the_span_and_cut_streams_are_marked() {
         let s = c.spans().find(|s| s.input["model"] == model).unwrap();
         assert_eq!(s.status, "error", "{model}");
         assert_eq!(s.output["error"], "Overloaded", "{model}");
-        assert_eq!(
+        assert!(
             s.output["content"].to_string().contains("Hello stream"),
-            true,
             "{model}: kept what came"
         );
         assert_eq!(s.metadata["vigil.stream_incomplete"], true, "{model}");
