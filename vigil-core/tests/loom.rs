@@ -81,7 +81,11 @@ fn a_preempted_producer_never_sees_a_false_full_queue() {
         let c = consumer(&q, 2);
         let p1 = producer(&q, 0..1);
         let p2 = producer(&q, 10..11);
-        assert_eq!(p1.join().unwrap() + p2.join().unwrap(), 0, "nothing dropped");
+        assert_eq!(
+            p1.join().unwrap() + p2.join().unwrap(),
+            0,
+            "nothing dropped"
+        );
         let mut popped = c.join().unwrap();
         while let Some(v) = q.pop() {
             popped.push(v);

@@ -42,6 +42,22 @@ fn call(agent: &ureq::Agent, url: &str, body: &Value) -> (u16, Option<String>, V
     (response.status().as_u16(), ct, bytes)
 }
 
+/// Makes each call with and without the middleware, checks the application
+/// gets the same bytes both ways, and returns what was recorded.
+fn capture_unchanged(calls: &[(&str, Value)]) -> vigil_std::sink::Captured {
+    let (plain, instrumented) = agents();
+    capture(|| {
+        for (url, request) in calls {
+            let expected = call(&plain, url, request);
+            assert_eq!(
+                call(&instrumented, url, request),
+                expected,
+                "bytes unchanged"
+            );
+        }
+    })
+}
+
 fn openai_request(model: &str, stream: bool) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2,
            "max_tokens": 50, "stream": stream, "tools": [{"type": "function"}], "user": "u1"})
@@ -128,22 +144,12 @@ fn anthropic_calls_become_llm_spans_with_the_replay_keys() {
 #[test]
 fn streams_are_read_unchanged_while_the_span_accumulates() {
     let fake = FakeLlm::start();
-    let (plain, instrumented) = agents();
     let openai = format!("{}/v1/chat/completions", fake.url());
     let anthropic = format!("{}/v1/messages", fake.url());
-    let c = capture(|| {
-        for (url, request) in [
-            (&openai, openai_request("gpt-4o-tools", true)),
-            (&anthropic, anthropic_request("claude-x-tools", true)),
-        ] {
-            let expected = call(&plain, url, &request);
-            assert_eq!(
-                call(&instrumented, url, &request),
-                expected,
-                "stream bytes unchanged"
-            );
-        }
-    });
+    let c = capture_unchanged(&[
+        (&openai, openai_request("gpt-4o-tools", true)),
+        (&anthropic, anthropic_request("claude-x-tools", true)),
+    ]);
     let o = c.span("openai.chat.completions").unwrap();
     assert_eq!(o.output["content"], "Hello stream");
     assert_eq!(o.output["usage"]["total_tokens"], 15);
@@ -286,24 +292,14 @@ fn other_requests_pass_untouched_and_helpers_serve_any_client() {
 #[test]
 fn stream_error_events_fail_the_span_and_cut_streams_are_marked() {
     let fake = FakeLlm::start();
-    let (plain, instrumented) = agents();
     let openai = format!("{}/v1/chat/completions", fake.url());
     let anthropic = format!("{}/v1/messages", fake.url());
-    let c = capture(|| {
-        for (url, request) in [
-            (&openai, openai_request("gpt-overloaded", true)),
-            (&anthropic, anthropic_request("claude-overloaded", true)),
-            (&openai, openai_request("gpt-cut", true)),
-            (&anthropic, anthropic_request("claude-cut", true)),
-        ] {
-            let expected = call(&plain, url, &request);
-            assert_eq!(
-                call(&instrumented, url, &request),
-                expected,
-                "bytes unchanged"
-            );
-        }
-    });
+    let c = capture_unchanged(&[
+        (&openai, openai_request("gpt-overloaded", true)),
+        (&anthropic, anthropic_request("claude-overloaded", true)),
+        (&openai, openai_request("gpt-cut", true)),
+        (&anthropic, anthropic_request("claude-cut", true)),
+    ]);
     for model in ["gpt-overloaded", "claude-overloaded"] {
         let s = c.spans().find(|s| s.input["model"] == model).unwrap();
         assert_eq!(s.status, "error", "{model}");
@@ -356,13 +352,8 @@ fn odd_stream_data_never_panics_or_allocates_for_absurd_indices() {
 #[test]
 fn a_stream_nobody_asked_for_is_recorded_once() {
     let fake = FakeLlm::start();
-    let (plain, instrumented) = agents();
     let url = format!("{}/v1/chat/completions", fake.url());
-    let request = openai_request("gpt-always-stream", false);
-    let c = capture(|| {
-        let expected = call(&plain, &url, &request);
-        assert_eq!(call(&instrumented, &url, &request), expected);
-    });
+    let c = capture_unchanged(&[(&url, openai_request("gpt-always-stream", false))]);
     let spans: Vec<_> = c
         .spans()
         .filter(|s| s.name == "openai.chat.completions")
