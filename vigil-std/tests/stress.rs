@@ -45,6 +45,9 @@ fn every_span_is_delivered_or_counted_and_none_is_misfiled() {
     let c = run(THREADS * SPANS_PER_THREAD);
     let stats = c.report.unwrap().stats;
     let total = (THREADS * SPANS_PER_THREAD) as u64;
+    // Both tests together start more threads than there are owned shards of
+    // the start counter, so owned and shared shards are both counted here.
+    assert_eq!(stats.spans_started, total);
     assert_eq!(stats.spans_ended, total);
     assert_eq!(stats.spans_delivered + stats.dropped(), stats.spans_ended);
     assert_eq!(stats.dropped(), 0, "the queue holds everything");
@@ -72,6 +75,7 @@ fn every_span_is_delivered_or_counted_and_none_is_misfiled() {
 fn a_small_queue_drops_and_counts_exactly() {
     let c = run(2_000);
     let stats = c.report.unwrap().stats;
+    assert_eq!(stats.spans_started, (THREADS * SPANS_PER_THREAD) as u64);
     assert_eq!(stats.spans_ended, (THREADS * SPANS_PER_THREAD) as u64);
     assert_eq!(stats.spans_delivered + stats.dropped(), stats.spans_ended);
     assert_eq!(stats.dropped(), stats.dropped_queue_full);
