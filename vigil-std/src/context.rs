@@ -27,6 +27,9 @@ pub(crate) struct Frame {
     pub(crate) sampled: bool,
     /// Set explicitly: kept as is when the span ends.
     pub(crate) status_set: bool,
+    /// Started while the thread was already unwinding (in a `Drop`): that
+    /// panic is not this span's failure.
+    pub(crate) started_panicking: bool,
 }
 
 enum Entry {
@@ -212,6 +215,7 @@ fn build(
             client: pinned,
             sampled: is_sampled,
             status_set: false,
+            started_panicking: std::thread::panicking(),
         })
     }
 }
@@ -227,6 +231,13 @@ pub(crate) fn pop(id: SpanId) -> Option<Frame> {
 }
 
 impl Local {
+    /// Removes the innermost scoping of `client` (scopes may end out of order).
+    fn unscope(&mut self, client: &Client) {
+        if let Some(at) = self.scoped.iter().rposition(|c| c.same(client)) {
+            self.scoped.remove(at);
+        }
+    }
+
     /// Removes the span `id` from the stack, however deep (guards may be
     /// dropped out of order); the common case, the top, is a plain pop.
     fn take(&mut self, id: SpanId) -> Option<Frame> {
@@ -273,8 +284,9 @@ pub(crate) fn close_current(id: SpanId) {
     });
 }
 
-/// Unless its status was set explicitly, a span ends `error` while its
-/// thread is panicking, else `ok`; then it goes to its client's queue.
+/// Unless its status was set explicitly, a span ends `error` when its thread
+/// began panicking since it started, else `ok`; then it goes to its
+/// client's queue.
 #[inline(always)]
 fn finish(l: &mut Local, mut frame: Frame) {
     if !frame.sampled {
@@ -282,7 +294,7 @@ fn finish(l: &mut Local, mut frame: Frame) {
     }
     let status = if frame.status_set {
         frame.span.status()
-    } else if std::thread::panicking() {
+    } else if std::thread::panicking() && !frame.started_panicking {
         let _ = frame.span.set_metadata("error", "panicked");
         SpanStatus::Error
     } else {
@@ -355,14 +367,14 @@ pub(crate) fn current_root_id() -> Option<SpanId> {
 
 /// Runs `f` with `client` as this thread's default client.
 pub(crate) fn with_scoped_client<R>(client: &Client, f: impl FnOnce() -> R) -> R {
-    struct Unscope;
-    impl Drop for Unscope {
+    struct Unscope<'a>(&'a Client);
+    impl Drop for Unscope<'_> {
         fn drop(&mut self) {
-            let _ = with_local(|l| l.scoped.pop());
+            let _ = with_local(|l| l.unscope(self.0));
         }
     }
     let _ = with_local(|l| l.scoped.push(client.clone()));
-    let _unscope = Unscope;
+    let _unscope = Unscope(client);
     f()
 }
 
@@ -455,7 +467,7 @@ impl Context {
             }
             (None, Some(client)) => {
                 l.scoped.push(client.clone());
-                Attached::Client
+                Attached::Client(client.clone())
             }
             (None, None) => Attached::Nothing,
         })
@@ -482,7 +494,7 @@ impl std::fmt::Debug for Context {
 
 enum Attached {
     Parent(SpanId),
-    Client,
+    Client(Client),
     Nothing,
 }
 
@@ -495,8 +507,8 @@ pub struct ContextGuard {
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        let _ = with_local(|l| match self.attached {
-            Attached::Parent(id) => {
+        let _ = with_local(|l| match &self.attached {
+            &Attached::Parent(id) => {
                 let found = l
                     .stack
                     .iter()
@@ -505,9 +517,7 @@ impl Drop for ContextGuard {
                     l.stack.remove(at);
                 }
             }
-            Attached::Client => {
-                l.scoped.pop();
-            }
+            Attached::Client(client) => l.unscope(client),
             Attached::Nothing => {}
         });
     }

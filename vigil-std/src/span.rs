@@ -368,6 +368,16 @@ impl<F: Future> Future for Instrumented<F> {
             fn drop(&mut self) {
                 if let Some(id) = self.1 {
                     *self.0 = context::pop(id);
+                    // The poll panicked: whenever the future is dropped (the
+                    // executor may catch the panic and drop it later), the
+                    // span ends failed.
+                    if let Some(f) = self.0.as_mut().filter(|_| std::thread::panicking()) {
+                        if !f.status_set && !f.started_panicking {
+                            let _ = f.span.set_metadata("error", "panicked");
+                            f.span.set_status(SpanStatus::Error);
+                            f.status_set = true;
+                        }
+                    }
                 }
             }
         }

@@ -413,3 +413,80 @@ fn dropping_the_last_client_flushes_and_stops_its_exporter() {
         "sent without waiting for the 10-minute interval"
     );
 }
+
+/// Work done by a `Drop` while the thread unwinds did not fail itself.
+#[test]
+fn spans_made_during_unwinding_are_not_blamed_for_the_panic() {
+    struct Cleanup;
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            vigil_std::log_tool_call("cleanup", &"files", &"removed");
+        }
+    }
+    let c = capture(|| {
+        let caught = std::panic::catch_unwind(|| {
+            vigil_std::trace("work", |_| {
+                let _cleanup = Cleanup;
+                panic!("bad");
+            })
+        });
+        assert!(caught.is_err());
+    });
+    assert_eq!(c.span("work").unwrap().status, "error");
+    assert_eq!(c.span("tool:cleanup").unwrap().status, "ok");
+}
+
+/// An executor that catches a panicking poll and drops the future later.
+#[test]
+fn a_future_whose_poll_panicked_ends_failed_even_if_dropped_later() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context as TaskContext, Poll, Wake, Waker};
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let c = capture(|| {
+        let mut future = Box::pin(
+            async {
+                panic!("in poll");
+            }
+            .in_span("task", SpanKind::Agent),
+        );
+        let mut cx = TaskContext::from_waker(&waker);
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            matches!(future.as_mut().poll(&mut cx), Poll::Ready(()))
+        }));
+        assert!(polled.is_err());
+        drop(future); // outside the unwind
+    });
+    let task = c.span("task").unwrap();
+    assert_eq!(task.status, "error");
+    assert_eq!(task.metadata["error"], "panicked");
+}
+
+/// Client scopes that end out of order each remove their own client.
+#[test]
+fn scopes_ending_out_of_order_remove_their_own_client() {
+    let config = || {
+        Config::builder()
+            .transport(vigil_std::sink::NullTransport::default)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (
+        vigil_std::Client::new(config()).unwrap(),
+        vigil_std::Client::new(config()).unwrap(),
+    );
+    // Contexts that carry only a client (no span yet).
+    let (in_a, in_b) = (a.scope(Context::current), b.scope(Context::current));
+    let guard_a = in_a.attach();
+    let guard_b = in_b.attach();
+    drop(guard_a); // a ends first; b must stay the client here
+    vigil_std::span("after", SpanKind::Tool, |_| ());
+    drop(guard_b);
+    assert!(b.flush(std::time::Duration::from_secs(5)));
+    assert_eq!(b.stats().spans_ended, 1);
+    assert_eq!(a.stats().spans_ended, 0);
+}
