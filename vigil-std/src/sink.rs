@@ -305,19 +305,24 @@ impl Transport for JsonLinesTransport {
             .and_then(|()| self.out.flush());
         match written {
             Ok(()) => Outcome::Delivered,
-            Err(_) => Outcome::Retry {
-                after: None,
-                reason: vigil_core::RetryReason::Failed,
-            },
+            // Part of the line may be in the file: a retry would write the
+            // body again after it, so the request is given up (and counted).
+            Err(_) => Outcome::Rejected,
         }
     }
 }
+
+/// Traces the console holds while waiting for their root span; past this,
+/// the oldest is printed as it is.
+const MAX_PENDING_TRACES: usize = 1000;
 
 /// Prints each finished trace as an indented tree: name, kind, duration,
 /// status and a short view of input and output.
 pub struct ConsoleTransport {
     out: Box<dyn Write + Send>,
     pending: HashMap<String, Vec<CapturedSpan>>,
+    /// Trace ids in `pending`, oldest first.
+    arrival: std::collections::VecDeque<String>,
 }
 
 impl ConsoleTransport {
@@ -336,6 +341,7 @@ impl ConsoleTransport {
         ConsoleTransport {
             out,
             pending: HashMap::new(),
+            arrival: std::collections::VecDeque::new(),
         }
     }
 }
@@ -356,14 +362,36 @@ impl Transport for ConsoleTransport {
             .collect();
         let trace_id = r.trace_id.to_string();
         let has_root = spans.iter().any(|s| s.parent_span_id.is_none());
-        let pending = self.pending.entry(trace_id.clone()).or_default();
-        pending.extend(spans);
+        if !self.pending.contains_key(&trace_id) {
+            self.arrival.push_back(trace_id.clone());
+        }
+        self.pending
+            .entry(trace_id.clone())
+            .or_default()
+            .extend(spans);
         if has_root {
-            let spans = self.pending.remove(&trace_id).unwrap_or_default();
-            let _ = self.out.write_all(render_tree(&spans).as_bytes());
-            let _ = self.out.flush();
+            self.print(&trace_id);
+        }
+        // A root that never comes (dropped, or a guard leaked) must not make
+        // the console hold spans forever.
+        while self.pending.len() > MAX_PENDING_TRACES {
+            match self.arrival.pop_front() {
+                Some(oldest) => self.print(&oldest),
+                None => break,
+            }
         }
         Outcome::Delivered
+    }
+}
+
+impl ConsoleTransport {
+    fn print(&mut self, trace_id: &str) {
+        let Some(spans) = self.pending.remove(trace_id) else {
+            return;
+        };
+        self.arrival.retain(|t| t != trace_id);
+        let _ = self.out.write_all(render_tree(&spans).as_bytes());
+        let _ = self.out.flush();
     }
 }
 

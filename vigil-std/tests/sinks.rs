@@ -78,3 +78,38 @@ fn the_console_prints_each_trace_as_a_tree() {
         "{text}"
     );
 }
+
+/// Traces whose root never arrives are printed as they are once too many
+/// wait, so the console never holds spans without bound.
+#[test]
+fn the_console_holds_a_bounded_number_of_rootless_traces() {
+    use vigil_std::{Outcome, Request, RequestKind, Transport};
+    let out = Shared::default();
+    let mut console = ConsoleTransport::new(Box::new(out.clone()));
+    let mut ids = vigil_core::IdGenerator::from_seed(7);
+    for i in 0..1_100 {
+        let trace_id = ids.trace_id();
+        let body = json!({"spans": [{
+            "span_id": ids.span_id().to_string(), "trace_id": trace_id.to_string(),
+            "parent_span_id": ids.span_id().to_string(), "name": format!("orphan-{i}"),
+            "kind": "tool", "status": "ok", "input": null, "output": null,
+            "metadata": {}, "events": [],
+            "start_time": "2026-11-24T10:00:00.000000Z", "end_time": "2026-11-24T10:00:00.000001Z"
+        }]})
+        .to_string();
+        let request = Request {
+            kind: RequestKind::Ingest,
+            trace_id,
+            body: body.as_bytes(),
+            spans: 1,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(console.send(&request), Outcome::Delivered);
+    }
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().count(), 100, "the 100 oldest were printed");
+    assert!(
+        text.lines().next().unwrap().starts_with("orphan-0 [tool]"),
+        "{text}"
+    );
+}
