@@ -55,9 +55,10 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         self.closed.0.store(true, Ordering::Release);
     }
 
-    /// Hands an ended span to the exporter and returns its ticket in the
-    /// queue. Never blocks: when the queue is full the span is dropped,
-    /// counted in `dropped_queue_full`, and `None` returned.
+    /// Hands an ended span to the exporter and returns how many spans the
+    /// queue holds now (see [`Queue::push`]). Never blocks: when the queue is
+    /// full, or the pipeline closed, the span is dropped, counted, and `None`
+    /// returned.
     #[inline]
     pub fn submit(&self, span: Span<B>) -> Option<usize> {
         if self.closed.0.load(Ordering::Acquire) {
@@ -68,7 +69,7 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
             add(&self.stats.payloads_truncated, 1);
         }
         match self.queue.push(span) {
-            Ok(ticket) => Some(ticket),
+            Ok(held) => Some(held),
             Err(_) => {
                 add(&self.stats.dropped_queue_full, 1);
                 None

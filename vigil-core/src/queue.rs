@@ -91,7 +91,7 @@ struct Padded<T>(T);
 /// assert_eq!(QUEUE.pop(), Some(0));
 /// assert_eq!(QUEUE.push(9), Err(9), "0 still counts until released");
 /// QUEUE.release(1);
-/// assert_eq!(QUEUE.push(9), Ok(4), "the fifth record pushed");
+/// assert_eq!(QUEUE.push(9), Ok(4), "held now: 1, 2, 3 and 9");
 /// ```
 pub struct Queue<T, S: AsRef<[Slot<T>]>> {
     tail: Padded<AtomicUsize>,
@@ -205,8 +205,9 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         self.tail.0.load(Ordering::Acquire).saturating_sub(released)
     }
 
-    /// Adds `value` at the back and returns its ticket (how many records were
-    /// pushed before it), or hands it back if the queue is full.
+    /// Adds `value` at the back and returns how many records the queue holds
+    /// now, this one included (popped ones count until released), or hands
+    /// it back if the queue is full.
     #[inline]
     pub fn push(&self, value: T) -> Result<usize, T> {
         let slots = self.slots.as_ref();
@@ -214,7 +215,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
             return Err(value);
         }
         let mut tail = self.tail.0.load(Ordering::Relaxed);
-        loop {
+        let held = loop {
             let released = self.released.0.load(Ordering::Acquire);
             let outstanding = tail.wrapping_sub(released);
             if outstanding > usize::MAX / 2 {
@@ -232,10 +233,10 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break,
+                Ok(_) => break outstanding + 1,
                 Err(now) => tail = now,
             }
-        }
+        };
         let slot = &slots[tail & self.mask];
         let lap = tail & !self.mask;
         // Admission guarantees the previous lap's record was popped and its
@@ -248,7 +249,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         // until the sequence number is published below.
         slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
         slot.seq.store(lap.wrapping_add(1), Ordering::Release);
-        Ok(tail)
+        Ok(held)
     }
 
     /// Takes the record at the front, if one is ready.

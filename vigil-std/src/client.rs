@@ -255,9 +255,7 @@ impl Client {
             let now = Instant::now();
             // A little grace past the deadline for the exporter to count its
             // losses; a transport that ignores its timeout is left behind.
-            let grace = deadline
-                .checked_add(Duration::from_millis(100))
-                .unwrap_or(deadline);
+            let grace = deadline + Duration::from_millis(100);
             if now >= grace {
                 break;
             }
@@ -305,11 +303,9 @@ impl Client {
         // The count rises by one per push and only falls when the exporter
         // frees places, so it meets `batch_size` exactly on the way up; an
         // exporter about to sleep checks for a full batch itself. Other spans
-        // pay one load of a line that rarely changes.
-        if let Some(ticket) = inner.pipeline.submit(span) {
-            let queue = inner.pipeline.queue();
-            let outstanding = (ticket + 1).saturating_sub(queue.released());
-            if outstanding == inner.control.batch_size {
+        // pay one compare of the count the push computed anyway.
+        if let Some(held) = inner.pipeline.submit(span) {
+            if held == inner.control.batch_size {
                 // Pairs with the fence in `run_exporter`: either it sees this
                 // span in the queue, or this sees it asleep.
                 std::sync::atomic::fence(Ordering::SeqCst);
@@ -446,13 +442,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         if let Some(deadline) = shutdown {
             let drained = exporter.is_idle() && inner.pipeline.queue().is_empty();
             if drained || now >= deadline {
-                // Spans that end from now on have nobody to send them.
-                inner.pipeline.close();
-                let abandoned = exporter.abandon(&inner.pipeline);
-                let mut state = lock(&control.state);
-                state.abandoned = abandoned;
-                state.finished = true;
-                control.progress.notify_all();
+                stop(&inner, || exporter.abandon(&inner.pipeline));
                 return;
             }
         }
@@ -513,10 +503,17 @@ fn stop_after_panic(inner: &Inner) {
     log::error!(
         "vigil: the exporter stopped after an internal error; spans are dropped and counted"
     );
+    stop(inner, || inner.pipeline.discard_queued());
+}
+
+/// Ends the exporter's work: spans that end from now on have nobody to send
+/// them (counted as dropped), `drop_rest` drops and counts what is left, and
+/// flush and shutdown may return.
+fn stop(inner: &Inner, drop_rest: impl FnOnce() -> usize) {
     inner.pipeline.close();
-    let dropped = inner.pipeline.discard_queued();
+    let abandoned = drop_rest();
     let mut state = lock(&inner.control.state);
-    state.abandoned += dropped;
+    state.abandoned += abandoned;
     state.finished = true;
     inner.control.progress.notify_all();
 }

@@ -714,7 +714,8 @@ fn validate_span(i: usize, s: &Value) -> Result<(), Answer> {
 }
 
 fn ingest(mut body: Value, shared: &Shared) -> Answer {
-    let Some(spans) = body.get("spans").and_then(Value::as_array) else {
+    // Taken out of the body: stored as they are, without a copy.
+    let Some(Value::Array(spans)) = body.get_mut("spans").map(Value::take) else {
         return invalid(vec![json!("body"), json!("spans")], "field required");
     };
     if spans.is_empty() {
@@ -746,7 +747,7 @@ fn ingest(mut body: Value, shared: &Shared) -> Answer {
     let trace_id = spans[0]["trace_id"].as_str().unwrap_or_default().to_owned();
     let mut store = lock(&shared.store);
     let mut seen = HashSet::new();
-    for s in spans {
+    for s in &spans {
         let id = s["span_id"].as_str().unwrap_or_default();
         if store.span_ids.contains(id) || !seen.insert(id) {
             return error(
@@ -781,10 +782,6 @@ fn ingest(mut body: Value, shared: &Shared) -> Answer {
         store.traces[at].name = Some(name.to_owned());
     }
     let count = spans.len();
-    let spans = match body.get_mut("spans").map(Value::take) {
-        Some(Value::Array(spans)) => spans,
-        _ => unreachable!("checked above"),
-    };
     for mut s in spans {
         let id = s["span_id"].as_str().unwrap_or_default().to_owned();
         s["filed_under"] = json!(trace_id);

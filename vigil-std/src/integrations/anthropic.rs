@@ -130,8 +130,8 @@ impl StreamAccumulator {
             }
             "message_stop" => self.done = true,
             "error" => {
-                let message = event["error"]["message"].as_str().map(str::to_owned);
-                self.error = Some(message.unwrap_or_else(|| event["error"].to_string()));
+                self.error =
+                    Some(error_message(&event).unwrap_or_else(|| event["error"].to_string()));
             }
             _ => {}
         }

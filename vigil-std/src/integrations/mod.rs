@@ -139,6 +139,12 @@ enum Accumulator {
 }
 
 impl Accumulator {
+    fn new(provider: Provider) -> Self {
+        match provider {
+            Provider::OpenAi => Accumulator::OpenAi(Default::default()),
+            Provider::Anthropic => Accumulator::Anthropic(Default::default()),
+        }
+    }
     fn feed_line(&mut self, line: &str) -> bool {
         match self {
             Accumulator::OpenAi(a) => a.feed_line(line),
@@ -208,10 +214,7 @@ impl LlmCall {
             set_payload(f, Field::Input, &input);
             set_payload(f, Field::Metadata("provider"), provider.name());
         }
-        let stream = (request["stream"] == true).then(|| match provider {
-            Provider::OpenAi => Accumulator::OpenAi(Default::default()),
-            Provider::Anthropic => Accumulator::Anthropic(Default::default()),
-        });
+        let stream = (request["stream"] == true).then(|| Accumulator::new(provider));
         LlmCall {
             frame,
             provider,
@@ -228,12 +231,9 @@ impl LlmCall {
     /// Records the response as a stream even though the request did not ask
     /// for one (a server that streams anyway).
     pub fn expect_stream(&mut self) {
-        if self.stream.is_none() {
-            self.stream = Some(match self.provider {
-                Provider::OpenAi => Accumulator::OpenAi(Default::default()),
-                Provider::Anthropic => Accumulator::Anthropic(Default::default()),
-            });
-        }
+        let provider = self.provider;
+        self.stream
+            .get_or_insert_with(|| Accumulator::new(provider));
     }
 
     /// Ends the span with the output of a (non-streamed) response body.

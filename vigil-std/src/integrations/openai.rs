@@ -87,8 +87,7 @@ impl StreamAccumulator {
             return false;
         };
         if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-            let message = error["message"].as_str().map(str::to_owned);
-            self.error = Some(message.unwrap_or_else(|| error.to_string()));
+            self.error = Some(error_message(&chunk).unwrap_or_else(|| error.to_string()));
             return false;
         }
         if let Some(m) = chunk["model"].as_str() {
