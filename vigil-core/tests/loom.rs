@@ -31,6 +31,16 @@ fn consumer(q: &Q, attempts: usize) -> thread::JoinHandle<Vec<u32>> {
     })
 }
 
+/// Pops and releases what is left once every thread has joined.
+fn drain(q: &Q) -> Vec<u32> {
+    std::iter::from_fn(|| {
+        let v = q.pop()?;
+        q.release(1);
+        Some(v)
+    })
+    .collect()
+}
+
 fn producer(q: &Q, values: std::ops::Range<u32>) -> thread::JoinHandle<u32> {
     let q = q.clone();
     thread::spawn(move || values.filter(|v| q.push(*v).is_err()).count() as u32)
@@ -45,10 +55,7 @@ fn two_producers_one_consumer() {
         let p2 = producer(&q, 10..11);
         let dropped = p1.join().unwrap() + p2.join().unwrap();
         let mut popped = c.join().unwrap();
-        while let Some(v) = q.pop() {
-            popped.push(v);
-            q.release(1);
-        }
+        popped.extend(drain(&q));
         assert_eq!(popped.len() as u32 + dropped, 3);
         let mine: Vec<_> = popped.iter().filter(|v| **v < 10).collect();
         assert!(mine.windows(2).all(|w| w[0] < w[1]), "FIFO per producer");
@@ -64,9 +71,7 @@ fn wraparound_reuses_slots_safely() {
         let p = producer(&q, 0..4);
         let dropped = p.join().unwrap();
         let mut got = c.join().unwrap();
-        while let Some(v) = q.pop() {
-            got.push(v);
-        }
+        got.extend(drain(&q));
         assert_eq!(got.len() as u32 + dropped, 4);
         assert!(got.windows(2).all(|w| w[0] < w[1]));
     });
@@ -87,10 +92,7 @@ fn a_preempted_producer_never_sees_a_false_full_queue() {
             "nothing dropped"
         );
         let mut popped = c.join().unwrap();
-        while let Some(v) = q.pop() {
-            popped.push(v);
-            q.release(1);
-        }
+        popped.extend(drain(&q));
         assert_eq!(popped.len(), 2);
     });
 }
