@@ -61,18 +61,24 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// returned.
     #[inline]
     pub fn submit(&self, span: Span<B>) -> Option<usize> {
+        self.submit_with(|| span).ok()
+    }
+
+    /// [`Pipeline::submit`] for a span that `make` moves out of where it
+    /// lives once it has a place (see [`Queue::push_with`]). When the span is
+    /// refused, `make` comes back uncalled: the caller drops the span, and the
+    /// drop is already counted.
+    #[inline]
+    pub fn submit_with<F: FnOnce() -> Span<B>>(&self, make: F) -> Result<usize, F> {
         if self.closed.0.load(Ordering::Acquire) {
             add(&self.stats.dropped_after_close, 1);
-            return None;
+            return Err(make);
         }
-        if !span.truncated().is_empty() {
-            add(&self.stats.payloads_truncated, 1);
-        }
-        match self.queue.push(span) {
-            Ok(held) => Some(held),
-            Err(_) => {
+        match self.queue.push_with(make) {
+            Ok(held) => Ok(held),
+            Err(make) => {
                 add(&self.stats.dropped_queue_full, 1);
-                None
+                Err(make)
             }
         }
     }
@@ -81,12 +87,22 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// returns how many.
     pub fn discard_queued(&self) -> usize {
         let mut dropped = 0;
-        while self.queue.pop().is_some() {
+        while self.pop().is_some() {
             self.queue.release(1);
             dropped += 1;
         }
         add(&self.stats.dropped_at_shutdown, dropped);
         dropped
+    }
+
+    /// Takes the next span for the exporter. Truncation is counted here, off
+    /// the application threads.
+    fn pop(&self) -> Option<Span<B>> {
+        let span = self.queue.pop()?;
+        if !span.truncated().is_empty() {
+            add(&self.stats.payloads_truncated, 1);
+        }
+        Some(span)
     }
 
     /// The live counters (to count span starts).
@@ -311,7 +327,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
             return Refill::Nothing;
         }
         while self.len < self.settings.batch_size {
-            let Some(span) = pipeline.queue.pop() else {
+            let Some(span) = pipeline.pop() else {
                 break;
             };
             match self.batch.push(span) {

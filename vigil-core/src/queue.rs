@@ -210,9 +210,18 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
     /// it back if the queue is full.
     #[inline]
     pub fn push(&self, value: T) -> Result<usize, T> {
+        self.push_with(|| value).map_err(|make| make())
+    }
+
+    /// [`Queue::push`] for a value that `make` produces once a place is
+    /// claimed, so a large record is moved straight into its slot rather than
+    /// through temporaries. When the queue is full, `make` is handed back
+    /// uncalled.
+    #[inline]
+    pub fn push_with<F: FnOnce() -> T>(&self, make: F) -> Result<usize, F> {
         let slots = self.slots.as_ref();
         if slots.len() < 2 {
-            return Err(value);
+            return Err(make);
         }
         let mut tail = self.tail.0.load(Ordering::Relaxed);
         let held = loop {
@@ -225,7 +234,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
                 continue;
             }
             if outstanding >= self.capacity {
-                return Err(value);
+                return Err(make);
             }
             match self.tail.0.compare_exchange_weak(
                 tail,
@@ -247,7 +256,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         }
         // SAFETY: the ticket `tail` gives this thread sole access to the slot
         // until the sequence number is published below.
-        slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
+        slot.value.with_mut(|cell| unsafe { (*cell).write(make()) });
         slot.seq.store(lap.wrapping_add(1), Ordering::Release);
         Ok(held)
     }

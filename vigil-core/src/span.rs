@@ -75,6 +75,12 @@ impl Truncated {
     }
 }
 
+/// The parent id of a root span: all zeros, which no generated id is.
+const NO_PARENT: SpanId = SpanId::from_bytes([0; 16]);
+
+/// The end time of a span still running.
+const NOT_ENDED: Timestamp = Timestamp::from_unix_nanos(u64::MAX);
+
 /// A span's name: borrowed for the common `'static` case so no copy is made.
 #[derive(Clone, Debug)]
 pub enum Name<B> {
@@ -148,7 +154,9 @@ impl<B> From<&'static str> for Name<B> {
 pub struct Span<B> {
     trace_id: TraceId,
     span_id: SpanId,
-    parent_id: Option<SpanId>,
+    /// All zeros for a root span (no valid id is): an `Option` would pad
+    /// the record by 8 bytes, and every span copies it.
+    parent_id: SpanId,
     name: Name<B>,
     kind: SpanKind,
     status: SpanStatus,
@@ -156,7 +164,8 @@ pub struct Span<B> {
     truncated: Truncated,
     field_limit: u32,
     start: Timestamp,
-    end: Option<Timestamp>,
+    /// [`NOT_ENDED`] until the span ends.
+    end: Timestamp,
     input: B,
     output: B,
     /// Object members without the braces: `"k":v,"k2":v2`.
@@ -166,7 +175,9 @@ pub struct Span<B> {
 }
 
 impl<B: Buffer> Span<B> {
-    /// A span started at `start`; `parent_id` is `None` for a root span.
+    /// A span started at `start`; `parent_id` is `None` for a root span (the
+    /// all-zero id, which no generator makes, counts as none).
+    #[inline]
     pub fn new(
         trace_id: TraceId,
         span_id: SpanId,
@@ -178,7 +189,7 @@ impl<B: Buffer> Span<B> {
         Span {
             trace_id,
             span_id,
-            parent_id,
+            parent_id: parent_id.unwrap_or(NO_PARENT),
             name: name.into(),
             kind,
             status: SpanStatus::Unset,
@@ -186,7 +197,7 @@ impl<B: Buffer> Span<B> {
             truncated: Truncated::default(),
             field_limit: DEFAULT_FIELD_LIMIT as u32,
             start,
-            end: None,
+            end: NOT_ENDED,
             input: B::default(),
             output: B::default(),
             metadata: B::default(),
@@ -209,7 +220,7 @@ impl<B: Buffer> Span<B> {
     }
     /// The enclosing span, `None` for a trace's root span.
     pub fn parent_id(&self) -> Option<SpanId> {
-        self.parent_id
+        (self.parent_id != NO_PARENT).then_some(self.parent_id)
     }
     /// The name as given (the encoder cuts it to [`MAX_NAME_CHARS`]).
     pub fn name(&self) -> &str {
@@ -229,7 +240,7 @@ impl<B: Buffer> Span<B> {
     }
     /// When it ended, if it has.
     pub fn end_time(&self) -> Option<Timestamp> {
-        self.end
+        (self.end != NOT_ENDED).then_some(self.end)
     }
     /// Whether this span stands for its whole trace.
     pub fn is_root(&self) -> bool {
@@ -275,7 +286,9 @@ impl<B: Buffer> Span<B> {
 
     /// Ends the span at `at` with `status`.
     pub fn end(&mut self, at: Timestamp, status: SpanStatus) {
-        self.end = Some(at.max(self.start));
+        // The far future itself stands for "not ended": one nanosecond short.
+        let last = Timestamp::from_unix_nanos(u64::MAX - 1);
+        self.end = at.max(self.start).min(last);
         self.status = status;
     }
 

@@ -83,7 +83,8 @@ stats! {
     dropped_at_shutdown,
     /// Spans that ended after their pipeline was closed (client shut down).
     dropped_after_close,
-    /// Spans with a payload field or entry cut to fit its limit.
+    /// Spans with a payload field or entry cut to fit its limit (counted as
+    /// the exporter takes them from the queue).
     payloads_truncated,
     /// Trace status/metadata updates (PATCH) that failed for good.
     patches_failed,

@@ -407,3 +407,35 @@ proptest! {
         prop_assert_eq!(span.input().unwrap(), serde_json::to_string(&json!({"value": text})).unwrap());
     }
 }
+
+#[test]
+fn the_all_zero_parent_means_none_and_any_end_time_reads_back_as_ended() {
+    let mut ids = IdGenerator::from_seed(3);
+    let zero = vigil_core::SpanId::from_bytes([0; 16]);
+    let mut s: S = Span::new(
+        ids.trace_id(),
+        ids.span_id(),
+        Some(zero),
+        "orphan",
+        SpanKind::Tool,
+        Timestamp::from_unix_nanos(5),
+    );
+    assert_eq!(s.parent_id(), None);
+    assert_eq!(s.end_time(), None, "running");
+    s.end(Timestamp::from_unix_nanos(u64::MAX), SpanStatus::Ok);
+    let end = s.end_time().expect("ended, even at the far future");
+    assert_eq!(end.unix_nanos(), u64::MAX - 1);
+    let (body, _) = encode_one(std::slice::from_ref(&s), 4096);
+    assert_eq!(body["spans"][0]["parent_span_id"], Value::Null);
+
+    let parent = ids.span_id();
+    let child: S = Span::new(
+        ids.trace_id(),
+        ids.span_id(),
+        Some(parent),
+        "child",
+        SpanKind::Tool,
+        Timestamp::from_unix_nanos(5),
+    );
+    assert_eq!(child.parent_id(), Some(parent));
+}

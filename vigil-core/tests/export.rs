@@ -510,3 +510,38 @@ fn spans_submitted_after_close_are_counted_as_dropped() {
     assert_eq!(stats.dropped_after_close, 1);
     assert_eq!(stats.dropped(), 1);
 }
+
+#[test]
+fn spans_with_cut_payloads_are_counted_whether_sent_or_discarded() {
+    let (p, mut t, mut g) = (pipe(100), Scripted::default(), gen());
+    let mut exp = Exp::new(settings(10, 10_000), "", 1);
+    let cut = |g: &mut Gen| {
+        let mut s = g.lone();
+        s.set_field_limit(8);
+        let _ = s.set_input(&[("prompt", "far longer than eight bytes")]);
+        assert!(!s.truncated().is_empty());
+        s
+    };
+    p.submit(cut(&mut g));
+    p.submit(g.lone());
+    exp.request_flush();
+    drive(&mut exp, &p, &mut t, ms(1));
+    assert_eq!(p.snapshot().spans_delivered, 2);
+    assert_eq!(p.snapshot().payloads_truncated, 1);
+
+    p.submit(cut(&mut g));
+    assert_eq!(p.discard_queued(), 1);
+    assert_eq!(p.snapshot().payloads_truncated, 2);
+}
+
+#[test]
+fn a_refused_submit_hands_the_span_back_and_counts_the_drop() {
+    let (p, mut g) = (pipe(1), gen());
+    assert_eq!(p.submit_with(|| g.lone()).ok(), Some(1));
+    let refused = p.submit_with(|| g.lone()).unwrap_err();
+    assert_eq!(refused().name(), "step", "the span is still the caller's");
+    assert_eq!(p.snapshot().dropped_queue_full, 1);
+    p.close();
+    assert!(p.submit_with(|| g.lone()).is_err());
+    assert_eq!(p.snapshot().dropped_after_close, 1);
+}

@@ -93,3 +93,23 @@ fn slots_that_are_not_a_power_of_two_keep_working_lap_after_lap() {
         queue.release(4);
     }
 }
+
+#[test]
+fn push_with_builds_the_value_only_once_it_has_a_place() {
+    let q: Queue<String, [Slot<String>; 2]> = Queue::new();
+    let made = std::cell::Cell::new(0);
+    for i in 0..3 {
+        let pushed = q.push_with(|| {
+            made.set(made.get() + 1);
+            i.to_string()
+        });
+        assert_eq!(pushed.is_ok(), i < 2, "push {i}");
+        if let Err(make) = pushed {
+            // Handed back uncalled: the caller still owns what it would move.
+            assert_eq!(made.get(), 2);
+            assert_eq!(make(), "2");
+        }
+    }
+    assert_eq!(q.pop().as_deref(), Some("0"));
+    assert_eq!(q.pop().as_deref(), Some("1"));
+}

@@ -297,6 +297,13 @@ impl Client {
 
     #[inline]
     pub(crate) fn submit(&self, span: Record) {
+        let _ = self.submit_with(|| span);
+    }
+
+    /// Queues the span `make` moves out of where it lives, if it gets a
+    /// place; hands `make` back uncalled if not (the drop is counted).
+    #[inline]
+    pub(crate) fn submit_with<F: FnOnce() -> Record>(&self, make: F) -> Result<(), F> {
         let inner = &self.inner;
         // The span that brings the queue to a full batch wakes a sleeping
         // exporter, so the batch goes out without waiting for the interval.
@@ -304,16 +311,16 @@ impl Client {
         // frees places, so it meets `batch_size` exactly on the way up; an
         // exporter about to sleep checks for a full batch itself. Other spans
         // pay one compare of the count the push computed anyway.
-        if let Some(held) = inner.pipeline.submit(span) {
-            if held == inner.control.batch_size {
-                // Pairs with the fence in `run_exporter`: either it sees this
-                // span in the queue, or this sees it asleep.
-                std::sync::atomic::fence(Ordering::SeqCst);
-                if inner.control.sleeping.load(Ordering::Relaxed) {
-                    inner.wake();
-                }
+        let held = inner.pipeline.submit_with(make)?;
+        if held == inner.control.batch_size {
+            // Pairs with the fence in `run_exporter`: either it sees this
+            // span in the queue, or this sees it asleep.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if inner.control.sleeping.load(Ordering::Relaxed) {
+                inner.wake();
             }
         }
+        Ok(())
     }
 
     pub(crate) fn same(&self, other: &Client) -> bool {

@@ -149,8 +149,9 @@ pub(crate) fn open(
     with_local(|l| build(l, name, kind, start, explicit)).flatten()
 }
 
-/// Starts a span and makes it current; returns its id. Builds the span
-/// straight onto the stack, since moving it costs more than anything else here.
+/// Starts a span and makes it current; returns its id. The span is built
+/// where it will live, on the stack: a record is over a hundred bytes, and
+/// copying it between temporaries cost more than the rest of the work.
 pub(crate) fn open_current(
     name: Name<String>,
     kind: SpanKind,
@@ -158,9 +159,9 @@ pub(crate) fn open_current(
     explicit: Option<&Client>,
 ) -> Option<SpanId> {
     with_local(|l| {
-        let frame = build(l, name, kind, start, explicit)?;
-        let id = frame.span.span_id();
-        l.stack.push(Entry::Span(frame));
+        let plan = plan(l, start, explicit)?;
+        let id = plan.span_id;
+        l.stack.push(Entry::Span(plan.frame(name, kind)));
         Some(id)
     })
     .flatten()
@@ -174,50 +175,87 @@ fn build(
     start: Start,
     explicit: Option<&Client>,
 ) -> Option<Frame> {
-    {
-        let parent = match start {
-            Start::Child => l.stack.last(),
-            Start::Trace => None,
-        };
-        let parent_ids = parent.map(Entry::ids);
-        // A client other than the global one is carried by the span (and its
-        // children); the global one is looked up again when the span ends,
-        // so the common case clones no `Arc`.
-        let pinned = explicit
-            .or_else(|| parent.and_then(Entry::client))
-            .or(l.scoped.last())
-            .cloned();
-        let (span_id, new_trace, shard) = {
-            let (ids, shard) = l.ids();
-            let new_trace = parent_ids.is_none().then(|| ids.trace_id());
-            (ids.span_id(), new_trace, *shard)
-        };
-        let client = match &pinned {
-            Some(c) => c,
-            None => l.global_client()?,
-        };
-        if !client.is_enabled() {
-            return None;
-        }
-        let (trace_id, parent_id, is_sampled) = match (parent_ids, new_trace) {
-            (Some((trace, parent, sampled)), _) => (trace, Some(parent), sampled),
-            (None, Some(trace)) => (trace, None, sampled(trace, client)),
-            (None, None) => return None,
-        };
-        let mut span = Record::new(trace_id, span_id, parent_id, text::name(name), kind, now());
-        span.set_root(parent_id.is_none());
-        span.set_field_limit(client.config().max_field_bytes);
-        if is_sampled {
-            client.inner.pipeline.stats().span_started(shard);
-        }
-        Some(Frame {
+    Some(plan(l, start, explicit)?.frame(name, kind))
+}
+
+/// Everything a new span needs besides its name and kind.
+struct Plan {
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_id: Option<SpanId>,
+    sampled: bool,
+    pinned: Option<Client>,
+    field_limit: usize,
+}
+
+impl Plan {
+    #[inline(always)]
+    fn frame(self, name: Name<String>, kind: SpanKind) -> Frame {
+        let mut span = Record::new(
+            self.trace_id,
+            self.span_id,
+            self.parent_id,
+            text::name(name),
+            kind,
+            now(),
+        );
+        span.set_root(self.parent_id.is_none());
+        span.set_field_limit(self.field_limit);
+        Frame {
             span,
-            client: pinned,
-            sampled: is_sampled,
+            client: self.pinned,
+            sampled: self.sampled,
             status_set: false,
             started_panicking: std::thread::panicking(),
-        })
+        }
     }
+}
+
+/// Works out a new span's ids, client and sampling, and counts its start;
+/// `None` when nothing is to be recorded.
+#[inline(always)]
+fn plan(l: &mut Local, start: Start, explicit: Option<&Client>) -> Option<Plan> {
+    let parent = match start {
+        Start::Child => l.stack.last(),
+        Start::Trace => None,
+    };
+    let parent_ids = parent.map(Entry::ids);
+    // A client other than the global one is carried by the span (and its
+    // children); the global one is looked up again when the span ends,
+    // so the common case clones no `Arc`.
+    let pinned = explicit
+        .or_else(|| parent.and_then(Entry::client))
+        .or(l.scoped.last())
+        .cloned();
+    let (span_id, new_trace, shard) = {
+        let (ids, shard) = l.ids();
+        let new_trace = parent_ids.is_none().then(|| ids.trace_id());
+        (ids.span_id(), new_trace, *shard)
+    };
+    let client = match &pinned {
+        Some(c) => c,
+        None => l.global_client()?,
+    };
+    if !client.is_enabled() {
+        return None;
+    }
+    let (trace_id, parent_id, sampled) = match (parent_ids, new_trace) {
+        (Some((trace, parent, sampled)), _) => (trace, Some(parent), sampled),
+        (None, Some(trace)) => (trace, None, self::sampled(trace, client)),
+        (None, None) => return None,
+    };
+    if sampled {
+        client.inner.pipeline.stats().span_started(shard);
+    }
+    let field_limit = client.config().max_field_bytes;
+    Some(Plan {
+        trace_id,
+        span_id,
+        parent_id,
+        sampled,
+        pinned,
+        field_limit,
+    })
 }
 
 /// Makes `frame` the current span of this thread.
@@ -278,20 +316,74 @@ pub(crate) fn close(frame: Frame) {
 /// Ends the span `id` of this thread's stack, wherever it is in the stack.
 pub(crate) fn close_current(id: SpanId) {
     let _ = with_local(|l| {
-        if let Some(frame) = l.take(id) {
+        if matches!(l.stack.last(), Some(Entry::Span(f)) if f.span.span_id() == id) {
+            finish_top(l);
+        } else if let Some(frame) = l.take(id) {
             finish(l, frame);
         }
     });
 }
 
+/// [`finish`] for the span on top of the stack, ended where it lies so that
+/// the record is copied once, straight into the queue.
+#[inline(always)]
+fn finish_top(l: &mut Local) {
+    let pinned = match l.stack.last_mut() {
+        Some(Entry::Span(frame)) if frame.sampled => {
+            end(frame);
+            frame.client.take()
+        }
+        Some(Entry::Span(_)) => {
+            l.stack.pop();
+            return;
+        }
+        _ => return,
+    };
+    if pinned.is_none() {
+        l.global_client(); // refreshes the cached one, read below
+    }
+    let global = l.global.as_ref().and_then(|(_, c)| c.as_ref());
+    let Some(client) = pinned.as_ref().or(global) else {
+        l.stack.pop();
+        return;
+    };
+    let Some(Entry::Span(frame)) = l.stack.last() else {
+        return;
+    };
+    let record: *const Record = &frame.span;
+    let top = l.stack.len() - 1;
+    // SAFETY: `record` points into the top entry, which nothing touches
+    // until it is removed below. Once the record has been read out, the
+    // entry is forgotten (`set_len`) instead of dropped, so the record is
+    // not dropped twice; what else it holds needs no drop (the client was
+    // taken above, the rest are flags).
+    match client.submit_with(|| unsafe { std::ptr::read(record) }) {
+        Ok(()) => unsafe { l.stack.set_len(top) },
+        Err(_) => drop(l.stack.pop()),
+    }
+}
+
 /// Unless its status was set explicitly, a span ends `error` when its thread
 /// began panicking since it started, else `ok`; then it goes to its
 /// client's queue.
-#[inline(always)]
 fn finish(l: &mut Local, mut frame: Frame) {
     if !frame.sampled {
         return;
     }
+    end(&mut frame);
+    match frame.client.take() {
+        Some(client) => client.submit(frame.span),
+        None => {
+            if let Some(client) = l.global_client() {
+                client.submit(frame.span);
+            }
+        }
+    }
+}
+
+/// Stamps the end time and the status a span ends with.
+#[inline(always)]
+fn end(frame: &mut Frame) {
     let status = if frame.status_set {
         frame.span.status()
     } else if std::thread::panicking() && !frame.started_panicking {
@@ -301,14 +393,6 @@ fn finish(l: &mut Local, mut frame: Frame) {
         SpanStatus::Ok
     };
     frame.span.end(now(), status);
-    match frame.client.take() {
-        Some(client) => client.submit(frame.span),
-        None => {
-            if let Some(client) = l.global_client() {
-                client.submit(frame.span);
-            }
-        }
-    }
 }
 
 fn submit(client: &Client, mut frame: Frame) {

@@ -25,16 +25,20 @@ const MAX_RECYCLED: usize = 4096;
 /// Most magazines the depot holds; beyond that, returned buffers are freed.
 const DEPOT: usize = 16;
 
-static FULL: Mutex<Vec<Vec<String>>> = Mutex::new(Vec::new());
+/// A recycled buffer: the `String` and the box that makes [`Text`] one
+/// pointer wide travel together.
+type Block = Box<String>;
+
+static FULL: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
 thread_local! {
-    static CACHE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static CACHE: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An empty buffer with room for at least `min` bytes, from this thread's
 /// cache, else a magazine from the depot, else the allocator; `Full` when
 /// the allocator refuses.
-fn take(min: usize) -> Result<String, Full> {
+fn take(min: usize) -> Result<Block, Full> {
     let recycled = CACHE
         .try_with(|cache| {
             let mut cache = cache.try_borrow_mut().ok()?;
@@ -61,7 +65,7 @@ fn take(min: usize) -> Result<String, Full> {
 }
 
 /// Keeps `s` (emptied) for a later [`take`], or frees it.
-fn give(mut s: String) {
+fn give(mut s: Block) {
     if s.capacity() == 0 || s.capacity() > MAX_RECYCLED {
         return;
     }
@@ -76,7 +80,7 @@ fn give(mut s: String) {
         cache.push(s);
         if cache.len() == 2 * MAGAZINE {
             // Hand the older half to the depot for other threads.
-            let magazine: Vec<String> = cache.drain(..MAGAZINE).collect();
+            let magazine: Vec<Block> = cache.drain(..MAGAZINE).collect();
             let mut depot = crate::client::lock(&FULL);
             if depot.len() < DEPOT {
                 depot.push(magazine);
@@ -85,33 +89,37 @@ fn give(mut s: String) {
     });
 }
 
-/// A span's name or payload text (see the module docs).
+/// A span's name or payload text (see the module docs): one pointer wide,
+/// null while empty, so a record with four empty payloads stays small and
+/// every span copies less.
 #[derive(Debug, Default)]
-pub(crate) struct Text(String);
+pub(crate) struct Text(Option<Block>);
 
 /// A span name as stored in a record; an owned name's memory joins the
 /// recycling when the span is done.
 pub(crate) fn name(name: Name<String>) -> Name<Text> {
     match name {
         Name::Static(s) => Name::Static(s),
-        Name::Owned(s) => Name::Owned(Text(s)),
+        Name::Owned(s) => Name::Owned(Text(Some(Box::new(s)))),
     }
 }
 
 impl Text {
-    fn room(&mut self, additional: usize) -> Result<(), Full> {
-        if self.0.capacity() == 0 {
-            self.0 = take(additional)?;
-            return Ok(());
+    fn room(&mut self, additional: usize) -> Result<&mut String, Full> {
+        match &mut self.0 {
+            Some(s) => {
+                s.try_reserve(additional).map_err(|_| Full)?;
+                Ok(s)
+            }
+            empty => Ok(empty.insert(take(additional)?)),
         }
-        self.0.try_reserve(additional).map_err(|_| Full)
     }
 }
 
 impl Clone for Text {
     fn clone(&self) -> Self {
         let mut copy = Text::default();
-        let _ = copy.push_str(&self.0);
+        let _ = copy.push_str(self.as_str());
         copy
     }
 }
@@ -119,28 +127,28 @@ impl Clone for Text {
 impl Drop for Text {
     #[inline]
     fn drop(&mut self) {
-        if self.0.capacity() != 0 {
-            give(std::mem::take(&mut self.0));
+        if let Some(s) = self.0.take() {
+            give(s);
         }
     }
 }
 
 impl Buffer for Text {
     fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_deref().map_or("", String::as_str)
     }
     fn push_str(&mut self, s: &str) -> Result<(), Full> {
-        self.room(s.len())?;
-        self.0.push_str(s);
+        self.room(s.len())?.push_str(s);
         Ok(())
     }
     fn prepend(&mut self, s: &str) -> Result<(), Full> {
-        self.room(s.len())?;
-        self.0.insert_str(0, s);
+        self.room(s.len())?.insert_str(0, s);
         Ok(())
     }
     fn truncate(&mut self, len: usize) {
-        self.0.truncate(len);
+        if let Some(s) = &mut self.0 {
+            s.truncate(len);
+        }
     }
     fn max_len(&self) -> usize {
         usize::MAX
@@ -196,7 +204,7 @@ mod tests {
         );
 
         // Big buffers are freed, not kept.
-        let mut big = String::with_capacity(MAX_RECYCLED + 1);
+        let mut big = Block::new(String::with_capacity(MAX_RECYCLED + 1));
         big.push('x');
         give(big);
         CACHE.with(|c| assert!(c.borrow().iter().all(|s| s.capacity() <= MAX_RECYCLED)));
