@@ -161,7 +161,14 @@ pub(crate) fn open_current(
     with_local(|l| {
         let plan = plan(l, start, explicit)?;
         let id = plan.span_id;
-        l.stack.push(Entry::Span(plan.frame(name, kind)));
+        // Room first, so the frame can be written in place (`push` would
+        // build it aside in case the vector had to grow).
+        l.stack.reserve(1);
+        let len = l.stack.len();
+        let slot = l.stack.spare_capacity_mut().first_mut()?;
+        slot.write(Entry::Span(plan.frame(name, kind)));
+        // SAFETY: the entry at `len` was initialised just above.
+        unsafe { l.stack.set_len(len + 1) };
         Some(id)
     })
     .flatten()
