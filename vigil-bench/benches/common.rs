@@ -14,7 +14,9 @@ pub const KIB: &str = include_str!("kib.txt");
 pub fn vigil_client() -> vigil::Client {
     let config = Config::builder()
         .transport(vigil::sink::NullTransport::default)
-        .max_queue_size(1 << 16)
+        // Room for the largest criterion sample on two threads (the benches
+        // flush between samples): every span measured is a span queued.
+        .max_queue_size(1 << 21)
         .batch_size(1000)
         .build()
         .unwrap();

@@ -103,6 +103,20 @@ impl Local {
     }
 }
 
+impl Drop for Local {
+    /// The thread is exiting with spans still open (a guard that was leaked,
+    /// or kept in a thread-local destroyed after this one): they end now,
+    /// innermost first, marked so, rather than vanish uncounted.
+    fn drop(&mut self) {
+        while let Some(entry) = self.stack.pop() {
+            if let Entry::Span(mut frame) = entry {
+                let _ = frame.span.set_metadata("vigil.ended_at_thread_exit", &true);
+                finish(self, frame);
+            }
+        }
+    }
+}
+
 /// A seed for this thread's id generator: the OS's per-process random keys
 /// (through `RandomState`) mixed with the time.
 pub(crate) fn entropy() -> u64 {

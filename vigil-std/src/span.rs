@@ -199,7 +199,9 @@ fn report(result: Result<(), JsonError>) {
 /// A span that is current until dropped, then ends and is queued.
 ///
 /// Ends with status `error` if dropped during a panic, else `ok` unless set.
-/// Not `Send`: it belongs to the thread's span stack. For async code use
+/// A span whose guard is leaked (or outlives its thread in a thread-local)
+/// ends when the thread exits, with `"vigil.ended_at_thread_exit": true` in
+/// its metadata. Not `Send`: it belongs to the thread's span stack. For async code use
 /// [`InstrumentExt::in_span`].
 #[must_use = "the span ends as soon as the guard is dropped"]
 #[derive(Debug)]

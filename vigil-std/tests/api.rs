@@ -490,3 +490,26 @@ fn scopes_ending_out_of_order_remove_their_own_client() {
     assert_eq!(b.stats().spans_ended, 1);
     assert_eq!(a.stats().spans_ended, 0);
 }
+
+#[test]
+fn spans_still_open_when_their_thread_exits_end_then_and_are_marked() {
+    let captured = capture(|| {
+        vigil_std::spawn(|| {
+            let trace = vigil_std::start_trace("leaked");
+            let step = vigil_std::start_span("leaked step", SpanKind::Tool);
+            step.set_input(&json!({"query": "kept"}));
+            std::mem::forget(step);
+            std::mem::forget(trace);
+        })
+        .join()
+        .unwrap();
+    });
+    let trace = captured.span("leaked").expect("the trace was sent");
+    let step = captured.span("leaked step").expect("the step was sent");
+    for span in [trace, step] {
+        assert_eq!(span.metadata["vigil.ended_at_thread_exit"], true);
+        assert_eq!(span.status, "ok");
+    }
+    assert_eq!(step.input["query"], "kept");
+    assert_eq!(step.parent_span_id.as_ref(), Some(&trace.span_id));
+}
