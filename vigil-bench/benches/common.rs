@@ -6,7 +6,9 @@ use std::hint::black_box;
 
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, InMemorySpanExporter, SdkTracerProvider,
+};
 use vigil::{Config, SpanKind};
 
 pub const KIB: &str = include_str!("kib.txt");
@@ -16,8 +18,8 @@ pub fn vigil_client() -> vigil::Client {
         .transport(vigil::sink::NullTransport::default)
         // Room for the largest criterion sample on two threads (the benches
         // flush between samples): every span measured is a span queued.
-        .max_queue_size(1 << 21)
-        .batch_size(1000)
+        .max_queue_size(QUEUE)
+        .batch_size(BATCH)
         .build()
         .unwrap();
     vigil::init(config).unwrap()
@@ -29,10 +31,24 @@ pub struct Otel {
     pub exporter: InMemorySpanExporter,
 }
 
+/// Spans per batch and most spans queued, the same for both SDKs.
+pub const QUEUE: usize = 1 << 21;
+pub const BATCH: usize = 1000;
+
 pub fn otel() -> Otel {
     let exporter = InMemorySpanExporter::default();
+    // opentelemetry's default queue (2,048) drops most spans of a criterion
+    // sample, and a dropped span costs less than a queued one: give it the
+    // room Vigil has.
+    let config = BatchConfigBuilder::default()
+        .with_max_queue_size(QUEUE)
+        .with_max_export_batch_size(BATCH)
+        .build();
+    let processor = BatchSpanProcessor::builder(exporter.clone())
+        .with_batch_config(config)
+        .build();
     let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter.clone())
+        .with_span_processor(processor)
         .build();
     let tracer = provider.tracer("bench");
     Otel { provider, tracer, exporter }

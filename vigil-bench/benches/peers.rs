@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ fn on_threads(threads: usize, iters: u64, f: Arc<dyn Fn(u64) + Send + Sync>) -> 
 fn peers(c: &mut Criterion) {
     let vigil = vigil_client();
     let otel = Arc::new(otel());
+    let otel_lost = Arc::new(AtomicU64::new(0));
     for threads in [1usize, 2] {
         for shape in [Shape::Bare, Shape::FourAttributes, Shape::KibPayloads] {
             let mut g = c.benchmark_group(format!("{shape:?} span, {threads} thread(s)"));
@@ -74,6 +76,10 @@ fn peers(c: &mut Criterion) {
                         }
                     }));
                     let _ = o.provider.force_flush();
+                    // Each thread's parent span is never ended: only the
+                    // measured spans reach the exporter.
+                    let exported = o.exporter.get_finished_spans().map_or(0, |s| s.len());
+                    otel_lost.fetch_add((iters * threads as u64).saturating_sub(exported as u64), Relaxed);
                     o.exporter.reset();
                     t
                 })
@@ -95,6 +101,11 @@ fn peers(c: &mut Criterion) {
     println!("vigil: {report}");
     if report.stats.dropped() > 0 {
         println!("WARNING: vigil dropped spans; its figures above are not all queued spans");
+    }
+    let lost = otel_lost.load(Relaxed);
+    println!("opentelemetry_sdk: {lost} spans not exported");
+    if lost > 0 {
+        println!("WARNING: opentelemetry_sdk dropped spans; its figures above are not all queued spans");
     }
     let _ = otel.provider.shutdown();
 }

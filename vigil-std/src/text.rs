@@ -13,7 +13,10 @@
 //! depot at most [`DEPOT`] (4 MiB at worst); a steady stream of spans with
 //! payloads then allocates nothing on the application thread.
 
+use std::alloc::{self, Layout};
 use std::cell::RefCell;
+use std::fmt;
+use std::ptr::NonNull;
 use std::sync::Mutex;
 
 use vigil_core::{Buffer, Full, Name};
@@ -25,14 +28,113 @@ const MAX_RECYCLED: usize = 4096;
 /// Most magazines the depot holds; beyond that, returned buffers are freed.
 const DEPOT: usize = 16;
 
-/// A recycled buffer: the `String` and the box that makes [`Text`] one
-/// pointer wide travel together.
-type Block = Box<String>;
-
 static FULL: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
 thread_local! {
     static CACHE: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The start of a [`Block`]'s allocation; the text follows it.
+#[repr(C)]
+struct Header {
+    len: usize,
+    cap: usize,
+}
+
+/// One allocation holding a length, a capacity and then `cap` bytes whose
+/// first `len` are UTF-8: a `String` that is one pointer wide, so a span with
+/// four empty payloads stays small (each span's record is copied into the
+/// queue). Freed when dropped.
+struct Block(NonNull<Header>);
+
+// SAFETY: a `Block` owns its allocation alone, like a `Box`.
+unsafe impl Send for Block {}
+// SAFETY: shared references only read.
+unsafe impl Sync for Block {}
+
+impl Block {
+    fn layout(cap: usize) -> Option<Layout> {
+        let bytes = Layout::array::<u8>(cap).ok()?;
+        Some(Layout::new::<Header>().extend(bytes).ok()?.0.pad_to_align())
+    }
+
+    /// A block with room for `cap` bytes; `Full` if the allocator refuses.
+    fn with_capacity(cap: usize) -> Result<Block, Full> {
+        let layout = Block::layout(cap).ok_or(Full)?;
+        // SAFETY: the layout is never zero-sized (it holds a header).
+        let header = NonNull::new(unsafe { alloc::alloc(layout) }.cast::<Header>()).ok_or(Full)?;
+        // SAFETY: freshly allocated, aligned for `Header`.
+        unsafe { header.as_ptr().write(Header { len: 0, cap }) };
+        Ok(Block(header))
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the header is initialised for the block's whole life.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: the bytes start right after the header, inside the allocation.
+        unsafe { self.0.as_ptr().add(1).cast::<u8>() }
+    }
+
+    fn as_str(&self) -> &str {
+        let len = self.header().len;
+        // SAFETY: the first `len` bytes are initialised UTF-8: only whole
+        // `&str`s are copied in, and cuts fall on character boundaries.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.data(), len)) }
+    }
+
+    fn set_len(&mut self, len: usize) {
+        // SAFETY: the header is ours to write; callers keep `len <= cap`.
+        unsafe { self.0.as_mut().len = len };
+    }
+
+    /// Makes room for `additional` more bytes, doubling (at least).
+    fn reserve(&mut self, additional: usize) -> Result<(), Full> {
+        let Header { len, cap } = *self.header();
+        let need = len.checked_add(additional).ok_or(Full)?;
+        if need <= cap {
+            return Ok(());
+        }
+        let new_cap = need.max(cap.saturating_mul(2)).max(64);
+        let (old, new) = (
+            Block::layout(cap).ok_or(Full)?,
+            Block::layout(new_cap).ok_or(Full)?,
+        );
+        // SAFETY: `self.0` was allocated with `old`; `new` has its alignment
+        // and a non-zero size. On failure the old block is left intact.
+        let moved = unsafe { alloc::realloc(self.0.as_ptr().cast(), old, new.size()) };
+        self.0 = NonNull::new(moved.cast::<Header>()).ok_or(Full)?;
+        // SAFETY: as above, the header moved with the block.
+        unsafe { self.0.as_mut().cap = new_cap };
+        Ok(())
+    }
+
+    /// Copies `s` in at byte `at` (a character boundary), shifting what follows.
+    fn insert(&mut self, at: usize, s: &str) -> Result<(), Full> {
+        self.reserve(s.len())?;
+        let len = self.header().len;
+        let at = at.min(len);
+        // SAFETY: `reserve` made room for `len + s.len()` bytes; the tail
+        // moves within the allocation (`copy` allows overlap).
+        unsafe {
+            let data = self.data();
+            std::ptr::copy(data.add(at), data.add(at + s.len()), len - at);
+            std::ptr::copy_nonoverlapping(s.as_ptr(), data.add(at), s.len());
+        }
+        self.set_len(len + s.len());
+        Ok(())
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(layout) = Block::layout(self.header().cap) {
+            // SAFETY: allocated with this very layout.
+            unsafe { alloc::dealloc(self.0.as_ptr().cast(), layout) };
+        }
+    }
 }
 
 /// An empty buffer with room for at least `min` bytes, from this thread's
@@ -47,29 +149,32 @@ fn take(min: usize) -> Result<Block, Full> {
             }
             // Prefer one of the last few that fits already, so mixed sizes
             // settle instead of reallocating.
-            let fits = cache.iter().rev().take(4).position(|s| s.capacity() >= min);
+            let fits = cache
+                .iter()
+                .rev()
+                .take(4)
+                .position(|b| b.header().cap >= min);
             let at = cache.len().checked_sub(1 + fits.unwrap_or(0))?;
             Some(cache.swap_remove(at))
         })
         .ok()
         .flatten();
-    let mut s = recycled.unwrap_or_default();
-    if s.capacity() < min {
+    match recycled {
+        Some(mut block) => {
+            block.reserve(min)?;
+            Ok(block)
+        }
         // Whole powers of two, so a buffer fits many later payloads.
-        let want = min.max(64).checked_next_power_of_two().unwrap_or(min);
-        s.try_reserve_exact(want)
-            .or_else(|_| s.try_reserve_exact(min))
-            .map_err(|_| Full)?;
+        None => Block::with_capacity(min.max(64).checked_next_power_of_two().unwrap_or(min)),
     }
-    Ok(s)
 }
 
-/// Keeps `s` (emptied) for a later [`take`], or frees it.
-fn give(mut s: Block) {
-    if s.capacity() == 0 || s.capacity() > MAX_RECYCLED {
+/// Keeps `block` (emptied) for a later [`take`], or frees it.
+fn give(mut block: Block) {
+    if block.header().cap > MAX_RECYCLED {
         return;
     }
-    s.clear();
+    block.set_len(0);
     let _ = CACHE.try_with(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else {
             return;
@@ -77,7 +182,7 @@ fn give(mut s: Block) {
         if cache.capacity() == 0 {
             cache.reserve_exact(2 * MAGAZINE);
         }
-        cache.push(s);
+        cache.push(block);
         if cache.len() == 2 * MAGAZINE {
             // Hand the older half to the depot for other threads.
             let magazine: Vec<Block> = cache.drain(..MAGAZINE).collect();
@@ -90,9 +195,8 @@ fn give(mut s: Block) {
 }
 
 /// A span's name or payload text (see the module docs): one pointer wide,
-/// null while empty, so a record with four empty payloads stays small and
-/// every span copies less.
-#[derive(Debug, Default)]
+/// null while empty.
+#[derive(Default)]
 pub(crate) struct Text(Option<Block>);
 
 /// A span name as stored in a record; an owned name's memory joins the
@@ -100,19 +204,30 @@ pub(crate) struct Text(Option<Block>);
 pub(crate) fn name(name: Name<String>) -> Name<Text> {
     match name {
         Name::Static(s) => Name::Static(s),
-        Name::Owned(s) => Name::Owned(Text(Some(Box::new(s)))),
+        Name::Owned(s) => {
+            let mut text = Text::default();
+            // Out of memory: the span keeps an empty name rather than fail.
+            let _ = text.push_str(&s);
+            Name::Owned(text)
+        }
     }
 }
 
 impl Text {
-    fn room(&mut self, additional: usize) -> Result<&mut String, Full> {
+    fn room(&mut self, additional: usize) -> Result<&mut Block, Full> {
         match &mut self.0 {
-            Some(s) => {
-                s.try_reserve(additional).map_err(|_| Full)?;
-                Ok(s)
+            Some(block) => {
+                block.reserve(additional)?;
+                Ok(block)
             }
             empty => Ok(empty.insert(take(additional)?)),
         }
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -127,27 +242,35 @@ impl Clone for Text {
 impl Drop for Text {
     #[inline]
     fn drop(&mut self) {
-        if let Some(s) = self.0.take() {
-            give(s);
+        if let Some(block) = self.0.take() {
+            give(block);
         }
     }
 }
 
 impl Buffer for Text {
     fn as_str(&self) -> &str {
-        self.0.as_deref().map_or("", String::as_str)
+        self.0.as_ref().map_or("", Block::as_str)
     }
     fn push_str(&mut self, s: &str) -> Result<(), Full> {
-        self.room(s.len())?.push_str(s);
-        Ok(())
+        let block = self.room(s.len())?;
+        let len = block.header().len;
+        block.insert(len, s)
     }
     fn prepend(&mut self, s: &str) -> Result<(), Full> {
-        self.room(s.len())?.insert_str(0, s);
-        Ok(())
+        self.room(s.len())?.insert(0, s)
     }
     fn truncate(&mut self, len: usize) {
-        if let Some(s) = &mut self.0 {
-            s.truncate(len);
+        if let Some(block) = &mut self.0 {
+            let text = block.as_str();
+            if len < text.len() {
+                // Never cut a character: back up to its start.
+                let len = (0..=len)
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                block.set_len(len);
+            }
         }
     }
     fn max_len(&self) -> usize {
@@ -162,9 +285,45 @@ impl Buffer for Text {
 mod tests {
     use super::*;
 
+    /// Part of the one test below: the depot is shared by the whole process.
+    fn text_behaves_like_a_string() {
+        let mut t = Text::default();
+        assert_eq!(std::mem::size_of::<Text>(), std::mem::size_of::<usize>());
+        assert_eq!(t.as_str(), "");
+        t.truncate(0);
+        let mut model = String::new();
+        // Growth across many reallocations, prepends that shift the text,
+        // and cuts that must land on character boundaries.
+        for i in 0..300 {
+            let piece = if i % 3 == 0 { "é€😀" } else { "ab" };
+            t.push_str(piece).unwrap();
+            model.push_str(piece);
+            if i % 50 == 0 {
+                t.prepend("[").unwrap();
+                model.insert(0, '[');
+            }
+        }
+        assert_eq!(t.as_str(), model);
+        let clone = t.clone();
+        assert_eq!(clone.as_str(), model);
+        assert_eq!(format!("{clone:?}"), format!("{model:?}"));
+        // A cut inside the 4-byte emoji backs up to where it starts.
+        let at = model.find('😀').unwrap();
+        t.truncate(at + 2);
+        assert_eq!(t.as_str(), &model[..at]);
+        t.truncate(usize::MAX);
+        assert_eq!(t.as_str(), &model[..at], "a longer length changes nothing");
+        t.clear();
+        assert!(t.is_empty());
+        t.push_str("again").unwrap();
+        assert_eq!(t.as_str(), "again");
+    }
+
     // One test: the depot is shared by the whole process.
     #[test]
-    fn buffers_are_reused_on_the_thread_and_across_threads() {
+    fn text_is_a_string_whose_buffers_are_reused_on_the_thread_and_across_threads() {
+        text_behaves_like_a_string();
+
         // On one thread: the memory of a dropped buffer serves the next one.
         let mut a = Text::default();
         a.push_str("some payload").unwrap();
@@ -204,9 +363,9 @@ mod tests {
         );
 
         // Big buffers are freed, not kept.
-        let mut big = Block::new(String::with_capacity(MAX_RECYCLED + 1));
-        big.push('x');
+        let mut big = Block::with_capacity(MAX_RECYCLED + 1).unwrap();
+        big.insert(0, "x").unwrap();
         give(big);
-        CACHE.with(|c| assert!(c.borrow().iter().all(|s| s.capacity() <= MAX_RECYCLED)));
+        CACHE.with(|c| assert!(c.borrow().iter().all(|b| b.header().cap <= MAX_RECYCLED)));
     }
 }
