@@ -68,16 +68,19 @@ impl Block {
         Ok(Block(header))
     }
 
+    #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the header is initialised for the block's whole life.
         unsafe { self.0.as_ref() }
     }
 
+    #[inline]
     fn data(&self) -> *mut u8 {
         // SAFETY: the bytes start right after the header, inside the allocation.
         unsafe { self.0.as_ptr().add(1).cast::<u8>() }
     }
 
+    #[inline]
     fn as_str(&self) -> &str {
         let len = self.header().len;
         // SAFETY: the first `len` bytes are initialised UTF-8: only whole
@@ -85,18 +88,26 @@ impl Block {
         unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.data(), len)) }
     }
 
+    #[inline]
     fn set_len(&mut self, len: usize) {
         // SAFETY: the header is ours to write; callers keep `len <= cap`.
         unsafe { self.0.as_mut().len = len };
     }
 
     /// Makes room for `additional` more bytes, doubling (at least).
+    #[inline]
     fn reserve(&mut self, additional: usize) -> Result<(), Full> {
         let Header { len, cap } = *self.header();
         let need = len.checked_add(additional).ok_or(Full)?;
         if need <= cap {
             return Ok(());
         }
+        self.grow(need)
+    }
+
+    #[cold]
+    fn grow(&mut self, need: usize) -> Result<(), Full> {
+        let cap = self.header().cap;
         let new_cap = need.max(cap.saturating_mul(2)).max(64);
         let (old, new) = (
             Block::layout(cap).ok_or(Full)?,
@@ -108,6 +119,17 @@ impl Block {
         self.0 = NonNull::new(moved.cast::<Header>()).ok_or(Full)?;
         // SAFETY: as above, the header moved with the block.
         unsafe { self.0.as_mut().cap = new_cap };
+        Ok(())
+    }
+
+    /// Appends `s`: the common case, one copy (JSON is written piece by piece).
+    #[inline]
+    fn push(&mut self, s: &str) -> Result<(), Full> {
+        self.reserve(s.len())?;
+        let len = self.header().len;
+        // SAFETY: `reserve` made room for `len + s.len()` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), self.data().add(len), s.len()) };
+        self.set_len(len + s.len());
         Ok(())
     }
 
@@ -214,6 +236,7 @@ pub(crate) fn name(name: Name<String>) -> Name<Text> {
 }
 
 impl Text {
+    #[inline]
     fn room(&mut self, additional: usize) -> Result<&mut Block, Full> {
         match &mut self.0 {
             Some(block) => {
@@ -249,13 +272,20 @@ impl Drop for Text {
 }
 
 impl Buffer for Text {
+    #[inline]
     fn as_str(&self) -> &str {
         self.0.as_ref().map_or("", Block::as_str)
     }
+    #[inline]
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |b| b.header().len)
+    }
+    #[inline]
     fn push_str(&mut self, s: &str) -> Result<(), Full> {
-        let block = self.room(s.len())?;
-        let len = block.header().len;
-        block.insert(len, s)
+        match &mut self.0 {
+            Some(block) => block.push(s),
+            None => self.room(s.len())?.push(s),
+        }
     }
     fn prepend(&mut self, s: &str) -> Result<(), Full> {
         self.room(s.len())?.insert(0, s)
