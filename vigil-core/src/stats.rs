@@ -86,6 +86,9 @@ stats! {
     /// Spans with a payload field or entry cut to fit its limit (counted as
     /// the exporter takes them from the queue).
     payloads_truncated,
+    /// Metadata, events, payloads or statuses sent to a span from another
+    /// thread or task (through a `Context`) after the span had ended.
+    late_updates,
     /// Trace status/metadata updates (PATCH) that failed for good.
     patches_failed,
     /// Requests sent, retries included.
@@ -97,6 +100,11 @@ stats! {
 }
 
 impl Stats {
+    /// Counts an update that arrived after its span had ended.
+    pub fn late_update(&self) {
+        add(&self.late_updates, 1);
+    }
+
     /// Counts a span start in shard `shard` (any number; threads that use
     /// different shards never contend).
     #[inline]

@@ -11,11 +11,15 @@ use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, TraceId};
+use serde_json::Value;
+use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId};
 
 use crate::client::{get_client, Client, GENERATION};
+use crate::config::Field;
+use crate::span::{set_payload, set_payload_at};
 use crate::text;
 use crate::Record;
 
@@ -30,6 +34,74 @@ pub(crate) struct Frame {
     /// Started while the thread was already unwinding (in a `Drop`): that
     /// panic is not this span's failure.
     pub(crate) started_panicking: bool,
+    /// Updates from threads and tasks that reach this span only through a
+    /// [`Context`]; made when the first such context is taken.
+    pub(crate) mailbox: Option<Arc<Mailbox>>,
+}
+
+/// An update for a span, sent from where only its [`Context`] is known.
+pub(crate) enum Mail {
+    Metadata(String, Value),
+    Event(String, Timestamp, Value),
+    Input(Value),
+    Output(Value),
+    Status(SpanStatus),
+    Error(String),
+}
+
+/// Where [`Mail`] waits until the span's own thread ends the span and
+/// applies it. Closed from then on: later mail is refused, and counted.
+pub(crate) struct Mailbox(Mutex<Option<Vec<Mail>>>);
+
+impl Mailbox {
+    fn new() -> Self {
+        Mailbox(Mutex::new(Some(Vec::new())))
+    }
+
+    /// Leaves `mail` for the span; `false` if the span has ended.
+    fn post(&self, mail: Mail) -> bool {
+        match &mut *crate::client::lock(&self.0) {
+            Some(waiting) => {
+                waiting.push(mail);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Everything posted so far; refuses what comes later.
+    fn close(&self) -> Vec<Mail> {
+        crate::client::lock(&self.0).take().unwrap_or_default()
+    }
+}
+
+/// Applies what other threads and tasks sent to `frame`, in order, through
+/// the same masking and limits as updates made here.
+fn deliver_mail(frame: &mut Frame, client: Option<&Client>) {
+    let Some(mailbox) = frame.mailbox.take() else {
+        return;
+    };
+    for mail in mailbox.close() {
+        match mail {
+            Mail::Metadata(key, value) => {
+                set_payload(frame, client, Field::Metadata(&key), &value);
+            }
+            Mail::Event(name, at, value) => {
+                set_payload_at(frame, client, Field::Event(&name), &value, Some(at));
+            }
+            Mail::Input(value) => set_payload(frame, client, Field::Input, &value),
+            Mail::Output(value) => set_payload(frame, client, Field::Output, &value),
+            Mail::Status(status) => {
+                frame.span.set_status(status);
+                frame.status_set = true;
+            }
+            Mail::Error(message) => {
+                frame.span.set_status(SpanStatus::Error);
+                frame.status_set = true;
+                let _ = frame.span.set_metadata("error", &message);
+            }
+        }
+    }
 }
 
 enum Entry {
@@ -228,6 +300,7 @@ impl Plan {
             sampled: self.sampled,
             status_set: false,
             started_panicking: std::thread::panicking(),
+            mailbox: None,
         }
     }
 }
@@ -350,10 +423,7 @@ pub(crate) fn close_current(id: SpanId) {
 #[inline(always)]
 fn finish_top(l: &mut Local) {
     let pinned = match l.stack.last_mut() {
-        Some(Entry::Span(frame)) if frame.sampled => {
-            end(frame);
-            frame.client.take()
-        }
+        Some(Entry::Span(frame)) if frame.sampled => frame.client.take(),
         Some(Entry::Span(_)) => {
             l.stack.pop();
             return;
@@ -364,7 +434,12 @@ fn finish_top(l: &mut Local) {
         l.global_client(); // refreshes the cached one, read below
     }
     let global = l.global.as_ref().and_then(|(_, c)| c.as_ref());
-    let Some(client) = pinned.as_ref().or(global) else {
+    let client = pinned.as_ref().or(global);
+    if let Some(Entry::Span(frame)) = l.stack.last_mut() {
+        deliver_mail(frame, client);
+        end(frame);
+    }
+    let Some(client) = client else {
         l.stack.pop();
         return;
     };
@@ -376,8 +451,8 @@ fn finish_top(l: &mut Local) {
     // SAFETY: `record` points into the top entry, which nothing touches
     // until it is removed below. Once the record has been read out, the
     // entry is forgotten (`set_len`) instead of dropped, so the record is
-    // not dropped twice; what else it holds needs no drop (the client was
-    // taken above, the rest are flags).
+    // not dropped twice; what else it holds needs no drop (the client and
+    // the mailbox were taken above, the rest are flags).
     match client.submit_with(|| unsafe { std::ptr::read(record) }) {
         Ok(()) => unsafe { l.stack.set_len(top) },
         Err(_) => drop(l.stack.pop()),
@@ -391,14 +466,11 @@ fn finish(l: &mut Local, mut frame: Frame) {
     if !frame.sampled {
         return;
     }
+    let client = frame.client.take().or_else(|| l.global_client().cloned());
+    deliver_mail(&mut frame, client.as_ref());
     end(&mut frame);
-    match frame.client.take() {
-        Some(client) => client.submit(frame.span),
-        None => {
-            if let Some(client) = l.global_client() {
-                client.submit(frame.span);
-            }
-        }
+    if let Some(client) = client {
+        client.submit(frame.span);
     }
 }
 
@@ -417,6 +489,7 @@ fn end(frame: &mut Frame) {
 }
 
 fn submit(client: &Client, mut frame: Frame) {
+    deliver_mail(&mut frame, Some(client));
     let status = if frame.status_set {
         frame.span.status()
     } else {
@@ -447,11 +520,46 @@ pub(crate) fn with_frame<R>(
     .flatten()
 }
 
-/// The innermost span of this thread, if it is a local one.
+/// The innermost span of this thread: a local one, or the span of an
+/// attached [`Context`].
 pub(crate) fn current_id() -> Option<SpanId> {
-    with_local(|l| match l.stack.last() {
-        Some(Entry::Span(f)) => Some(f.span.span_id()),
-        _ => None,
+    with_local(|l| l.stack.last().map(|e| e.ids().1)).flatten()
+}
+
+/// Sends `mail` to the span `id` of a [`Context`] attached on this thread
+/// (the innermost one with that span), to be applied when the span ends on
+/// its own thread. `false` if no such context is attached here; the update
+/// is counted as late if the span has already ended.
+pub(crate) fn post(id: SpanId, mail: impl FnOnce() -> Option<Mail>) -> bool {
+    let target = with_local(|l| {
+        l.stack.iter().rev().find_map(|e| match e {
+            Entry::Remote(c) if c.span_id == id => Some((c.mailbox.clone(), c.client.clone())),
+            _ => None,
+        })
+    })
+    .flatten();
+    let Some((mailbox, client)) = target else {
+        return false;
+    };
+    // Not recorded (sampled out): nothing to update, nothing lost.
+    let (Some(mailbox), Some(mail)) = (mailbox, mail()) else {
+        return true;
+    };
+    if !mailbox.post(mail) {
+        if let Some(client) = client.or_else(get_client) {
+            client.inner.pipeline.stats().late_update();
+        }
+    }
+    true
+}
+
+/// The sampling decision of the attached [`Context`] span `id`, if any.
+pub(crate) fn remote_ids(id: SpanId) -> Option<(TraceId, bool)> {
+    with_local(|l| {
+        l.stack.iter().rev().find_map(|e| match e {
+            Entry::Remote(c) if c.span_id == id => Some((c.trace_id, c.sampled)),
+            _ => None,
+        })
     })
     .flatten()
 }
@@ -526,6 +634,8 @@ struct ContextInner {
     span_id: SpanId,
     sampled: bool,
     client: Option<Client>,
+    /// Where updates for the span go (recorded spans only).
+    mailbox: Option<Arc<Mailbox>>,
 }
 
 impl Context {
@@ -538,13 +648,23 @@ impl Context {
                 .and_then(Entry::client)
                 .cloned()
                 .or_else(|| l.scoped.last().cloned());
-            let parent = l.stack.last().map(|entry| {
+            let parent = l.stack.last_mut().map(|entry| {
                 let (trace_id, span_id, sampled) = entry.ids();
+                let mailbox = match entry {
+                    Entry::Span(f) if f.sampled => Some(
+                        f.mailbox
+                            .get_or_insert_with(|| Arc::new(Mailbox::new()))
+                            .clone(),
+                    ),
+                    Entry::Span(_) => None,
+                    Entry::Remote(c) => c.mailbox.clone(),
+                };
                 ContextInner {
                     trace_id,
                     span_id,
                     sampled,
                     client: client.clone(),
+                    mailbox,
                 }
             });
             Context { parent, client }

@@ -9,19 +9,24 @@ use std::task::{Context as TaskContext, Poll};
 
 use serde::Serialize;
 use serde_json::Value;
-use vigil_core::{JsonError, Name, SpanId, SpanKind, SpanStatus, TraceId};
+use vigil_core::{JsonError, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId};
 
 use crate::client::Client;
 use crate::config::Field;
-use crate::context::{self, Frame, Start};
+use crate::context::{self, Frame, Mail, Start};
 
 /// A span's name: a `&'static str` (no copy), a `String` or a `Cow`.
 pub type SpanName = Name<String>;
 
 /// Reaches a live span from anywhere on its thread (or in its future).
 ///
-/// Every method does nothing when the span has ended, is not recorded, or
-/// lives on another thread: instrumentation never fails the program.
+/// On a thread or task that reaches the span through an attached
+/// [`crate::Context`] (inside [`crate::spawn`], say), payloads, metadata,
+/// events and status are sent to the span and applied when it ends; an
+/// update that arrives after that is counted in `late_updates`. Renaming and
+/// changing the kind work only where the span lives. Otherwise every method
+/// does nothing when the span has ended, is not recorded, or lives on another
+/// thread: instrumentation never fails the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpanHandle {
     id: Option<SpanId>,
@@ -40,60 +45,98 @@ impl SpanHandle {
         self.id
     }
 
-    /// The span's trace, if it is being recorded here.
+    /// The span's trace, if it is being recorded here (or reached through an
+    /// attached [`crate::Context`]).
     pub fn trace_id(&self) -> Option<TraceId> {
         self.with(|f| f.span.trace_id())
+            .or_else(|| Some(context::remote_ids(self.id?)?.0))
     }
 
-    /// Whether the span is live and recorded on this thread.
+    /// Whether the span is live and recorded on this thread (or reached
+    /// through an attached [`crate::Context`]).
     pub fn is_recording(&self) -> bool {
-        self.with(|f| f.sampled).unwrap_or(false)
+        self.with(|f| f.sampled)
+            .or_else(|| Some(context::remote_ids(self.id?)?.1))
+            .unwrap_or(false)
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Frame) -> R) -> Option<R> {
         context::with_frame(self.id?, |frame, _| f(frame))
     }
 
-    fn with_client<R>(&self, f: impl FnOnce(&mut Frame, Option<&Client>) -> R) -> Option<R> {
-        context::with_frame(self.id?, f)
+    /// Runs `f` on the span if it lives on this thread; otherwise, if it is
+    /// the span of an attached [`crate::Context`], sends it what `mail`
+    /// makes, to be applied when it ends.
+    fn update(
+        &self,
+        f: impl FnOnce(&mut Frame, Option<&Client>),
+        mail: impl FnOnce() -> Option<Mail>,
+    ) {
+        let Some(id) = self.id else { return };
+        if context::with_frame(id, f).is_none() {
+            context::post(id, mail);
+        }
     }
 
     /// Records the input (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
     pub fn set_input<T: Serialize + ?Sized>(&self, value: &T) {
-        self.with_client(|f, c| set_payload(f, c, Field::Input, value));
+        self.update(
+            |f, c| set_payload(f, c, Field::Input, value),
+            || Some(Mail::Input(serde_json::to_value(value).ok()?)),
+        );
     }
 
     /// Records the output (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
     pub fn set_output<T: Serialize + ?Sized>(&self, value: &T) {
-        self.with_client(|f, c| set_payload(f, c, Field::Output, value));
+        self.update(
+            |f, c| set_payload(f, c, Field::Output, value),
+            || Some(Mail::Output(serde_json::to_value(value).ok()?)),
+        );
     }
 
     /// Adds `key: value` to the span's metadata.
     pub fn set_metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
-        self.with_client(|f, c| set_payload(f, c, Field::Metadata(key), value));
+        self.update(
+            |f, c| set_payload(f, c, Field::Metadata(key), value),
+            || Some(Mail::Metadata(key.to_owned(), serde_json::to_value(value).ok()?)),
+        );
     }
 
     /// Adds an event named `name`, stamped now, with `attributes` (an
     /// object; `()` for none).
     pub fn add_event<T: Serialize + ?Sized>(&self, name: &str, attributes: &T) {
-        self.with_client(|f, c| set_payload(f, c, Field::Event(name), attributes));
+        let at = context::now();
+        self.update(
+            |f, c| set_payload_at(f, c, Field::Event(name), attributes, Some(at)),
+            || {
+                let attributes = serde_json::to_value(attributes).ok()?;
+                Some(Mail::Event(name.to_owned(), at, attributes))
+            },
+        );
     }
 
     /// Sets the status now (otherwise it is decided when the span ends).
     pub fn set_status(&self, status: SpanStatus) {
-        self.with(|f| {
-            f.span.set_status(status);
-            f.status_set = true;
-        });
+        self.update(
+            |f, _| {
+                f.span.set_status(status);
+                f.status_set = true;
+            },
+            || Some(Mail::Status(status)),
+        );
     }
 
     /// Marks the span failed with `message` (kept in metadata as `error`).
     pub fn record_error(&self, message: &dyn Display) {
-        self.with(|f| {
-            f.span.set_status(SpanStatus::Error);
-            f.status_set = true;
-            let _ = f.span.set_metadata("error", &message.to_string());
-        });
+        let message = message.to_string();
+        self.update(
+            |f, _| {
+                f.span.set_status(SpanStatus::Error);
+                f.status_set = true;
+                let _ = f.span.set_metadata("error", &message);
+            },
+            || Some(Mail::Error(message.clone())),
+        );
     }
 
     /// Records `result`: an `Err` marks the span failed with its message.
@@ -123,6 +166,17 @@ pub(crate) fn set_payload<T: Serialize + ?Sized>(
     field: Field<'_>,
     value: &T,
 ) {
+    set_payload_at(f, client, field, value, None);
+}
+
+/// [`set_payload`], with the time an event happened (`None`: now).
+pub(crate) fn set_payload_at<T: Serialize + ?Sized>(
+    f: &mut Frame,
+    client: Option<&Client>,
+    field: Field<'_>,
+    value: &T,
+    at: Option<Timestamp>,
+) {
     if !f.sampled {
         return;
     }
@@ -135,11 +189,11 @@ pub(crate) fn set_payload<T: Serialize + ?Sized>(
         Some(mask) => match serde_json::to_value(value) {
             Ok(mut v) => {
                 mask(field, &mut v);
-                write_field(f, field, &v)
+                write_field(f, field, &v, at)
             }
             Err(_) => Err(JsonError::Custom),
         },
-        None => write_field(f, field, value),
+        None => write_field(f, field, value, at),
     };
     report(result);
 }
@@ -148,6 +202,7 @@ fn write_field<T: Serialize + ?Sized>(
     f: &mut Frame,
     field: Field<'_>,
     value: &T,
+    at: Option<Timestamp>,
 ) -> Result<(), JsonError> {
     match field {
         Field::Input | Field::Output => with_scratch(|scratch| {
@@ -165,7 +220,7 @@ fn write_field<T: Serialize + ?Sized>(
             }
         }),
         Field::Metadata(key) => f.span.set_metadata(key, value),
-        Field::Event(name) => f.span.add_event(name, context::now(), value),
+        Field::Event(name) => f.span.add_event(name, at.unwrap_or_else(context::now), value),
     }
 }
 
@@ -334,7 +389,8 @@ where
     result
 }
 
-/// The innermost span of this thread (or of the future being polled).
+/// The innermost span of this thread (or of the future being polled), or
+/// the span of the [`crate::Context`] attached here.
 pub fn current_span() -> SpanHandle {
     SpanHandle::new(context::current_id())
 }

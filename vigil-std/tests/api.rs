@@ -513,3 +513,59 @@ fn spans_still_open_when_their_thread_exits_end_then_and_are_marked() {
     assert_eq!(step.input["query"], "kept");
     assert_eq!(step.parent_span_id.as_ref(), Some(&trace.span_id));
 }
+
+#[test]
+fn updates_from_threads_that_hold_only_a_context_reach_the_span() {
+    let captured = capture(|| {
+        vigil_std::trace("parent", |_| {
+            vigil_std::spawn(|| {
+                vigil_std::log_event("cache-hit", &json!({"key": "user:123"}));
+                vigil_std::attach_metadata("worker", &7);
+                let parent = current_span();
+                assert!(parent.is_recording());
+                assert!(parent.trace_id().is_some());
+                parent.set_output(&json!({"answer": 42}));
+                parent.record_error(&"worker failed");
+                // New spans here still become children, as before.
+                vigil_std::span("in-thread", SpanKind::Tool, |_| ());
+            })
+            .join()
+            .unwrap();
+        });
+    });
+    let parent = captured.span("parent").unwrap();
+    assert_eq!(parent.events.len(), 1);
+    assert_eq!(parent.events[0]["name"], "cache-hit");
+    assert_eq!(parent.events[0]["attributes"]["key"], "user:123");
+    assert_eq!(parent.metadata["worker"], 7);
+    assert_eq!(parent.output["answer"], 42);
+    assert_eq!(parent.status, "error");
+    assert_eq!(parent.metadata["error"], "worker failed");
+    let child = captured.span("in-thread").unwrap();
+    assert_eq!(child.parent_span_id.as_ref(), Some(&parent.span_id));
+}
+
+#[test]
+fn updates_that_arrive_after_their_span_ended_are_counted() {
+    let client = vigil_std::Client::new(
+        Config::builder()
+            .transport(vigil_std::sink::NullTransport::default)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let context = client.scope(|| {
+        let _trace = vigil_std::start_trace("short-lived");
+        Context::current()
+    });
+    std::thread::spawn(move || {
+        let _attached = context.attach();
+        vigil_std::log_event("too late", &());
+        vigil_std::attach_metadata("also", &"too late");
+    })
+    .join()
+    .unwrap();
+    let report = client.shutdown();
+    assert_eq!(report.stats.late_updates, 2);
+    assert_eq!(report.stats.spans_delivered, 1);
+}
