@@ -13,7 +13,7 @@ use vigil_std::{Config, SpanKind};
 fn client() -> vigil_std::Client {
     let config = Config::builder()
         .transport(NullTransport::default)
-        .max_queue_size(1 << 20)
+        .max_queue_size(1 << 21)
         .batch_size(1000)
         .build()
         .unwrap();

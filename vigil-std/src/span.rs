@@ -98,7 +98,12 @@ impl SpanHandle {
     pub fn set_metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
         self.update(
             |f, c| set_payload(f, c, Field::Metadata(key), value),
-            || Some(Mail::Metadata(key.to_owned(), serde_json::to_value(value).ok()?)),
+            || {
+                Some(Mail::Metadata(
+                    key.to_owned(),
+                    serde_json::to_value(value).ok()?,
+                ))
+            },
         );
     }
 
@@ -220,7 +225,9 @@ fn write_field<T: Serialize + ?Sized>(
             }
         }),
         Field::Metadata(key) => f.span.set_metadata(key, value),
-        Field::Event(name) => f.span.add_event(name, at.unwrap_or_else(context::now), value),
+        Field::Event(name) => f
+            .span
+            .add_event(name, at.unwrap_or_else(context::now), value),
     }
 }
 
