@@ -33,7 +33,11 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ureq::http::Response;
+use ureq::unversioned::transport::DefaultConnector;
 use ureq::{Agent, Body};
+
+mod resolver;
+use resolver::CachingResolver;
 use vigil_core::{Config, Outcome, Request, RequestKind, RetryReason, Transport};
 
 /// Largest response body read (error messages are short; the rest is skipped).
@@ -50,6 +54,8 @@ pub struct UreqTransport {
     headers: Vec<(String, String)>,
     /// Statuses already logged, so a misconfiguration is reported once, not per request.
     logged: Mutex<HashSet<u16>>,
+    /// The agent's resolver (they share a cache).
+    resolver: CachingResolver,
 }
 
 impl std::fmt::Debug for UreqTransport {
@@ -68,15 +74,16 @@ impl UreqTransport {
     /// A transport for the endpoint, key, headers and timeout of `config`.
     pub fn new(config: &Config<'_>) -> Self {
         let timeout = config.timeout();
-        let agent: Agent = Agent::config_builder()
+        let agent_config = Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(USER_AGENT)
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout))
             .max_redirects(0)
             .max_idle_connections_per_host(4)
-            .build()
-            .into();
+            .build();
+        let resolver = CachingResolver::default();
+        let agent = Agent::with_parts(agent_config, DefaultConnector::new(), resolver.clone());
         let base = config.base_url().to_owned();
         if !config.api_key.is_empty() && base.starts_with("http://") && !is_loopback(&base) {
             log::warn!(
@@ -94,6 +101,7 @@ impl UreqTransport {
                 .collect(),
             base,
             logged: Mutex::new(HashSet::new()),
+            resolver,
         }
     }
 
@@ -147,7 +155,11 @@ impl Transport for UreqTransport {
     fn send(&mut self, request: &Request<'_>) -> Outcome {
         let mut response = match self.call(request) {
             Ok(response) => response,
-            Err(error) => return outcome_of_error(&error),
+            Err(error) => {
+                // The name may point elsewhere now: look it up again.
+                self.resolver.forget();
+                return outcome_of_error(&error);
+            }
         };
         let status = response.status().as_u16();
         let retry_after = response
