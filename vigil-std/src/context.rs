@@ -352,14 +352,54 @@ fn plan(l: &mut Local, start: Start, explicit: Option<&Client>) -> Option<Plan> 
     })
 }
 
-/// Makes `frame` the current span of this thread.
-pub(crate) fn push(frame: Frame) {
-    let _ = with_local(|l| l.stack.push(Entry::Span(frame)));
+/// Spans (and attached contexts) a future's poll left open above the
+/// future's own span: a guard held across an `.await`. The future keeps them
+/// between polls, so other tasks on the thread do not see them as current.
+#[derive(Default)]
+pub(crate) struct Held(Vec<Entry>);
+
+impl Drop for Held {
+    /// Dropped with their future, not put back: the spans end now, marked
+    /// cancelled (their guards, dropped later, find nothing to end).
+    fn drop(&mut self) {
+        for entry in self.0.drain(..).rev() {
+            if let Entry::Span(mut frame) = entry {
+                let _ = frame.span.set_metadata("vigil.cancelled", &true);
+                close(frame);
+            }
+        }
+    }
 }
 
-/// Takes the span with `id` off this thread's stack (wherever it is).
-pub(crate) fn pop(id: SpanId) -> Option<Frame> {
-    with_local(|l| l.take(id)).flatten()
+/// Makes `frame` the current span of this thread, with what its future's
+/// last poll left open above it.
+pub(crate) fn push_with_held(frame: Frame, held: &mut Held) {
+    let mut frame = Some(frame);
+    let _ = with_local(|l| {
+        l.stack.extend(frame.take().map(Entry::Span));
+        l.stack.append(&mut held.0);
+    });
+    if let Some(frame) = frame {
+        // This thread's state is busy or gone: the span ends here.
+        close(frame);
+    }
+}
+
+/// Takes the span `id` off this thread's stack (wherever it is), with
+/// everything still open above it.
+pub(crate) fn pop_with_held(id: SpanId) -> Option<(Frame, Held)> {
+    with_local(|l| {
+        let at = l
+            .stack
+            .iter()
+            .rposition(|e| matches!(e, Entry::Span(f) if f.span.span_id() == id))?;
+        let above = l.stack.split_off(at + 1);
+        match l.stack.pop()? {
+            Entry::Span(frame) => Some((frame, Held(above))),
+            Entry::Remote(_) => None,
+        }
+    })
+    .flatten()
 }
 
 impl Local {

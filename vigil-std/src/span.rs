@@ -3,6 +3,7 @@
 use std::fmt::Display;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context as TaskContext, Poll};
@@ -13,7 +14,7 @@ use vigil_core::{JsonError, Name, SpanId, SpanKind, SpanStatus, Timestamp, Trace
 
 use crate::client::Client;
 use crate::config::Field;
-use crate::context::{self, Frame, Mail, Start};
+use crate::context::{self, Frame, Held, Mail, Start};
 
 /// A span's name: a `&'static str` (no copy), a `String` or a `Cow`.
 pub type SpanName = Name<String>;
@@ -410,46 +411,55 @@ pub fn current_trace() -> SpanHandle {
 
 /// A future that records a span around every poll of the future it wraps;
 /// made by [`InstrumentExt::in_span`].
+///
+/// Spans the wrapped future leaves open between polls (a [`SpanGuard`] held
+/// across an `.await`) are kept with it, not on the thread, so other tasks
+/// polled on the thread meanwhile do not see them as current.
 pub struct Instrumented<F> {
-    future: F,
+    /// Dropped by hand, before the span ends (see `Drop`).
+    future: ManuallyDrop<F>,
     frame: Option<Frame>,
+    held: Held,
 }
 
 impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is never moved out of the pinned struct; `frame`
-        // is not structurally pinned.
+        // SAFETY: `future` is never moved out of the pinned struct (it is
+        // dropped in place); `frame` and `held` are not structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         let id = this.frame.as_ref().map(|f| f.span.span_id());
         if let Some(frame) = this.frame.take() {
-            context::push(frame);
+            context::push_with_held(frame, &mut this.held);
         }
-        // Put the span back even if the future panics.
-        struct Restore<'a>(&'a mut Option<Frame>, Option<SpanId>);
+        // Put the span (and what is open above it) back even if the future
+        // panics.
+        struct Restore<'a>(&'a mut Option<Frame>, &'a mut Held, Option<SpanId>);
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
-                if let Some(id) = self.1 {
-                    *self.0 = context::pop(id);
-                    // The poll panicked: whenever the future is dropped (the
-                    // executor may catch the panic and drop it later), the
-                    // span ends failed.
-                    if let Some(f) = self.0.as_mut().filter(|_| std::thread::panicking()) {
-                        if !f.status_set && !f.started_panicking {
-                            let _ = f.span.set_metadata("error", "panicked");
-                            f.span.set_status(SpanStatus::Error);
-                            f.status_set = true;
-                        }
-                    }
+                let Some((mut frame, held)) = self.2.and_then(context::pop_with_held) else {
+                    return;
+                };
+                // The poll panicked: whenever the future is dropped (the
+                // executor may catch the panic and drop it later), the span
+                // ends failed.
+                if std::thread::panicking() && !frame.status_set && !frame.started_panicking {
+                    let _ = frame.span.set_metadata("error", "panicked");
+                    frame.span.set_status(SpanStatus::Error);
+                    frame.status_set = true;
                 }
+                *self.0 = Some(frame);
+                *self.1 = held;
             }
         }
-        let restore = Restore(&mut this.frame, id);
+        let restore = Restore(&mut this.frame, &mut this.held, id);
         let poll = future.poll(cx);
         drop(restore);
         if poll.is_ready() {
+            // Children first: anything the future left open ends with it.
+            drop(std::mem::take(&mut this.held));
             if let Some(frame) = this.frame.take() {
                 context::close(frame);
             }
@@ -460,7 +470,17 @@ impl<F: Future> Future for Instrumented<F> {
 
 impl<F> Drop for Instrumented<F> {
     fn drop(&mut self) {
-        if let Some(mut frame) = self.frame.take() {
+        let id = self.frame.as_ref().map(|f| f.span.span_id());
+        // Back on the stack while the future drops, so the guards it holds
+        // end their own spans, as children of this one.
+        if let Some(frame) = self.frame.take() {
+            context::push_with_held(frame, &mut self.held);
+        }
+        // SAFETY: dropped once, here, in place (it may be pinned); never
+        // touched again.
+        unsafe { ManuallyDrop::drop(&mut self.future) };
+        if let Some((mut frame, held)) = id.and_then(context::pop_with_held) {
+            drop(held);
             // Dropped before completion: the task was cancelled.
             let _ = frame.span.set_metadata("vigil.cancelled", &true);
             context::close(frame);
@@ -483,7 +503,8 @@ pub(crate) fn instrument<F>(
 ) -> Instrumented<F> {
     Instrumented {
         frame: context::open(name, kind, start, None),
-        future,
+        future: ManuallyDrop::new(future),
+        held: Held::default(),
     }
 }
 

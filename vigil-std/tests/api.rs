@@ -569,3 +569,72 @@ fn updates_that_arrive_after_their_span_ended_are_counted() {
     assert_eq!(report.stats.late_updates, 2);
     assert_eq!(report.stats.spans_delivered, 1);
 }
+
+#[test]
+fn a_guard_held_across_an_await_is_not_current_for_other_tasks_on_the_thread() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context as TaskContext, Poll};
+
+    /// Polls both futures in turn on this thread until both are done.
+    struct Both<A, B>(Option<Pin<Box<A>>>, Option<Pin<Box<B>>>);
+    impl<A: Future<Output = ()>, B: Future<Output = ()>> Future for Both<A, B> {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+            if self.0.as_mut().is_some_and(|a| a.as_mut().poll(cx).is_ready()) {
+                self.0 = None;
+            }
+            if self.1.as_mut().is_some_and(|b| b.as_mut().poll(cx).is_ready()) {
+                self.1 = None;
+            }
+            if self.0.is_none() && self.1.is_none() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    let captured = capture(|| {
+        let _trace = vigil_std::start_trace("root");
+        let a = async {
+            let _held = vigil_std::start_span("a-guard", SpanKind::Tool);
+            YieldOnce(false).await;
+            vigil_std::span("a-child", SpanKind::Tool, |_| ());
+        }
+        .in_span("a", SpanKind::Chain);
+        let b = async {
+            YieldOnce(false).await;
+            vigil_std::span("b-child", SpanKind::Tool, |_| ());
+        }
+        .in_span("b", SpanKind::Chain);
+        block_on(Both(Some(Box::pin(a)), Some(Box::pin(b))));
+        // And once the tasks are done, nothing of theirs is left current.
+        vigil_std::span("after", SpanKind::Tool, |_| ());
+
+        // A task dropped while it holds a guard: both spans end, cancelled.
+        let mut cancelled = Box::pin(
+            async {
+                let _held = vigil_std::start_span("c-guard", SpanKind::Tool);
+                YieldOnce(false).await;
+                unreachable!("never polled again");
+            }
+            .in_span("c", SpanKind::Chain),
+        );
+        let waker = std::task::Waker::noop();
+        assert!(cancelled
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(waker))
+            .is_pending());
+        drop(cancelled);
+    });
+    let id = |name: &str| captured.span(name).unwrap().span_id.clone();
+    let parent = |name: &str| captured.span(name).unwrap().parent_span_id.clone().unwrap();
+    assert_eq!(parent("a-guard"), id("a"));
+    assert_eq!(parent("a-child"), id("a-guard"));
+    assert_eq!(parent("b-child"), id("b"), "not the other task's guard");
+    assert_eq!(parent("after"), id("root"));
+    assert_eq!(parent("c-guard"), id("c"));
+    assert_eq!(captured.span("c").unwrap().metadata["vigil.cancelled"], true);
+    assert!(captured.span("c-guard").is_some());
+}
