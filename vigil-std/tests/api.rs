@@ -581,10 +581,18 @@ fn a_guard_held_across_an_await_is_not_current_for_other_tasks_on_the_thread() {
     impl<A: Future<Output = ()>, B: Future<Output = ()>> Future for Both<A, B> {
         type Output = ();
         fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-            if self.0.as_mut().is_some_and(|a| a.as_mut().poll(cx).is_ready()) {
+            if self
+                .0
+                .as_mut()
+                .is_some_and(|a| a.as_mut().poll(cx).is_ready())
+            {
                 self.0 = None;
             }
-            if self.1.as_mut().is_some_and(|b| b.as_mut().poll(cx).is_ready()) {
+            if self
+                .1
+                .as_mut()
+                .is_some_and(|b| b.as_mut().poll(cx).is_ready())
+            {
                 self.1 = None;
             }
             if self.0.is_none() && self.1.is_none() {
@@ -635,6 +643,9 @@ fn a_guard_held_across_an_await_is_not_current_for_other_tasks_on_the_thread() {
     assert_eq!(parent("b-child"), id("b"), "not the other task's guard");
     assert_eq!(parent("after"), id("root"));
     assert_eq!(parent("c-guard"), id("c"));
-    assert_eq!(captured.span("c").unwrap().metadata["vigil.cancelled"], true);
+    assert_eq!(
+        captured.span("c").unwrap().metadata["vigil.cancelled"],
+        true
+    );
     assert!(captured.span("c-guard").is_some());
 }
