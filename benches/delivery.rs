@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use vigil::{Client, Config, SpanKind};
 
 mod support;
-use support::{memory_kib, RemoteServer};
+use support::{memory_kib, thread_cpu, RemoteServer};
 
 fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: usize) {
     let mut server = RemoteServer::start();
@@ -44,6 +44,7 @@ fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: u
     let made = started.elapsed();
     assert!(client.flush(Duration::from_secs(300)), "flush timed out");
     let elapsed = started.elapsed();
+    let (exporter_cpu, server_cpu) = (thread_cpu("vigil-exporter"), server.cpu());
     let report = client.shutdown();
     let spans = report.stats.spans_ended;
     assert_eq!(report.stats.dropped(), 0, "{report}");
@@ -56,6 +57,14 @@ fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: u
         report.stats.requests,
         report.stats.bytes_sent as f64 / report.stats.requests as f64 / 1024.0,
         peak as f64 / 1024.0,
+    );
+    // What bounds the rate: the exporter's CPU per span says how many spans
+    // one core could ship; the server shares the same two cores.
+    println!(
+        "    CPU: exporter thread {exporter_cpu:.2?} ({:.2} µs/span, so {:.0} spans/s per core), server process {server_cpu:.2?} ({:.2} µs/span), wall {elapsed:.2?}",
+        exporter_cpu.as_secs_f64() * 1e6 / spans as f64,
+        spans as f64 / exporter_cpu.as_secs_f64().max(1e-9),
+        server_cpu.as_secs_f64() * 1e6 / spans as f64,
     );
 }
 

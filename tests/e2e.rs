@@ -366,3 +366,28 @@ fn late_metadata_and_status_arrive_by_patch() {
     assert_eq!(t.metadata["decided"], json!("late"));
     assert!(server.requests().len() >= 3, "child, root, PATCH");
 }
+
+#[test]
+fn large_trace_answers_do_not_cost_a_new_connection() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let client = client(&server, |b| b.batch_size(1000).max_queue_size(10_000));
+    for t in 0..3 {
+        client.scope(|| {
+            let _trace = vigil::start_trace(format!("big-{t}"));
+            for _ in 0..400 {
+                vigil::span("step", SpanKind::Tool, |s| {
+                    s.set_input(&json!({"q": "some text to make the span larger"}))
+                });
+            }
+        });
+        assert!(client.flush(Duration::from_secs(10)));
+    }
+    let report = client.shutdown();
+    assert_eq!(report.stats.spans_delivered, 3 * 401);
+    // Each PATCH answers with its whole trace (well over 64 KiB here); the
+    // transport reads it through, so one connection carries everything.
+    let requests = server.requests();
+    assert!(requests.iter().any(|r| r.method == "PATCH"));
+    let connections: HashSet<u64> = requests.iter().map(|r| r.connection).collect();
+    assert_eq!(connections.len(), 1, "{} requests", requests.len());
+}

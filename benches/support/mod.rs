@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
 use vigil_test_server::TestServer;
 
@@ -105,6 +106,11 @@ impl RemoteServer {
     pub fn resume(&mut self) {
         self.ask("resume");
     }
+
+    /// CPU time the server process has used so far.
+    pub fn cpu(&self) -> Duration {
+        cpu_time(&format!("/proc/{}/stat", self.child.id()))
+    }
 }
 
 impl Drop for RemoteServer {
@@ -126,4 +132,33 @@ pub fn memory_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// User + system CPU time from a `/proc/.../stat` file (Linux; zero
+/// elsewhere), at the kernel's tick resolution (10 ms).
+fn cpu_time(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the parenthesised name; utime and stime are the 14th and 15th.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ticks = fields.get(11).unwrap_or(&0) + fields.get(12).unwrap_or(&0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time used so far by this process's threads named `name` (live ones).
+pub fn thread_cpu(name: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .map(|t| cpu_time(&t.path().join("stat").to_string_lossy()))
+        .sum()
 }

@@ -422,7 +422,8 @@ fn serve(stream: TcpStream, peer: SocketAddr, connection: u64, epoch: u64, share
             Incoming::Request(r) => r,
             Incoming::Closed => break,
             Incoming::Bad(why) => {
-                let _ = respond(&mut writer, 400, &json!({ "error": why }), None, true);
+                let body = json!({ "error": why }).to_string();
+                let _ = respond(&mut writer, 400, &body, None, true);
                 break;
             }
         };
@@ -479,7 +480,7 @@ fn serve(stream: TcpStream, peer: SocketAddr, connection: u64, epoch: u64, share
 fn respond(
     w: &mut TcpStream,
     status: u16,
-    body: &Value,
+    body: &str,
     retry_after: Option<u64>,
     close: bool,
 ) -> io::Result<()> {
@@ -490,7 +491,7 @@ fn respond(
         w,
         status,
         "application/json",
-        body.to_string().as_bytes(),
+        body.as_bytes(),
         &extra,
         close,
     )
@@ -529,16 +530,22 @@ fn respond_raw(
     w.flush()
 }
 
-type Answer = (u16, Value, Option<u64>, Option<Duration>);
+/// Status, JSON body, `Retry-After` seconds, and a pause after committing.
+type Answer = (u16, String, Option<u64>, Option<Duration>);
 
 fn error(status: u16, message: impl Into<String>) -> Answer {
-    (status, json!({ "error": message.into() }), None, None)
+    (
+        status,
+        json!({ "error": message.into() }).to_string(),
+        None,
+        None,
+    )
 }
 
 fn handle(r: &HttpRequest, ip: IpAddr, shared: &Shared) -> Answer {
     let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
     if r.method == "GET" && segments == ["health"] {
-        return (200, json!({"status": "ok"}), None, None);
+        return (200, json!({"status": "ok"}).to_string(), None, None);
     }
     let expected = format!("Bearer {}", shared.api_key);
     if r.header("authorization") != Some(expected.as_str()) {
@@ -557,12 +564,22 @@ fn handle(r: &HttpRequest, ip: IpAddr, shared: &Shared) -> Answer {
         bucket.at = now;
         if bucket.tokens < 1.0 {
             let wait = ((1.0 - bucket.tokens) / rate.per_second).ceil().max(1.0) as u64;
-            return (429, json!({"error": "Too many requests"}), Some(wait), None);
+            return (
+                429,
+                json!({"error": "Too many requests"}).to_string(),
+                Some(wait),
+                None,
+            );
         }
         bucket.tokens -= 1.0;
     }
     if let Some((status, after)) = lock(&shared.faults).fail_next.pop_front() {
-        return (status, json!({"error": "injected failure"}), after, None);
+        return (
+            status,
+            json!({"error": "injected failure"}).to_string(),
+            after,
+            None,
+        );
     }
     if r.header("content-encoding")
         .is_some_and(|v| !v.eq_ignore_ascii_case("identity"))
@@ -594,18 +611,33 @@ fn handle(r: &HttpRequest, ip: IpAddr, shared: &Shared) -> Answer {
     }
 }
 
-fn trace_json(t: &StoredTrace) -> Value {
-    json!({
-        "trace_id": t.trace_id, "name": t.name, "metadata": t.metadata,
-        "status": t.status, "spans": t.spans,
-    })
+/// The trace as GET and PATCH answer it, serialized straight from the store
+/// (a large trace's spans are not copied first).
+fn trace_json(t: &StoredTrace) -> String {
+    fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
+        out.extend_from_slice(if out.is_empty() { b"{\"" } else { b",\"" });
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        // Writing to a `Vec` fails only for maps with non-string keys, which
+        // stored JSON never has.
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+    let mut out = Vec::with_capacity(256);
+    // The order `json!` gives: keys sorted.
+    put(&mut out, "metadata", &t.metadata);
+    put(&mut out, "name", &t.name);
+    put(&mut out, "spans", &t.spans);
+    put(&mut out, "status", &t.status);
+    put(&mut out, "trace_id", &t.trace_id);
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A validation failure, as FastAPI reports it.
 fn invalid(loc: Vec<Value>, msg: &str) -> Answer {
     (
         422,
-        json!({"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]}),
+        json!({"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]}).to_string(),
         None,
         None,
     )
@@ -792,7 +824,7 @@ fn ingest(mut body: Value, shared: &Shared) -> Answer {
     let sleep = lock(&shared.faults).commit_then_sleep.pop_front();
     (
         201,
-        json!({"trace_id": trace_id, "span_count": count}),
+        json!({"trace_id": trace_id, "span_count": count}).to_string(),
         None,
         sleep,
     )
@@ -862,5 +894,5 @@ fn add_event(trace: &str, span: &str, body: &Value, shared: &Shared) -> Answer {
     } else {
         s["events"] = json!([event.clone()]);
     }
-    (201, event, None, None)
+    (201, event.to_string(), None, None)
 }

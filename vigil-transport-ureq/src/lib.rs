@@ -42,6 +42,9 @@ use vigil_core::{Config, Outcome, Request, RequestKind, RetryReason, Transport};
 
 /// Largest response body read (error messages are short; the rest is skipped).
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+/// Largest response body read through and dropped to keep the connection;
+/// past it the connection is closed instead.
+const MAX_DRAINED_BYTES: u64 = 16 << 20;
 
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("vigil-rust/", env!("CARGO_PKG_VERSION"));
@@ -167,16 +170,24 @@ impl Transport for UreqTransport {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        // Reading the (small) body lets the connection be reused.
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_RESPONSE_BYTES)
-            .read_to_string()
-            .unwrap_or_default();
         let outcome = outcome_of_status(status, request.kind, retry_after);
         if outcome == Outcome::Rejected {
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_RESPONSE_BYTES)
+                .read_to_string()
+                .unwrap_or_default();
             self.log_rejection(status, request.kind, &server_message(&body));
+        } else {
+            // Read to the end, only so the connection can be reused: a PATCH
+            // answers with the whole trace, which nothing here needs.
+            let mut body = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_DRAINED_BYTES)
+                .reader();
+            let _ = io::copy(&mut body, &mut io::sink());
         }
         outcome
     }
