@@ -77,10 +77,15 @@ impl Mailbox {
 
 /// Applies what other threads and tasks sent to `frame`, in order, through
 /// the same masking and limits as updates made here.
+#[inline(always)]
 fn deliver_mail(frame: &mut Frame, client: Option<&Client>) {
-    let Some(mailbox) = frame.mailbox.take() else {
-        return;
-    };
+    if let Some(mailbox) = frame.mailbox.take() {
+        apply_mail(frame, client, &mailbox);
+    }
+}
+
+#[cold]
+fn apply_mail(frame: &mut Frame, client: Option<&Client>, mailbox: &Mailbox) {
     for mail in mailbox.close() {
         match mail {
             Mail::Metadata(key, value) => {
