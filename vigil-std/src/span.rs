@@ -83,7 +83,7 @@ impl SpanHandle {
     pub fn set_input<T: Serialize + ?Sized>(&self, value: &T) {
         self.update(
             |f, c| set_payload(f, c, Field::Input, value),
-            || Some(Mail::Input(serde_json::to_value(value).ok()?)),
+            || Some(Mail::Input(to_json(value)?)),
         );
     }
 
@@ -91,7 +91,7 @@ impl SpanHandle {
     pub fn set_output<T: Serialize + ?Sized>(&self, value: &T) {
         self.update(
             |f, c| set_payload(f, c, Field::Output, value),
-            || Some(Mail::Output(serde_json::to_value(value).ok()?)),
+            || Some(Mail::Output(to_json(value)?)),
         );
     }
 
@@ -99,12 +99,7 @@ impl SpanHandle {
     pub fn set_metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
         self.update(
             |f, c| set_payload(f, c, Field::Metadata(key), value),
-            || {
-                Some(Mail::Metadata(
-                    key.to_owned(),
-                    serde_json::to_value(value).ok()?,
-                ))
-            },
+            || Some(Mail::Metadata(key.to_owned(), to_json(value)?)),
         );
     }
 
@@ -115,7 +110,7 @@ impl SpanHandle {
         self.update(
             |f, c| set_payload_at(f, c, Field::Event(name), attributes, Some(at)),
             || {
-                let attributes = serde_json::to_value(attributes).ok()?;
+                let attributes = to_json(attributes)?;
                 Some(Mail::Event(name.to_owned(), at, attributes))
             },
         );
@@ -246,6 +241,14 @@ fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
         let _ = SCRATCH.try_with(|cell| cell.set(scratch));
     }
     out
+}
+
+/// `value` as JSON to send to a span elsewhere; a value JSON cannot hold is
+/// reported like one set here.
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Option<Value> {
+    serde_json::to_value(value)
+        .map_err(|_| report(Err(JsonError::Custom)))
+        .ok()
 }
 
 /// Payload overflow is counted when the span is submitted; anything else is

@@ -629,10 +629,14 @@ fn a_guard_held_across_an_await_is_not_current_for_other_tasks_on_the_thread() {
             }
             .in_span("c", SpanKind::Chain),
         );
-        let waker = std::task::Waker::noop();
+        struct Noop;
+        impl std::task::Wake for Noop {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
         assert!(cancelled
             .as_mut()
-            .poll(&mut TaskContext::from_waker(waker))
+            .poll(&mut TaskContext::from_waker(&waker))
             .is_pending());
         drop(cancelled);
     });
