@@ -67,7 +67,8 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// [`Pipeline::submit`] for a span that `make` moves out of where it
     /// lives once it has a place (see [`Queue::push_with`]). When the span is
     /// refused, `make` comes back uncalled: the caller drops the span, and the
-    /// drop is already counted.
+    /// drop is already counted. `make` must not panic (see
+    /// [`Queue::push_with`]).
     #[inline]
     pub fn submit_with<F: FnOnce() -> Span<B>>(&self, make: F) -> Result<usize, F> {
         if self.closed.0.load(Ordering::Acquire) {

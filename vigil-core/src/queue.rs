@@ -217,6 +217,10 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
     /// claimed, so a large record is moved straight into its slot rather than
     /// through temporaries. When the queue is full, `make` is handed back
     /// uncalled.
+    ///
+    /// `make` must not panic: the place it was given would stay claimed and
+    /// never filled, and the consumer would wait at it for good. Move a value
+    /// that already exists, as [`Queue::push`] does.
     #[inline]
     pub fn push_with<F: FnOnce() -> T>(&self, make: F) -> Result<usize, F> {
         let slots = self.slots.as_ref();

@@ -87,8 +87,9 @@ stats! {
     /// the exporter takes them from the queue).
     payloads_truncated,
     /// Metadata, events, payloads or statuses sent to a span from another
-    /// thread or task (through a `Context`) after the span had ended.
-    late_updates,
+    /// thread or task (through a `Context`) and not applied: the span had
+    /// ended, or 1,024 updates were already waiting for it.
+    refused_updates,
     /// Trace status/metadata updates (PATCH) that failed for good.
     patches_failed,
     /// Requests sent, retries included.
@@ -100,9 +101,9 @@ stats! {
 }
 
 impl Stats {
-    /// Counts an update that arrived after its span had ended.
-    pub fn late_update(&self) {
-        add(&self.late_updates, 1);
+    /// Counts an update sent to a span that could not take it.
+    pub fn refused_update(&self) {
+        add(&self.refused_updates, 1);
     }
 
     /// Counts a span start in shard `shard` (any number; threads that use

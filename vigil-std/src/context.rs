@@ -49,44 +49,62 @@ pub(crate) enum Mail {
     Error(String),
 }
 
-/// Where [`Mail`] waits until the span's own thread ends the span and
-/// applies it. Closed from then on: later mail is refused, and counted.
+/// Where [`Mail`] waits for the span's own thread, which applies it before
+/// each update it makes itself (so the order of a hand-off holds) and when
+/// the span ends. Closed from then on: later mail is refused, and counted.
 pub(crate) struct Mailbox(Mutex<Option<Vec<Mail>>>);
+
+/// Most updates waiting for one span; more are refused and counted, so a
+/// long-lived span fed by many threads cannot grow without bound.
+const MAX_WAITING_MAIL: usize = 1024;
 
 impl Mailbox {
     fn new() -> Self {
         Mailbox(Mutex::new(Some(Vec::new())))
     }
 
-    /// Leaves `mail` for the span; `false` if the span has ended.
+    /// Leaves `mail` for the span; `false` if the span has ended or too much
+    /// is waiting.
     fn post(&self, mail: Mail) -> bool {
         match &mut *crate::client::lock(&self.0) {
-            Some(waiting) => {
+            Some(waiting) if waiting.len() < MAX_WAITING_MAIL => {
                 waiting.push(mail);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
-    /// Everything posted so far; refuses what comes later.
-    fn close(&self) -> Vec<Mail> {
-        crate::client::lock(&self.0).take().unwrap_or_default()
+    /// What is waiting; with `close`, also refuses what comes later.
+    fn take(&self, close: bool) -> Vec<Mail> {
+        let mut waiting = crate::client::lock(&self.0);
+        if close {
+            waiting.take().unwrap_or_default()
+        } else {
+            waiting.as_mut().map(std::mem::take).unwrap_or_default()
+        }
     }
 }
 
 /// Applies what other threads and tasks sent to `frame`, in order, through
-/// the same masking and limits as updates made here.
+/// the same masking and limits as updates made here; `close` when the span
+/// is ending.
 #[inline(always)]
-fn deliver_mail(frame: &mut Frame, client: Option<&Client>) {
-    if let Some(mailbox) = frame.mailbox.take() {
-        apply_mail(frame, client, &mailbox);
+fn deliver_mail(frame: &mut Frame, client: Option<&Client>, close: bool) {
+    if let Some(mailbox) = &frame.mailbox {
+        let mail = mailbox.take(close);
+        if close {
+            frame.mailbox = None;
+        }
+        if !mail.is_empty() {
+            apply_mail(frame, client, mail);
+        }
     }
 }
 
 #[cold]
-fn apply_mail(frame: &mut Frame, client: Option<&Client>, mailbox: &Mailbox) {
-    for mail in mailbox.close() {
+fn apply_mail(frame: &mut Frame, client: Option<&Client>, mail: Vec<Mail>) {
+    for mail in mail {
         match mail {
             Mail::Metadata(key, value) => {
                 set_payload(frame, client, Field::Metadata(&key), &value);
@@ -390,6 +408,14 @@ pub(crate) fn push_with_held(frame: Frame, held: &mut Held) {
     }
 }
 
+/// Puts back on this thread's stack what a finished future left open.
+pub(crate) fn push_held(mut held: Held) {
+    if held.0.is_empty() {
+        return;
+    }
+    let _ = with_local(|l| l.stack.append(&mut held.0));
+}
+
 /// Takes the span `id` off this thread's stack (wherever it is), with
 /// everything still open above it.
 pub(crate) fn pop_with_held(id: SpanId) -> Option<(Frame, Held)> {
@@ -446,8 +472,9 @@ pub(crate) fn close(frame: Frame) {
     if let Some(frame) = frame {
         // This thread's state is busy or gone: hand the span over directly.
         let global = crate::client::get_client();
-        if let Some(client) = frame.client.clone().or(global) {
-            submit(&client, frame);
+        match frame.client.clone().or(global) {
+            Some(client) => submit(&client, frame),
+            None => drop(frame.mailbox.map(|m| m.take(true))),
         }
     }
 }
@@ -467,40 +494,47 @@ pub(crate) fn close_current(id: SpanId) {
 /// the record is copied once, straight into the queue.
 #[inline(always)]
 fn finish_top(l: &mut Local) {
-    let pinned = match l.stack.last_mut() {
-        Some(Entry::Span(frame)) if frame.sampled => frame.client.take(),
+    match l.stack.last() {
+        Some(Entry::Span(frame)) if frame.sampled => {}
         Some(Entry::Span(_)) => {
             l.stack.pop();
             return;
         }
         _ => return,
-    };
-    if pinned.is_none() {
-        l.global_client(); // refreshes the cached one, read below
     }
+    l.global_client(); // refreshes the cached one, read below
     let global = l.global.as_ref().and_then(|(_, c)| c.as_ref());
-    let client = pinned.as_ref().or(global);
-    if let Some(Entry::Span(frame)) = l.stack.last_mut() {
-        deliver_mail(frame, client);
-        end(frame);
+    let Some(Entry::Span(frame)) = l.stack.last_mut() else {
+        return;
+    };
+    if frame.mailbox.is_some() {
+        // Rare (a context was taken): clone the client, so the span keeps
+        // its own even if a `mask` hook panics while the mail is applied.
+        let client = frame.client.clone().or_else(|| global.cloned());
+        deliver_mail(frame, client.as_ref(), true);
     }
-    let Some(client) = client else {
+    end(frame);
+    let pinned = frame.client.take();
+    let Some(client) = pinned.as_ref().or(global) else {
         l.stack.pop();
         return;
     };
-    let Some(Entry::Span(frame)) = l.stack.last() else {
-        return;
-    };
-    let record: *const Record = &frame.span;
+    debug_assert!(frame.client.is_none() && frame.mailbox.is_none());
+    let record: *mut Record = &mut frame.span;
     let top = l.stack.len() - 1;
-    // SAFETY: `record` points into the top entry, which nothing touches
-    // until it is removed below. Once the record has been read out, the
-    // entry is forgotten (`set_len`) instead of dropped, so the record is
-    // not dropped twice; what else it holds needs no drop (the client and
-    // the mailbox were taken above, the rest are flags).
-    match client.submit_with(|| unsafe { std::ptr::read(record) }) {
-        Ok(()) => unsafe { l.stack.set_len(top) },
-        Err(_) => drop(l.stack.pop()),
+    // SAFETY: the top entry is taken out of the stack first (`set_len`),
+    // so whatever happens next it is never dropped or reached through the
+    // stack again; its memory stays allocated and untouched until the next
+    // push. Its record is then either read out into the queue (by `make`,
+    // called at most once) or, if refused, dropped in place. What else the
+    // entry holds needs no drop: the client and the mailbox were taken
+    // above, the rest are flags.
+    unsafe { l.stack.set_len(top) };
+    if client
+        .submit_with(|| unsafe { std::ptr::read(record) })
+        .is_err()
+    {
+        unsafe { std::ptr::drop_in_place(record) };
     }
 }
 
@@ -512,7 +546,7 @@ fn finish(l: &mut Local, mut frame: Frame) {
         return;
     }
     let client = frame.client.take().or_else(|| l.global_client().cloned());
-    deliver_mail(&mut frame, client.as_ref());
+    deliver_mail(&mut frame, client.as_ref(), true);
     end(&mut frame);
     if let Some(client) = client {
         client.submit(frame.span);
@@ -534,7 +568,7 @@ fn end(frame: &mut Frame) {
 }
 
 fn submit(client: &Client, mut frame: Frame) {
-    deliver_mail(&mut frame, Some(client));
+    deliver_mail(&mut frame, Some(client), true);
     let status = if frame.status_set {
         frame.span.status()
     } else {
@@ -560,7 +594,10 @@ pub(crate) fn with_frame<R>(
             _ => None,
         })?;
         let client = frame.client.clone();
-        Some(f(frame, client.as_ref().or(global)))
+        let client = client.as_ref().or(global);
+        // Updates handed over from elsewhere came first.
+        deliver_mail(frame, client, false);
+        Some(f(frame, client))
     })
     .flatten()
 }
@@ -592,7 +629,7 @@ pub(crate) fn post(id: SpanId, mail: impl FnOnce() -> Option<Mail>) -> bool {
     };
     if !mailbox.post(mail) {
         if let Some(client) = client.or_else(get_client) {
-            client.inner.pipeline.stats().late_update();
+            client.inner.pipeline.stats().refused_update();
         }
     }
     true

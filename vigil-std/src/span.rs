@@ -23,8 +23,9 @@ pub type SpanName = Name<String>;
 ///
 /// On a thread or task that reaches the span through an attached
 /// [`crate::Context`] (inside [`crate::spawn`], say), payloads, metadata,
-/// events and status are sent to the span and applied when it ends; an
-/// update that arrives after that is counted in `late_updates`. Renaming and
+/// events and status are sent to the span, which applies them before its own
+/// next update and when it ends; one arriving after the span ended, or beyond
+/// 1,024 waiting, is counted in `refused_updates`. Renaming and
 /// changing the kind work only where the span lives. Otherwise every method
 /// does nothing when the span has ended, is not recorded, or lives on another
 /// thread: instrumentation never fails the program.
@@ -267,7 +268,8 @@ fn report(result: Result<(), JsonError>) {
 /// Ends with status `error` if dropped during a panic, else `ok` unless set.
 /// A span whose guard is leaked (or outlives its thread in a thread-local)
 /// ends when the thread exits, with `"vigil.ended_at_thread_exit": true` in
-/// its metadata. Not `Send`: it belongs to the thread's span stack. For async code use
+/// its metadata (threads other than `main`, whose thread-locals the process
+/// may not tear down). Not `Send`: it belongs to the thread's span stack. For async code use
 /// [`InstrumentExt::in_span`].
 #[must_use = "the span ends as soon as the guard is dropped"]
 #[derive(Debug)]
@@ -461,11 +463,12 @@ impl<F: Future> Future for Instrumented<F> {
         let poll = future.poll(cx);
         drop(restore);
         if poll.is_ready() {
-            // Children first: anything the future left open ends with it.
-            drop(std::mem::take(&mut this.held));
             if let Some(frame) = this.frame.take() {
                 context::close(frame);
             }
+            // A guard that outlives the future (returned in its output)
+            // stays current here until it drops, as outside a future.
+            context::push_held(std::mem::take(&mut this.held));
         }
         poll
     }
@@ -479,15 +482,24 @@ impl<F> Drop for Instrumented<F> {
         if let Some(frame) = self.frame.take() {
             context::push_with_held(frame, &mut self.held);
         }
+        // Ends the span even if dropping the future panics, so it does not
+        // stay current on this thread.
+        struct Cancel(Option<SpanId>);
+        impl Drop for Cancel {
+            fn drop(&mut self) {
+                if let Some((mut frame, held)) = self.0.and_then(context::pop_with_held) {
+                    drop(held);
+                    // Dropped before completion: the task was cancelled.
+                    let _ = frame.span.set_metadata("vigil.cancelled", &true);
+                    context::close(frame);
+                }
+            }
+        }
+        let cancel = Cancel(id);
         // SAFETY: dropped once, here, in place (it may be pinned); never
         // touched again.
         unsafe { ManuallyDrop::drop(&mut self.future) };
-        if let Some((mut frame, held)) = id.and_then(context::pop_with_held) {
-            drop(held);
-            // Dropped before completion: the task was cancelled.
-            let _ = frame.span.set_metadata("vigil.cancelled", &true);
-            context::close(frame);
-        }
+        drop(cancel);
     }
 }
 

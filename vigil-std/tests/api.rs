@@ -566,7 +566,7 @@ fn updates_that_arrive_after_their_span_ended_are_counted() {
     .join()
     .unwrap();
     let report = client.shutdown();
-    assert_eq!(report.stats.late_updates, 2);
+    assert_eq!(report.stats.refused_updates, 2);
     assert_eq!(report.stats.spans_delivered, 1);
 }
 
@@ -652,4 +652,76 @@ fn a_guard_held_across_an_await_is_not_current_for_other_tasks_on_the_thread() {
         true
     );
     assert!(captured.span("c-guard").is_some());
+}
+
+#[test]
+fn handed_over_updates_come_before_later_local_ones_and_are_capped() {
+    let captured = capture(|| {
+        let span = vigil_std::start_trace("parent");
+        vigil_std::spawn(|| {
+            current_span().set_output(&json!({"answer": "partial"}));
+            current_span().set_status(SpanStatus::Error);
+            vigil_std::log_event("handed-over", &());
+        })
+        .join()
+        .unwrap();
+        // Set here after the worker's updates: these win.
+        span.set_output(&json!({"answer": "final"}));
+        span.set_status(SpanStatus::Ok);
+        span.add_event("local", &());
+    });
+    let parent = captured.span("parent").unwrap();
+    assert_eq!(parent.output["answer"], "final");
+    assert_eq!(parent.status, "ok");
+    let events: Vec<_> = parent.events.iter().map(|e| e["name"].clone()).collect();
+    assert_eq!(events, [json!("handed-over"), json!("local")]);
+
+    let client = vigil_std::Client::new(
+        Config::builder()
+            .transport(vigil_std::sink::NullTransport::default)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    client.scope(|| {
+        let _span = vigil_std::start_trace("fed");
+        vigil_std::spawn(|| {
+            for i in 0..1100 {
+                vigil_std::attach_metadata(&format!("k{i}"), &i);
+            }
+        })
+        .join()
+        .unwrap();
+    });
+    let report = client.shutdown();
+    assert_eq!(report.stats.refused_updates, 1100 - 1024);
+    assert_eq!(report.stats.spans_delivered, 1);
+}
+
+#[test]
+fn a_guard_returned_by_a_future_stays_current_until_it_drops() {
+    let captured = capture(|| {
+        let _trace = vigil_std::start_trace("root");
+        let session = block_on(
+            async { vigil_std::start_span("session", SpanKind::Agent) }
+                .in_span("setup", SpanKind::Chain),
+        );
+        vigil_std::span("in-session", SpanKind::Tool, |_| ());
+        drop(session);
+        vigil_std::span("after-session", SpanKind::Tool, |_| ());
+    });
+    let span = |name: &str| captured.span(name).unwrap();
+    assert_eq!(
+        span("session").parent_span_id,
+        Some(span("setup").span_id.clone())
+    );
+    assert_eq!(
+        span("in-session").parent_span_id,
+        Some(span("session").span_id.clone())
+    );
+    assert_eq!(
+        span("after-session").parent_span_id,
+        Some(span("root").span_id.clone())
+    );
+    assert!(span("session").metadata.get("vigil.cancelled").is_none());
 }

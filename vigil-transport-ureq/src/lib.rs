@@ -43,8 +43,8 @@ use vigil_core::{Config, Outcome, Request, RequestKind, RetryReason, Transport};
 /// Largest response body read (error messages are short; the rest is skipped).
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 /// Largest response body read through and dropped to keep the connection;
-/// past it the connection is closed instead.
-const MAX_DRAINED_BYTES: u64 = 16 << 20;
+/// past it the connection is closed instead (a new one is cheaper).
+const MAX_DRAINED_BYTES: u64 = 1 << 20;
 
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("vigil-rust/", env!("CARGO_PKG_VERSION"));
