@@ -86,9 +86,38 @@ struct RateLimit {
     per_second: f64,
 }
 
+/// A trace in the store: spans kept as the JSON text they arrived as (with
+/// `filed_under` added), parsed only when a test asks for them, so the
+/// server costs little per span and is not what a throughput bench measures.
+#[derive(Clone, Default)]
+struct Trace {
+    trace_id: String,
+    name: Option<String>,
+    metadata: Map<String, Value>,
+    status: Option<String>,
+    spans: Vec<String>,
+}
+
+impl Trace {
+    fn to_stored(&self) -> StoredTrace {
+        StoredTrace {
+            trace_id: self.trace_id.clone(),
+            name: self.name.clone(),
+            metadata: self.metadata.clone(),
+            status: self.status.clone(),
+            spans: self.spans.iter().map(|s| parse_stored(s)).collect(),
+        }
+    }
+}
+
+/// A stored span's text, parsed (the server wrote it, so it is JSON).
+fn parse_stored(span: &str) -> Value {
+    serde_json::from_str(span).unwrap_or(Value::Null)
+}
+
 #[derive(Default)]
 struct Store {
-    traces: Vec<StoredTrace>,
+    traces: Vec<Trace>,
     index: HashMap<String, usize>,
     span_ids: HashSet<String>,
     log: Vec<RequestLog>,
@@ -196,13 +225,17 @@ impl TestServer {
 
     /// Every trace, in creation order.
     pub fn traces(&self) -> Vec<StoredTrace> {
-        lock(&self.shared.store).traces.clone()
+        lock(&self.shared.store)
+            .traces
+            .iter()
+            .map(Trace::to_stored)
+            .collect()
     }
 
     /// One trace.
     pub fn trace(&self, id: &str) -> Option<StoredTrace> {
         let store = lock(&self.shared.store);
-        store.index.get(id).map(|&i| store.traces[i].clone())
+        store.index.get(id).map(|&i| store.traces[i].to_stored())
     }
 
     /// Spans stored.
@@ -588,10 +621,7 @@ fn handle(r: &HttpRequest, ip: IpAddr, shared: &Shared) -> Answer {
     }
     let body = || serde_json::from_slice::<Value>(&r.body);
     match (r.method.as_str(), segments.as_slice()) {
-        ("POST", ["v1", "traces"]) => match body() {
-            Ok(v) => ingest(v, shared),
-            Err(e) => error(400, format!("malformed JSON: {e}")),
-        },
+        ("POST", ["v1", "traces"]) => ingest(&r.body, shared),
         ("PATCH", ["v1", "traces", id]) => match body() {
             Ok(v) => patch(id, &v, shared),
             Err(e) => error(400, format!("malformed JSON: {e}")),
@@ -611,9 +641,9 @@ fn handle(r: &HttpRequest, ip: IpAddr, shared: &Shared) -> Answer {
     }
 }
 
-/// The trace as GET and PATCH answer it, serialized straight from the store
-/// (a large trace's spans are not copied first).
-fn trace_json(t: &StoredTrace) -> String {
+/// The trace as GET and PATCH answer it, written from the stored text of its
+/// spans.
+fn trace_json(t: &Trace) -> String {
     fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
         out.extend_from_slice(if out.is_empty() { b"{\"" } else { b",\"" });
         out.extend_from_slice(key.as_bytes());
@@ -622,11 +652,19 @@ fn trace_json(t: &StoredTrace) -> String {
         // stored JSON never has.
         let _ = serde_json::to_writer(&mut *out, value);
     }
-    let mut out = Vec::with_capacity(256);
+    let spans: usize = t.spans.iter().map(|s| s.len() + 1).sum();
+    let mut out = Vec::with_capacity(256 + spans);
     // The order `json!` gives: keys sorted.
     put(&mut out, "metadata", &t.metadata);
     put(&mut out, "name", &t.name);
-    put(&mut out, "spans", &t.spans);
+    out.extend_from_slice(b",\"spans\":[");
+    for (i, span) in t.spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(span.as_bytes());
+    }
+    out.push(b']');
     put(&mut out, "status", &t.status);
     put(&mut out, "trace_id", &t.trace_id);
     out.push(b'}');
@@ -745,43 +783,103 @@ fn validate_span(i: usize, s: &Value) -> Result<(), Answer> {
     Ok(())
 }
 
-fn ingest(mut body: Value, shared: &Shared) -> Answer {
-    // Taken out of the body: stored as they are, without a copy.
+/// An ingest request that passed validation, ready to store.
+struct Accepted {
+    /// `(span_id, trace_id, span JSON)` in request order.
+    spans: Vec<(String, String, String)>,
+    trace_name: Option<String>,
+    trace_metadata: Option<Map<String, Value>>,
+}
+
+/// `POST /v1/traces`. Well-formed requests take [`fast`]'s path: the body is
+/// checked without building a `Value` per span, and spans are stored as the
+/// text they arrived as. Anything that path does not vouch for (an odd
+/// type, a duplicate key, an escape where a literal is expected) is judged
+/// by the `Value` rules below, which alone word the errors.
+fn ingest(body: &[u8], shared: &Shared) -> Answer {
+    let accepted = match serde_json::from_slice::<fast::Body<'_>>(body) {
+        Ok(parsed) => fast::accept(parsed),
+        Err(_) => match serde_json::from_slice::<Value>(body) {
+            Ok(v) => accept(v),
+            Err(e) => return error(400, format!("malformed JSON: {e}")),
+        },
+    };
+    match accepted {
+        Ok(accepted) => commit(accepted, shared),
+        Err(answer) => answer,
+    }
+}
+
+/// The request's rules, applied to its `Value`.
+fn accept(mut body: Value) -> Result<Accepted, Answer> {
     let Some(Value::Array(spans)) = body.get_mut("spans").map(Value::take) else {
-        return invalid(vec![json!("body"), json!("spans")], "field required");
+        return Err(invalid(
+            vec![json!("body"), json!("spans")],
+            "field required",
+        ));
     };
     if spans.is_empty() {
-        return invalid(vec![json!("body"), json!("spans")], "at least one span");
+        return Err(invalid(
+            vec![json!("body"), json!("spans")],
+            "at least one span",
+        ));
     }
     for (i, s) in spans.iter().enumerate() {
-        if let Err(answer) = validate_span(i, s) {
-            return answer;
-        }
+        validate_span(i, s)?;
     }
     for f in ["trace_name", "project_id", "external_id"] {
         if !matches!(
             body.get(f),
             None | Some(Value::Null) | Some(Value::String(_))
         ) {
-            return invalid(vec![json!("body"), json!(f)], "must be a string or null");
+            return Err(invalid(
+                vec![json!("body"), json!(f)],
+                "must be a string or null",
+            ));
         }
     }
     if !matches!(
         body.get("trace_metadata"),
         None | Some(Value::Null) | Some(Value::Object(_))
     ) {
-        return invalid(
+        return Err(invalid(
             vec![json!("body"), json!("trace_metadata")],
             "must be an object or null",
-        );
+        ));
     }
-    // The server's quirk: everything goes under the first span's trace.
-    let trace_id = spans[0]["trace_id"].as_str().unwrap_or_default().to_owned();
+    Ok(Accepted {
+        spans: spans.iter().map(stored_form).collect(),
+        trace_name: body
+            .get("trace_name")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        trace_metadata: body
+            .get("trace_metadata")
+            .and_then(Value::as_object)
+            .cloned(),
+    })
+}
+
+/// A valid span's ids and text.
+fn stored_form(span: &Value) -> (String, String, String) {
+    let id = |f: &str| span[f].as_str().unwrap_or_default().to_owned();
+    (id("span_id"), id("trace_id"), span.to_string())
+}
+
+/// Stores an accepted request, with the server's quirks: every span goes
+/// under the first span's trace, and a span id seen before fails the whole
+/// request with 500, storing nothing.
+fn commit(accepted: Accepted, shared: &Shared) -> Answer {
+    let Accepted {
+        spans,
+        trace_name,
+        trace_metadata,
+    } = accepted;
+    let trace_id = spans[0].1.clone();
     let mut store = lock(&shared.store);
     let mut seen = HashSet::new();
-    for s in &spans {
-        let id = s["span_id"].as_str().unwrap_or_default();
-        if store.span_ids.contains(id) || !seen.insert(id) {
+    for (id, _, _) in &spans {
+        if store.span_ids.contains(id) || !seen.insert(id.as_str()) {
             return error(
                 500,
                 format!("duplicate key value violates unique constraint: span_id={id}"),
@@ -791,34 +889,25 @@ fn ingest(mut body: Value, shared: &Shared) -> Answer {
     let at = match store.index.get(&trace_id) {
         Some(&i) => i,
         None => {
-            let metadata = body
-                .get("trace_metadata")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            store.traces.push(StoredTrace {
+            store.traces.push(Trace {
                 trace_id: trace_id.clone(),
-                metadata,
-                ..StoredTrace::default()
+                metadata: trace_metadata.unwrap_or_default(),
+                ..Trace::default()
             });
             let i = store.traces.len() - 1;
             store.index.insert(trace_id.clone(), i);
             i
         }
     };
-    if let Some(name) = body
-        .get("trace_name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-    {
-        store.traces[at].name = Some(name.to_owned());
+    if let Some(name) = trace_name.filter(|n| !n.is_empty()) {
+        store.traces[at].name = Some(name);
     }
     let count = spans.len();
-    for mut s in spans {
-        let id = s["span_id"].as_str().unwrap_or_default().to_owned();
-        s["filed_under"] = json!(trace_id);
+    let filed_under = Value::String(trace_id.clone()).to_string();
+    for (id, _, text) in spans {
+        let text = file_under(text, &filed_under);
         store.span_ids.insert(id);
-        store.traces[at].spans.push(s);
+        store.traces[at].spans.push(text);
     }
     drop(store);
     let sleep = lock(&shared.faults).commit_then_sleep.pop_front();
@@ -828,6 +917,140 @@ fn ingest(mut body: Value, shared: &Shared) -> Answer {
         None,
         sleep,
     )
+}
+
+/// A span object's text with `"filed_under": trace` set (`trace` already
+/// JSON): appended in place, unless the span has that key already.
+fn file_under(mut span: String, trace: &str) -> String {
+    if span.contains("\"filed_under\"") || !span.ends_with('}') {
+        let mut v = parse_stored(&span);
+        v["filed_under"] = serde_json::from_str(trace).unwrap_or(Value::Null);
+        return v.to_string();
+    }
+    span.pop();
+    span.push_str(",\"filed_under\":");
+    span.push_str(trace);
+    span.push('}');
+    span
+}
+
+/// The cheap path of ingest: a typed, borrowing parse of the request.
+mod fast {
+    use std::borrow::Cow;
+
+    use serde::{Deserialize, Deserializer};
+    use serde_json::value::RawValue;
+    use serde_json::{Map, Value};
+
+    use super::{is_rfc3339, validate_span, Accepted, Answer, KINDS};
+
+    /// The body; any field of another type fails the parse, and the request
+    /// goes the `Value` way.
+    #[derive(Deserialize)]
+    pub(super) struct Body<'a> {
+        #[serde(borrow)]
+        spans: Vec<&'a RawValue>,
+        #[serde(default)]
+        trace_name: Option<String>,
+        #[serde(rename = "project_id", default, borrow)]
+        _project_id: Option<Cow<'a, str>>,
+        #[serde(rename = "external_id", default, borrow)]
+        _external_id: Option<Cow<'a, str>>,
+        #[serde(default)]
+        trace_metadata: Option<Map<String, Value>>,
+    }
+
+    /// A span's fields, borrowed where no escape forces a copy. Fields whose
+    /// `null` and absence differ are kept raw.
+    #[derive(Deserialize)]
+    pub(super) struct Span<'a> {
+        #[serde(borrow)]
+        span_id: Cow<'a, str>,
+        #[serde(borrow)]
+        trace_id: Cow<'a, str>,
+        #[serde(rename = "parent_span_id", default, borrow)]
+        _parent_span_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+        #[serde(borrow)]
+        kind: Cow<'a, str>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        status: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        input: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        output: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        metadata: Option<&'a RawValue>,
+        #[serde(default, borrow, deserialize_with = "present")]
+        events: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        start_time: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        end_time: Option<Cow<'a, str>>,
+    }
+
+    /// A field that is present, `null` included.
+    fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+        <&RawValue>::deserialize(d).map(Some)
+    }
+
+    impl Span<'_> {
+        /// Whether the span certainly passes `validate_span` (false is not a
+        /// verdict: the span is then judged by it).
+        pub(super) fn passes(&self) -> bool {
+            let object_or_null = |v: Option<&RawValue>| {
+                v.is_none_or(|v| v.get() == "null" || v.get().starts_with('{'))
+            };
+            let time = |t: &Option<Cow<'_, str>>| t.as_deref().is_none_or(is_rfc3339);
+            !self.span_id.is_empty()
+                && self.span_id.chars().count() <= 64
+                && !self.trace_id.is_empty()
+                && self.name.chars().count() <= 256
+                && KINDS.contains(&&*self.kind)
+                && self
+                    .status
+                    .is_none_or(|s| matches!(s.get(), "\"ok\"" | "\"error\"" | "\"unset\""))
+                && object_or_null(self.input)
+                && object_or_null(self.output)
+                && self.metadata.is_none_or(|m| m.get().starts_with('{'))
+                && self.events.is_none_or(|e| {
+                    e.get()
+                        .strip_prefix('[')
+                        .is_some_and(|rest| rest.trim_start() == "]")
+                })
+                && time(&self.start_time)
+                && time(&self.end_time)
+        }
+    }
+
+    /// Validates every span, the quick way where it can vouch for one.
+    pub(super) fn accept(body: Body<'_>) -> Result<Accepted, Answer> {
+        if body.spans.is_empty() {
+            // Worded by the `Value` rules.
+            return super::accept(serde_json::json!({ "spans": [] }));
+        }
+        let mut spans = Vec::with_capacity(body.spans.len());
+        for (i, raw) in body.spans.iter().enumerate() {
+            match serde_json::from_str::<Span<'_>>(raw.get()) {
+                Ok(s) if s.passes() => spans.push((
+                    s.span_id.into_owned(),
+                    s.trace_id.into_owned(),
+                    raw.get().to_owned(),
+                )),
+                _ => {
+                    let value: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                    validate_span(i, &value)?;
+                    spans.push(super::stored_form(&value));
+                }
+            }
+        }
+        Ok(Accepted {
+            spans,
+            trace_name: body.trace_name,
+            trace_metadata: body.trace_metadata,
+        })
+    }
 }
 
 fn patch(id: &str, body: &Value, shared: &Shared) -> Answer {
@@ -879,7 +1102,7 @@ fn add_event(trace: &str, span: &str, body: &Value, shared: &Shared) -> Answer {
     let Some(s) = store.traces[i]
         .spans
         .iter_mut()
-        .find(|s| s["span_id"] == span)
+        .find(|s| parse_stored(s)["span_id"] == span)
     else {
         return error(404, format!("Span '{span}' not found"));
     };
@@ -889,10 +1112,141 @@ fn add_event(trace: &str, span: &str, body: &Value, shared: &Shared) -> Answer {
     let stamp =
         vigil_core::Timestamp::from_unix_nanos(u64::try_from(now.as_nanos()).unwrap_or(u64::MAX));
     let event = json!({"name": name, "timestamp": stamp.to_string(), "attributes": attributes});
-    if let Some(events) = s.get_mut("events").and_then(Value::as_array_mut) {
+    let mut stored = parse_stored(s);
+    if let Some(events) = stored.get_mut("events").and_then(Value::as_array_mut) {
         events.push(event.clone());
     } else {
-        s["events"] = json!([event.clone()]);
+        stored["events"] = json!([event.clone()]);
     }
+    *s = stored.to_string();
     (201, event.to_string(), None, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the `Value` rules alone make of a request.
+    fn by_value(body: &[u8]) -> Result<Accepted, Answer> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => accept(v),
+            Err(e) => Err(error(400, format!("malformed JSON: {e}"))),
+        }
+    }
+
+    /// What `ingest` makes of it (the quick path where it applies).
+    fn as_served(body: &[u8]) -> Result<Accepted, Answer> {
+        match serde_json::from_slice::<fast::Body<'_>>(body) {
+            Ok(parsed) => fast::accept(parsed),
+            Err(_) => by_value(body),
+        }
+    }
+
+    fn comparable(r: Result<Accepted, Answer>) -> Result<(Vec<Value>, Value), Answer> {
+        r.map(|a| {
+            let spans = a
+                .spans
+                .iter()
+                .map(|(id, trace, text)| json!([id, trace, parse_stored(text)]))
+                .collect();
+            (spans, json!([a.trace_name, a.trace_metadata]))
+        })
+    }
+
+    const SPAN: &str = r#"{"span_id":"s1","trace_id":"t1","parent_span_id":null,"name":"step","kind":"tool","status":"ok","start_time":"2026-11-25T10:00:00.000001Z","end_time":"2026-11-25T10:00:00.000002Z","input":{"q":1},"output":null,"metadata":{},"events":[]}"#;
+
+    #[test]
+    fn the_quick_path_vouches_for_what_the_sdk_sends() {
+        let span: fast::Span<'_> = serde_json::from_str(SPAN).unwrap();
+        assert!(span.passes());
+    }
+
+    #[test]
+    fn the_quick_path_judges_every_request_as_the_value_rules_do() {
+        let spans: Vec<String> = [
+            ("", ""),
+            ("\"status\":\"ok\"", "\"status\":null"),
+            ("\"status\":\"ok\"", "\"status\":\"bogus\""),
+            ("\"status\":\"ok\"", "\"status\":\"\\u006fk\""),
+            ("\"status\":\"ok\"", "\"status\":1"),
+            ("\"metadata\":{}", "\"metadata\":null"),
+            ("\"metadata\":{}", "\"metadata\":[]"),
+            ("\"input\":{\"q\":1}", "\"input\":5"),
+            ("\"input\":{\"q\":1}", "\"input\":null"),
+            ("\"input\":{\"q\":1}", "\"input\" : { }"),
+            ("\"events\":[]", "\"events\":[{\"name\":\"e\",\"timestamp\":\"2026-11-25T10:00:00Z\",\"attributes\":{}}]"),
+            ("\"events\":[]", "\"events\":[{\"name\":\"e\",\"timestamp\":\"yesterday\"}]"),
+            ("\"events\":[]", "\"events\":{}"),
+            ("\"events\":[]", "\"events\":[ ]"),
+            ("\"start_time\":\"2026-11-25T10:00:00.000001Z\"", "\"start_time\":\"soon\""),
+            ("\"start_time\":\"2026-11-25T10:00:00.000001Z\"", "\"start_time\":null"),
+            ("\"start_time\":\"2026-11-25T10:00:00.000001Z\"", "\"start_time\":7"),
+            ("\"span_id\":\"s1\"", "\"span_id\":\"\""),
+            ("\"span_id\":\"s1\"", &format!("\"span_id\":\"{}\"", "x".repeat(65))),
+            ("\"span_id\":\"s1\"", "\"span_id\":1"),
+            ("\"span_id\":\"s1\"", "\"span_id\":\"s1\",\"span_id\":\"s2\""),
+            ("\"trace_id\":\"t1\",", ""),
+            ("\"trace_id\":\"t1\"", "\"trace_id\":\"\""),
+            ("\"name\":\"step\"", &format!("\"name\":\"{}\"", "é".repeat(257))),
+            ("\"name\":\"step\"", "\"name\":\"st\\\"ep\""),
+            ("\"kind\":\"tool\"", "\"kind\":\"bogus\""),
+            ("\"kind\":\"tool\"", "\"kind\":\"TOOL\""),
+            ("\"parent_span_id\":null", "\"parent_span_id\":5"),
+            ("\"parent_span_id\":null", "\"parent_span_id\":\"p\""),
+            ("\"parent_span_id\":null", "\"parent_span_id\":null,\"extra\":[1]"),
+            ("\"parent_span_id\":null", "\"parent_span_id\":null,\"filed_under\":\"x\""),
+        ]
+        .iter()
+        .map(|(from, to)| SPAN.replacen(from, to, 1))
+        .chain(["5".to_owned(), "{}".to_owned()])
+        .collect();
+        let mut bodies: Vec<String> = spans
+            .iter()
+            .map(|s| {
+                format!(
+                    "{{\"spans\":[{SPAN2},{s}]}}",
+                    SPAN2 = SPAN.replace("s1", "s0")
+                )
+            })
+            .collect();
+        bodies.extend(
+            [
+                r#"{"spans":[]}"#,
+                r#"{"trace_name":"n"}"#,
+                r#"{"spans":{}}"#,
+                r#"[]"#,
+                r#"{"spans":["#,
+            ]
+            .map(str::to_owned),
+        );
+        for outer in [
+            r#""trace_name":"agent""#,
+            r#""trace_name":5"#,
+            r#""trace_name":null"#,
+            r#""project_id":[]"#,
+            r#""external_id":"e""#,
+            r#""trace_metadata":{"k":[1]}"#,
+            r#""trace_metadata":[]"#,
+            r#""trace_metadata":null"#,
+        ] {
+            bodies.push(format!("{{\"spans\":[{SPAN}],{outer}}}"));
+        }
+        let mut accepted = 0;
+        for body in &bodies {
+            let served = comparable(as_served(body.as_bytes()));
+            accepted += usize::from(served.is_ok());
+            assert_eq!(served, comparable(by_value(body.as_bytes())), "{body}");
+        }
+        assert!(accepted > 10 && accepted < bodies.len() - 10, "{accepted}");
+    }
+
+    #[test]
+    fn a_stored_span_is_filed_under_its_trace() {
+        let filed = file_under(SPAN.to_owned(), "\"t9\"");
+        let v = parse_stored(&filed);
+        assert_eq!(v["filed_under"], "t9");
+        assert_eq!(v["span_id"], "s1");
+        let again = parse_stored(&file_under(filed, "\"t8\""));
+        assert_eq!(again["filed_under"], "t8");
+    }
 }
