@@ -45,7 +45,10 @@ fn main() {
     let vigil = vigil_client();
     let otel = otel();
     println!("heap allocations per span on the application thread");
-    println!("{:<16} {:>12} {:>14} {:>14} {:>10}", "shape", "vigil guard", "vigil #[span]", "otel sdk", "tracing");
+    println!(
+        "{:<16} {:>12} {:>14} {:>14} {:>10}",
+        "shape", "vigil guard", "vigil #[span]", "otel sdk", "tracing"
+    );
     for shape in [Shape::Bare, Shape::FourAttributes, Shape::KibPayloads] {
         let v = {
             let _t = vigil::start_trace("trace");
@@ -58,8 +61,15 @@ fn main() {
         let parent = otel_parent(&otel.tracer);
         let o = per_span(|| otel_span(&otel.tracer, &parent, shape));
         let t = per_span(|| tracing_span(shape));
-        let m = if matches!(shape, Shape::Bare) { format!("{m:.2}") } else { "-".into() };
-        println!("{:<16} {v:>12.2} {m:>14} {o:>14.2} {t:>10.2}", format!("{shape:?}"));
+        let m = if matches!(shape, Shape::Bare) {
+            format!("{m:.2}")
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<16} {v:>12.2} {m:>14} {o:>14.2} {t:>10.2}",
+            format!("{shape:?}")
+        );
         vigil::flush(std::time::Duration::from_secs(10));
         let _ = otel.provider.force_flush();
         otel.exporter.reset();

@@ -2,11 +2,14 @@
 //!
 //! The application-thread cost of one span (start + end, inside a trace) for
 //! Vigil (guard API and `#[span]`), `opentelemetry_sdk` (batch span processor,
-//! in-memory exporter) and `tracing` with no subscriber (the floor), on 1 and
-//! 2 threads, in the same run.
+//! in-memory exporter) and `tracing` with no subscriber (the cost of a span
+//! that records nothing), on 1 and 2 threads, in the same run. For the bare
+//! span, a `floor` row times what any span that records its times must do:
+//! two clock reads and one record written to a ring.
 
 mod common;
 
+use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -29,7 +32,11 @@ fn on_threads(threads: usize, iters: u64, f: Arc<dyn Fn(u64) + Send + Sync>) -> 
         })
         .collect();
     barrier.wait();
-    handles.into_iter().map(|h| h.join().unwrap()).sum::<Duration>() / threads as u32
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum::<Duration>()
+        / threads as u32
 }
 
 fn peers(c: &mut Criterion) {
@@ -41,12 +48,16 @@ fn peers(c: &mut Criterion) {
             let mut g = c.benchmark_group(format!("{shape:?} span, {threads} thread(s)"));
             g.bench_function("vigil guard", |b| {
                 b.iter_custom(|iters| {
-                    let t = on_threads(threads, iters, Arc::new(move |n| {
-                        let _trace = vigil::start_trace("trace");
-                        for _ in 0..n {
-                            vigil_span(shape);
-                        }
-                    }));
+                    let t = on_threads(
+                        threads,
+                        iters,
+                        Arc::new(move |n| {
+                            let _trace = vigil::start_trace("trace");
+                            for _ in 0..n {
+                                vigil_span(shape);
+                            }
+                        }),
+                    );
                     vigil::flush(Duration::from_secs(30));
                     t
                 })
@@ -54,12 +65,16 @@ fn peers(c: &mut Criterion) {
             if matches!(shape, Shape::Bare) {
                 g.bench_function("vigil #[span]", |b| {
                     b.iter_custom(|iters| {
-                        let t = on_threads(threads, iters, Arc::new(move |n| {
-                            let _trace = vigil::start_trace("trace");
-                            for _ in 0..n {
-                                vigil_macro_span();
-                            }
-                        }));
+                        let t = on_threads(
+                            threads,
+                            iters,
+                            Arc::new(move |n| {
+                                let _trace = vigil::start_trace("trace");
+                                for _ in 0..n {
+                                    vigil_macro_span();
+                                }
+                            }),
+                        );
                         vigil::flush(Duration::from_secs(30));
                         t
                     })
@@ -69,28 +84,55 @@ fn peers(c: &mut Criterion) {
             g.bench_function("opentelemetry_sdk", |b| {
                 b.iter_custom(|iters| {
                     let o2 = o.clone();
-                    let t = on_threads(threads, iters, Arc::new(move |n| {
-                        let parent = otel_parent(&o2.tracer);
-                        for _ in 0..n {
-                            otel_span(&o2.tracer, &parent, shape);
-                        }
-                    }));
+                    let t = on_threads(
+                        threads,
+                        iters,
+                        Arc::new(move |n| {
+                            let parent = otel_parent(&o2.tracer);
+                            for _ in 0..n {
+                                otel_span(&o2.tracer, &parent, shape);
+                            }
+                        }),
+                    );
                     let _ = o.provider.force_flush();
                     // Each thread's parent span is never ended: only the
                     // measured spans reach the exporter.
                     let exported = o.exporter.get_finished_spans().map_or(0, |s| s.len());
-                    otel_lost.fetch_add((iters * threads as u64).saturating_sub(exported as u64), Relaxed);
+                    otel_lost.fetch_add(
+                        (iters * threads as u64).saturating_sub(exported as u64),
+                        Relaxed,
+                    );
                     o.exporter.reset();
                     t
                 })
             });
+            if matches!(shape, Shape::Bare) {
+                g.bench_function("floor (2 clock reads + 128 B to a ring)", |b| {
+                    b.iter_custom(|iters| {
+                        on_threads(
+                            threads,
+                            iters,
+                            Arc::new(move |n| {
+                                let mut floor = Floor::new();
+                                for _ in 0..n {
+                                    floor.span(black_box("step"));
+                                }
+                            }),
+                        )
+                    })
+                });
+            }
             g.bench_function("tracing (no subscriber)", |b| {
                 b.iter_custom(|iters| {
-                    on_threads(threads, iters, Arc::new(move |n| {
-                        for _ in 0..n {
-                            tracing_span(shape);
-                        }
-                    }))
+                    on_threads(
+                        threads,
+                        iters,
+                        Arc::new(move |n| {
+                            for _ in 0..n {
+                                tracing_span(shape);
+                            }
+                        }),
+                    )
                 })
             });
             g.finish();
@@ -105,7 +147,9 @@ fn peers(c: &mut Criterion) {
     let lost = otel_lost.load(Relaxed);
     println!("opentelemetry_sdk: {lost} spans not exported");
     if lost > 0 {
-        println!("WARNING: opentelemetry_sdk dropped spans; its figures above are not all queued spans");
+        println!(
+            "WARNING: opentelemetry_sdk dropped spans; its figures above are not all queued spans"
+        );
     }
     let _ = otel.provider.shutdown();
 }
