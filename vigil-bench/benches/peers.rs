@@ -39,6 +39,26 @@ fn on_threads(threads: usize, iters: u64, f: Arc<dyn Fn(u64) + Send + Sync>) -> 
         / threads as u32
 }
 
+/// `span` `iters` times per thread inside a trace, then the queue drained.
+fn vigil_run(
+    threads: usize,
+    iters: u64,
+    span: impl Fn() + Copy + Send + Sync + 'static,
+) -> Duration {
+    let t = on_threads(
+        threads,
+        iters,
+        Arc::new(move |n| {
+            let _trace = vigil::start_trace("trace");
+            for _ in 0..n {
+                span();
+            }
+        }),
+    );
+    vigil::flush(Duration::from_secs(30));
+    t
+}
+
 fn peers(c: &mut Criterion) {
     let vigil = vigil_client();
     let otel = Arc::new(otel());
@@ -47,37 +67,11 @@ fn peers(c: &mut Criterion) {
         for shape in [Shape::Bare, Shape::FourAttributes, Shape::KibPayloads] {
             let mut g = c.benchmark_group(format!("{shape:?} span, {threads} thread(s)"));
             g.bench_function("vigil guard", |b| {
-                b.iter_custom(|iters| {
-                    let t = on_threads(
-                        threads,
-                        iters,
-                        Arc::new(move |n| {
-                            let _trace = vigil::start_trace("trace");
-                            for _ in 0..n {
-                                vigil_span(shape);
-                            }
-                        }),
-                    );
-                    vigil::flush(Duration::from_secs(30));
-                    t
-                })
+                b.iter_custom(|iters| vigil_run(threads, iters, move || vigil_span(shape)))
             });
             if matches!(shape, Shape::Bare) {
                 g.bench_function("vigil #[span]", |b| {
-                    b.iter_custom(|iters| {
-                        let t = on_threads(
-                            threads,
-                            iters,
-                            Arc::new(move |n| {
-                                let _trace = vigil::start_trace("trace");
-                                for _ in 0..n {
-                                    vigil_macro_span();
-                                }
-                            }),
-                        );
-                        vigil::flush(Duration::from_secs(30));
-                        t
-                    })
+                    b.iter_custom(|iters| vigil_run(threads, iters, vigil_macro_span))
                 });
             }
             let o = otel.clone();

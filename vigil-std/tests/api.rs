@@ -547,13 +547,7 @@ fn updates_from_threads_that_hold_only_a_context_reach_the_span() {
 
 #[test]
 fn updates_that_arrive_after_their_span_ended_are_counted() {
-    let client = vigil_std::Client::new(
-        Config::builder()
-            .transport(vigil_std::sink::NullTransport::default)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let client = null_client();
     let context = client.scope(|| {
         let _trace = vigil_std::start_trace("short-lived");
         Context::current()
@@ -676,13 +670,7 @@ fn handed_over_updates_come_before_later_local_ones_and_are_capped() {
     let events: Vec<_> = parent.events.iter().map(|e| e["name"].clone()).collect();
     assert_eq!(events, [json!("handed-over"), json!("local")]);
 
-    let client = vigil_std::Client::new(
-        Config::builder()
-            .transport(vigil_std::sink::NullTransport::default)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let client = null_client();
     client.scope(|| {
         let _span = vigil_std::start_trace("fed");
         vigil_std::spawn(|| {
@@ -724,4 +712,15 @@ fn a_guard_returned_by_a_future_stays_current_until_it_drops() {
         Some(span("root").span_id.clone())
     );
     assert!(span("session").metadata.get("vigil.cancelled").is_none());
+}
+
+/// A client of its own that ships to nowhere.
+fn null_client() -> vigil_std::Client {
+    vigil_std::Client::new(
+        Config::builder()
+            .transport(vigil_std::sink::NullTransport::default)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
 }
