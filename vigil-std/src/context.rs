@@ -75,6 +75,11 @@ impl Mailbox {
         }
     }
 
+    /// Whether the span still takes updates (it has not ended).
+    fn is_open(&self) -> bool {
+        crate::client::lock(&self.0).is_some()
+    }
+
     /// What is waiting; with `close`, also refuses what comes later.
     fn take(&self, close: bool) -> Vec<Mail> {
         let mut waiting = crate::client::lock(&self.0);
@@ -635,11 +640,15 @@ pub(crate) fn post(id: SpanId, mail: impl FnOnce() -> Option<Mail>) -> bool {
     true
 }
 
-/// The sampling decision of the attached [`Context`] span `id`, if any.
+/// The trace of the attached [`Context`] span `id`, if any, and whether
+/// that span is being recorded: sampled, and not yet ended.
 pub(crate) fn remote_ids(id: SpanId) -> Option<(TraceId, bool)> {
     with_local(|l| {
         l.stack.iter().rev().find_map(|e| match e {
-            Entry::Remote(c) if c.span_id == id => Some((c.trace_id, c.sampled)),
+            Entry::Remote(c) if c.span_id == id => {
+                let live = c.mailbox.as_ref().is_some_and(|m| m.is_open());
+                Some((c.trace_id, c.sampled && live))
+            }
             _ => None,
         })
     })

@@ -515,6 +515,30 @@ fn spans_still_open_when_their_thread_exits_end_then_and_are_marked() {
 }
 
 #[test]
+fn a_span_reached_through_a_context_stops_recording_when_it_ends() {
+    use std::sync::mpsc::channel;
+    let (report, reports) = channel::<bool>();
+    let (end, ended) = channel::<()>();
+    let _captured = capture(|| {
+        let worker = vigil_std::trace("parent", |_| {
+            let context = Context::current();
+            let worker = std::thread::spawn(move || {
+                let _attached = context.attach();
+                let parent = current_span();
+                report.send(parent.is_recording()).unwrap();
+                ended.recv().unwrap();
+                report.send(parent.is_recording()).unwrap();
+            });
+            assert!(reports.recv().unwrap(), "recording while the span lives");
+            worker
+        });
+        end.send(()).unwrap();
+        worker.join().unwrap();
+    });
+    assert!(!reports.recv().unwrap(), "not recording once it ended");
+}
+
+#[test]
 fn updates_from_threads_that_hold_only_a_context_reach_the_span() {
     let captured = capture(|| {
         vigil_std::trace("parent", |_| {
