@@ -137,15 +137,17 @@ pub struct Floor {
     ticket: std::sync::atomic::AtomicUsize,
 }
 
-impl Floor {
-    pub fn new() -> Floor {
+impl Default for Floor {
+    fn default() -> Floor {
         // 2 MiB: more than L2, like a queue the exporter drains behind.
         Floor {
             ring: vec![[1; 16]; 1 << 14],
             ticket: std::sync::atomic::AtomicUsize::new(0),
         }
     }
+}
 
+impl Floor {
     #[inline(never)]
     pub fn span(&mut self, name: &'static str) {
         let start = clock();

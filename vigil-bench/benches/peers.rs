@@ -107,7 +107,7 @@ fn peers(c: &mut Criterion) {
                             threads,
                             iters,
                             Arc::new(move |n| {
-                                let mut floor = Floor::new();
+                                let mut floor = Floor::default();
                                 for _ in 0..n {
                                     floor.span(black_box("step"));
                                 }

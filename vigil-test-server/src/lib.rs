@@ -785,8 +785,10 @@ fn validate_span(i: usize, s: &Value) -> Result<(), Answer> {
 
 /// An ingest request that passed validation, ready to store.
 struct Accepted {
-    /// `(span_id, trace_id, span JSON)` in request order.
-    spans: Vec<(String, String, String)>,
+    /// The first span's trace, which every span is filed under.
+    trace_id: String,
+    /// `(span_id, span JSON)` in request order.
+    spans: Vec<(String, String)>,
     trace_name: Option<String>,
     trace_metadata: Option<Map<String, Value>>,
 }
@@ -819,10 +821,7 @@ fn accept(mut body: Value) -> Result<Accepted, Answer> {
         ));
     };
     if spans.is_empty() {
-        return Err(invalid(
-            vec![json!("body"), json!("spans")],
-            "at least one span",
-        ));
+        return Err(no_spans());
     }
     for (i, s) in spans.iter().enumerate() {
         validate_span(i, s)?;
@@ -848,6 +847,7 @@ fn accept(mut body: Value) -> Result<Accepted, Answer> {
         ));
     }
     Ok(Accepted {
+        trace_id: trace_of(&spans[0]),
         spans: spans.iter().map(stored_form).collect(),
         trace_name: body
             .get("trace_name")
@@ -860,10 +860,20 @@ fn accept(mut body: Value) -> Result<Accepted, Answer> {
     })
 }
 
-/// A valid span's ids and text.
-fn stored_form(span: &Value) -> (String, String, String) {
-    let id = |f: &str| span[f].as_str().unwrap_or_default().to_owned();
-    (id("span_id"), id("trace_id"), span.to_string())
+/// The answer to a request with an empty `spans`.
+fn no_spans() -> Answer {
+    invalid(vec![json!("body"), json!("spans")], "at least one span")
+}
+
+/// A valid span's id and text.
+fn stored_form(span: &Value) -> (String, String) {
+    let id = span["span_id"].as_str().unwrap_or_default().to_owned();
+    (id, span.to_string())
+}
+
+/// A valid span's trace id.
+fn trace_of(span: &Value) -> String {
+    span["trace_id"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Stores an accepted request, with the server's quirks: every span goes
@@ -871,14 +881,14 @@ fn stored_form(span: &Value) -> (String, String, String) {
 /// request with 500, storing nothing.
 fn commit(accepted: Accepted, shared: &Shared) -> Answer {
     let Accepted {
+        trace_id,
         spans,
         trace_name,
         trace_metadata,
     } = accepted;
-    let trace_id = spans[0].1.clone();
     let mut store = lock(&shared.store);
     let mut seen = HashSet::new();
-    for (id, _, _) in &spans {
+    for (id, _) in &spans {
         if store.span_ids.contains(id) || !seen.insert(id.as_str()) {
             return error(
                 500,
@@ -904,7 +914,7 @@ fn commit(accepted: Accepted, shared: &Shared) -> Answer {
     }
     let count = spans.len();
     let filed_under = Value::String(trace_id.clone()).to_string();
-    for (id, _, text) in spans {
+    for (id, text) in spans {
         let text = file_under(text, &filed_under);
         store.span_ids.insert(id);
         store.traces[at].spans.push(text);
@@ -1027,25 +1037,30 @@ mod fast {
     /// Validates every span, the quick way where it can vouch for one.
     pub(super) fn accept(body: Body<'_>) -> Result<Accepted, Answer> {
         if body.spans.is_empty() {
-            // Worded by the `Value` rules.
-            return super::accept(serde_json::json!({ "spans": [] }));
+            return Err(super::no_spans());
         }
+        let mut trace_id = String::new();
         let mut spans = Vec::with_capacity(body.spans.len());
         for (i, raw) in body.spans.iter().enumerate() {
             match serde_json::from_str::<Span<'_>>(raw.get()) {
-                Ok(s) if s.passes() => spans.push((
-                    s.span_id.into_owned(),
-                    s.trace_id.into_owned(),
-                    raw.get().to_owned(),
-                )),
+                Ok(s) if s.passes() => {
+                    if i == 0 {
+                        trace_id = s.trace_id.into_owned();
+                    }
+                    spans.push((s.span_id.into_owned(), raw.get().to_owned()));
+                }
                 _ => {
                     let value: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
                     validate_span(i, &value)?;
+                    if i == 0 {
+                        trace_id = super::trace_of(&value);
+                    }
                     spans.push(super::stored_form(&value));
                 }
             }
         }
         Ok(Accepted {
+            trace_id,
             spans,
             trace_name: body.trace_name,
             trace_metadata: body.trace_metadata,
@@ -1147,9 +1162,9 @@ mod tests {
             let spans = a
                 .spans
                 .iter()
-                .map(|(id, trace, text)| json!([id, trace, parse_stored(text)]))
+                .map(|(id, text)| json!([id, parse_stored(text)]))
                 .collect();
-            (spans, json!([a.trace_name, a.trace_metadata]))
+            (spans, json!([a.trace_id, a.trace_name, a.trace_metadata]))
         })
     }
 
