@@ -89,27 +89,35 @@ impl IdGenerator {
     }
 
     /// The next 64 random bits.
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0xa076_1d64_78bd_642f);
         let t = u128::from(self.state) * u128::from(self.state ^ 0xe703_7ed1_a0b4_28db);
         ((t >> 64) as u64) ^ (t as u64)
     }
 
+    /// 16 random bytes with the UUIDv4 version and variant bits set, worked
+    /// on as two words: byte-wise edits make the compiler split the id into
+    /// bytes wherever it is copied.
+    #[inline]
     fn uuid_bytes(&mut self) -> [u8; 16] {
-        let mut bytes = [0; 16];
-        bytes[..8].copy_from_slice(&self.next_u64().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.next_u64().to_le_bytes());
-        uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
-            .into_bytes()
+        // Byte 6 is bits 48-55 of the first word (little-endian); its high
+        // nibble holds the version, 4.
+        let first = (self.next_u64() & !(0xf0 << 48)) | (0x40 << 48);
+        // Byte 8 is the low byte of the second word; its top two bits hold
+        // the variant, 0b10.
+        let second = (self.next_u64() & !0xc0) | 0x80;
+        (u128::from(first) | (u128::from(second) << 64)).to_le_bytes()
     }
 
     /// A new random trace id.
+    #[inline]
     pub fn trace_id(&mut self) -> TraceId {
         TraceId(self.uuid_bytes())
     }
 
     /// A new random span id.
+    #[inline]
     pub fn span_id(&mut self) -> SpanId {
         SpanId(self.uuid_bytes())
     }
@@ -136,6 +144,19 @@ mod tests {
         );
         assert_eq!(TraceId::parse_hex(hex), Some(id));
         assert_eq!(TraceId::parse_hex("not-an-id"), None);
+    }
+
+    #[test]
+    fn ids_set_the_same_bits_as_the_uuid_crate() {
+        for seed in 0..1_000 {
+            let (mut ids, mut words) = (IdGenerator::from_seed(seed), IdGenerator::from_seed(seed));
+            let mut random = [0; 16];
+            random[..8].copy_from_slice(&words.next_u64().to_le_bytes());
+            random[8..].copy_from_slice(&words.next_u64().to_le_bytes());
+            let expected = uuid::Builder::from_random_bytes(random).into_uuid();
+            assert_eq!(ids.span_id().to_bytes(), expected.into_bytes());
+            assert_eq!(expected.get_version_num(), 4);
+        }
     }
 
     #[test]

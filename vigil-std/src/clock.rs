@@ -18,11 +18,17 @@ struct Origin {
     instant: Instant,
     wall: Timestamp,
     tsc: Option<u64>,
-    /// Nanoseconds per TSC tick, as a 32.32 fixed-point number; 0 until measured.
-    ratio: AtomicU64,
 }
 
 static ORIGIN: OnceLock<Origin> = OnceLock::new();
+
+/// What a TSC read needs, where a read finds it without going through
+/// `ORIGIN`: the origin's counter and wall time, and the nanoseconds per
+/// tick as a 32.32 fixed-point number, 0 until measured. The ratio is
+/// published last (`Release`), so whoever sees it also sees the other two.
+static TSC_START: AtomicU64 = AtomicU64::new(0);
+static WALL_START: AtomicU64 = AtomicU64::new(0);
+static TSC_RATIO: AtomicU64 = AtomicU64::new(0);
 
 fn origin() -> &'static Origin {
     ORIGIN.get_or_init(|| {
@@ -33,7 +39,6 @@ fn origin() -> &'static Origin {
             instant: Instant::now(),
             wall: Timestamp::from_unix_nanos(wall),
             tsc: tsc::read_if_invariant(),
-            ratio: AtomicU64::new(0),
         }
     })
 }
@@ -41,15 +46,21 @@ fn origin() -> &'static Origin {
 /// The current time.
 #[inline]
 pub(crate) fn now() -> Timestamp {
-    let o = origin();
-    if let Some(start) = o.tsc {
-        let ratio = o.ratio.load(Ordering::Relaxed);
-        if ratio != 0 {
-            let ticks = tsc::read().wrapping_sub(start);
-            let nanos = (u128::from(ticks) * u128::from(ratio)) >> 32;
-            return o.wall.saturating_add(Duration::from_nanos(nanos as u64));
-        }
+    let ratio = TSC_RATIO.load(Ordering::Acquire);
+    if ratio != 0 {
+        let ticks = tsc::read().wrapping_sub(TSC_START.load(Ordering::Relaxed));
+        let nanos = ((u128::from(ticks) * u128::from(ratio)) >> 32) as u64;
+        let wall = WALL_START.load(Ordering::Relaxed);
+        return Timestamp::from_unix_nanos(wall.saturating_add(nanos));
     }
+    uncalibrated_now()
+}
+
+/// The time by `Instant`: before the first calibration, and where there is
+/// no invariant TSC.
+#[cold]
+fn uncalibrated_now() -> Timestamp {
+    let o = origin();
     o.wall.saturating_add(o.instant.elapsed())
 }
 
@@ -66,7 +77,9 @@ pub(crate) fn calibrate() {
     }
     let ratio = (elapsed.as_nanos() << 32) / u128::from(ticks);
     if let Ok(ratio) = u64::try_from(ratio) {
-        o.ratio.store(ratio.max(1), Ordering::Relaxed);
+        TSC_START.store(start, Ordering::Relaxed);
+        WALL_START.store(o.wall.unix_nanos(), Ordering::Relaxed);
+        TSC_RATIO.store(ratio.max(1), Ordering::Release);
     }
 }
 

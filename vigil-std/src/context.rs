@@ -20,7 +20,7 @@ use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, Timestamp, Tra
 use crate::client::{get_client, Client, GENERATION};
 use crate::config::Field;
 use crate::span::{set_payload, set_payload_at};
-use crate::text;
+use crate::text::{self, Text};
 use crate::Record;
 
 /// A span being recorded, owned by the stack of the thread it runs on.
@@ -237,10 +237,17 @@ fn sampled(trace: TraceId, client: &Client) -> bool {
     if threshold == u64::MAX {
         return true;
     }
-    let b = trace.to_bytes();
-    // Bytes 0-5 and 9-10 are random in a UUIDv4 (6 and 8 hold version/variant bits).
-    let key = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[9], b[10]]);
-    key < threshold
+    sample_key(trace) < threshold
+}
+
+/// A trace's random bits as a number: bytes 0-5 and 9-10, little-endian
+/// (in a UUIDv4, 6 and 8 hold version and variant bits). Read as one
+/// number, not byte by byte, which would make the compiler split every
+/// copy of the id into bytes.
+#[inline]
+fn sample_key(trace: TraceId) -> u64 {
+    let id = u128::from_le_bytes(trace.to_bytes());
+    (id as u64 & 0xffff_ffff_ffff) | (((id >> 72) as u64 & 0xffff) << 48)
 }
 
 /// How a new span relates to what is current.
@@ -272,15 +279,19 @@ pub(crate) fn open_current(
     start: Start,
     explicit: Option<&Client>,
 ) -> Option<SpanId> {
+    // What calls out comes first, so nothing is held across a call.
+    let name = text::name(name);
+    let started_panicking = std::thread::panicking();
+    let at = now();
     with_local(|l| {
-        let plan = plan(l, start, explicit)?;
-        let id = plan.span_id;
         // Room first, so the frame can be written in place (`push` would
         // build it aside in case the vector had to grow).
         l.stack.reserve(1);
+        let plan = plan(l, start, explicit)?;
+        let id = plan.span_id;
         let len = l.stack.len();
         let slot = l.stack.spare_capacity_mut().first_mut()?;
-        slot.write(Entry::Span(plan.frame(name, kind)));
+        plan.write(slot, name, kind, started_panicking, at);
         // SAFETY: the entry at `len` was initialised just above.
         unsafe { l.stack.set_len(len + 1) };
         Some(id)
@@ -312,24 +323,43 @@ struct Plan {
 impl Plan {
     #[inline(always)]
     fn frame(self, name: Name<String>, kind: SpanKind) -> Frame {
-        let mut span = Record::new(
-            self.trace_id,
-            self.span_id,
-            self.parent_id,
-            text::name(name),
-            kind,
-            now(),
-        );
+        let mut frame = std::mem::MaybeUninit::uninit();
+        let name = text::name(name);
+        self.write(&mut frame, name, kind, std::thread::panicking(), now());
+        // SAFETY: `write` initialised it.
+        unsafe { frame.assume_init() }
+    }
+
+    /// Writes the new span's frame into `slot`, straight rather than through
+    /// temporaries: the callers work out beforehand what calls out (the
+    /// name, the clock).
+    #[inline(always)]
+    fn write<T: From<Frame>>(
+        self,
+        slot: &mut std::mem::MaybeUninit<T>,
+        name: Name<Text>,
+        kind: SpanKind,
+        started_panicking: bool,
+        at: Timestamp,
+    ) {
+        let mut span = Record::new(self.trace_id, self.span_id, self.parent_id, name, kind, at);
         span.set_root(self.parent_id.is_none());
         span.set_field_limit(self.field_limit);
-        Frame {
+        slot.write(T::from(Frame {
             span,
             client: self.pinned,
             sampled: self.sampled,
             status_set: false,
-            started_panicking: std::thread::panicking(),
+            started_panicking,
             mailbox: None,
-        }
+        }));
+    }
+}
+
+impl From<Frame> for Entry {
+    #[inline(always)]
+    fn from(frame: Frame) -> Entry {
+        Entry::Span(frame)
     }
 }
 
@@ -850,4 +880,20 @@ where
         let _attached = context.attach();
         f()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_key_is_the_random_bytes_of_the_trace_id() {
+        let mut ids = IdGenerator::from_seed(3);
+        for _ in 0..1_000 {
+            let trace = ids.trace_id();
+            let b = trace.to_bytes();
+            let bytes = [b[0], b[1], b[2], b[3], b[4], b[5], b[9], b[10]];
+            assert_eq!(sample_key(trace), u64::from_le_bytes(bytes));
+        }
+    }
 }

@@ -223,16 +223,20 @@ pub(crate) struct Text(Option<Block>);
 
 /// A span name as stored in a record; an owned name's memory joins the
 /// recycling when the span is done.
+#[inline]
 pub(crate) fn name(name: Name<String>) -> Name<Text> {
     match name {
         Name::Static(s) => Name::Static(s),
-        Name::Owned(s) => {
-            let mut text = Text::default();
-            // Out of memory: the span keeps an empty name rather than fail.
-            let _ = text.push_str(&s);
-            Name::Owned(text)
-        }
+        Name::Owned(s) => Name::Owned(owned_name(&s)),
     }
+}
+
+#[cold]
+fn owned_name(s: &str) -> Text {
+    let mut text = Text::default();
+    // Out of memory: the span keeps an empty name rather than fail.
+    let _ = text.push_str(s);
+    text
 }
 
 impl Text {
