@@ -302,7 +302,8 @@ impl Client {
 
     /// Queues the span `make` moves out of where it lives, if it gets a
     /// place; hands `make` back uncalled if not (the drop is counted).
-    #[inline]
+    /// Inlined: it is the end of every span.
+    #[inline(always)]
     pub(crate) fn submit_with<F: FnOnce() -> Record>(&self, make: F) -> Result<(), F> {
         let inner = &self.inner;
         // The span that brings the queue to a full batch wakes a sleeping
