@@ -179,6 +179,12 @@ impl Floor {
     }
 }
 
+/// The two clock reads of [`Floor::span`] alone.
+#[inline(never)]
+pub fn clock_pair() -> (u64, u64) {
+    (clock(), clock())
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn clock() -> u64 {

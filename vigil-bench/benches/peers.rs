@@ -5,7 +5,8 @@
 //! in-memory exporter) and `tracing` with no subscriber (the cost of a span
 //! that records nothing), on 1 and 2 threads, in the same run. For the bare
 //! span, a `floor` row times what any span that records its times must do:
-//! two clock reads and one record written to a ring.
+//! two clock reads and one record written to a ring; a `clock` row, the two
+//! reads alone.
 
 mod common;
 
@@ -137,6 +138,22 @@ fn peers(c: &mut Criterion) {
                                 let mut floor = Floor::default();
                                 for _ in 0..n {
                                     floor.span(black_box("step"));
+                                }
+                            }),
+                            || {},
+                        )
+                    })
+                });
+            }
+            if matches!(shape, Shape::Bare) {
+                g.bench_function("clock (the floor's 2 reads alone)", |b| {
+                    b.iter_custom(|iters| {
+                        on_threads(
+                            threads,
+                            iters,
+                            Arc::new(move |n| {
+                                for _ in 0..n {
+                                    black_box(clock_pair());
                                 }
                             }),
                             || {},
