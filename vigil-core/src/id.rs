@@ -99,7 +99,7 @@ impl IdGenerator {
     /// 16 random bytes with the UUIDv4 version and variant bits set, worked
     /// on as two words: byte-wise edits make the compiler split the id into
     /// bytes wherever it is copied.
-    #[inline]
+    #[inline(always)]
     fn uuid_bytes(&mut self) -> [u8; 16] {
         // Byte 6 is bits 48-55 of the first word (little-endian); its high
         // nibble holds the version, 4.

@@ -287,16 +287,42 @@ pub(crate) fn open_current(
         // Room first, so the frame can be written in place (`push` would
         // build it aside in case the vector had to grow).
         l.stack.reserve(1);
-        let plan = plan(l, start, explicit)?;
-        let id = plan.span_id;
-        let len = l.stack.len();
-        let slot = l.stack.spare_capacity_mut().first_mut()?;
+        // The usual case is written on its own, so that its plan stays in
+        // registers rather than merge with the general one in memory.
+        let usual = match (start, explicit) {
+            (Start::Child, None) => usual_plan(l),
+            _ => None,
+        };
+        let plan = match usual {
+            Some(plan) => plan,
+            None => {
+                let plan = any_plan(l, start, explicit)?;
+                return Some(push(l, plan, name, kind, started_panicking, at));
+            }
+        };
+        Some(push(l, plan, name, kind, started_panicking, at))
+    })
+    .flatten()
+}
+
+/// Writes the frame `plan` describes on top of the stack, which has room.
+#[inline(always)]
+fn push(
+    l: &mut Local,
+    plan: Plan,
+    name: Name<Text>,
+    kind: SpanKind,
+    started_panicking: bool,
+    at: Timestamp,
+) -> SpanId {
+    let id = plan.span_id;
+    let len = l.stack.len();
+    if let Some(slot) = l.stack.spare_capacity_mut().first_mut() {
         plan.write(slot, name, kind, started_panicking, at);
         // SAFETY: the entry at `len` was initialised just above.
         unsafe { l.stack.set_len(len + 1) };
-        Some(id)
-    })
-    .flatten()
+    }
+    id
 }
 
 #[inline(always)]
@@ -367,6 +393,44 @@ impl From<Frame> for Entry {
 /// `None` when nothing is to be recorded.
 #[inline(always)]
 fn plan(l: &mut Local, start: Start, explicit: Option<&Client>) -> Option<Plan> {
+    match (start, explicit) {
+        (Start::Child, None) => usual_plan(l).or_else(|| any_plan(l, start, explicit)),
+        _ => any_plan(l, start, explicit),
+    }
+}
+
+/// [`plan`] for the usual span, with nothing to call out for: a recorded
+/// child of a span of this thread, going to the global client as this
+/// thread last found it. `None` for anything else, which [`any_plan`] sees to.
+#[inline(always)]
+fn usual_plan(l: &mut Local) -> Option<Plan> {
+    let Some(Entry::Span(parent)) = l.stack.last() else {
+        return None;
+    };
+    if !parent.sampled || parent.client.is_some() || !l.scoped.is_empty() {
+        return None;
+    }
+    let (_, Some(client)) = l.global.as_ref()? else {
+        return None;
+    };
+    if l.global.as_ref()?.0 != GENERATION.load(Ordering::Acquire) || !client.is_enabled() {
+        return None;
+    }
+    let (ids, shard) = l.ids.as_mut()?;
+    client.inner.pipeline.stats().span_started(*shard);
+    Some(Plan {
+        trace_id: parent.span.trace_id(),
+        span_id: ids.span_id(),
+        parent_id: Some(parent.span.span_id()),
+        sampled: true,
+        pinned: None,
+        field_limit: client.config().max_field_bytes,
+    })
+}
+
+/// [`plan`] for any span.
+#[inline(never)]
+fn any_plan(l: &mut Local, start: Start, explicit: Option<&Client>) -> Option<Plan> {
     let parent = match start {
         Start::Child => l.stack.last(),
         Start::Trace => None,
