@@ -69,7 +69,7 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// refused, `make` comes back uncalled: the caller drops the span, and the
     /// drop is already counted. `make` must not panic (see
     /// [`Queue::push_with`]).
-    #[inline]
+    #[inline(always)]
     pub fn submit_with<F: FnOnce() -> Span<B>>(&self, make: F) -> Result<usize, F> {
         if self.closed.0.load(Ordering::Acquire) {
             add(&self.stats.dropped_after_close, 1);

@@ -221,7 +221,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
     /// `make` must not panic: the place it was given would stay claimed and
     /// never filled, and the consumer would wait at it for good. Move a value
     /// that already exists, as [`Queue::push`] does.
-    #[inline]
+    #[inline(always)]
     pub fn push_with<F: FnOnce() -> T>(&self, make: F) -> Result<usize, F> {
         let slots = self.slots.as_ref();
         if slots.len() < 2 {

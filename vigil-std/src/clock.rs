@@ -44,7 +44,7 @@ fn origin() -> &'static Origin {
 }
 
 /// The current time.
-#[inline]
+#[inline(always)]
 pub(crate) fn now() -> Timestamp {
     let ratio = TSC_RATIO.load(Ordering::Acquire);
     if ratio != 0 {

@@ -593,6 +593,9 @@ pub(crate) fn close_current(id: SpanId) {
 /// the record is copied once, straight into the queue.
 #[inline(always)]
 fn finish_top(l: &mut Local) {
+    if finish_usual_top(l) {
+        return;
+    }
     match l.stack.last() {
         Some(Entry::Span(frame)) if frame.sampled => {}
         Some(Entry::Span(_)) => {
@@ -635,6 +638,42 @@ fn finish_top(l: &mut Local) {
     {
         unsafe { std::ptr::drop_in_place(record) };
     }
+}
+
+/// [`finish_top`] for the usual span, with nothing to call out for: recorded,
+/// going to the global client as this thread last found it, with no status
+/// set, no mail and no panic under way. `false` (and nothing done) for
+/// anything else.
+#[inline(always)]
+fn finish_usual_top(l: &mut Local) -> bool {
+    let Some((generation, Some(client))) = &l.global else {
+        return false;
+    };
+    let Some(Entry::Span(frame)) = l.stack.last_mut() else {
+        return false;
+    };
+    if !frame.sampled
+        || frame.status_set
+        || frame.client.is_some()
+        || frame.mailbox.is_some()
+        || *generation != GENERATION.load(Ordering::Acquire)
+        || std::thread::panicking()
+    {
+        return false;
+    }
+    frame.span.end(now(), SpanStatus::Ok);
+    let record: *mut Record = &mut frame.span;
+    // SAFETY: as in `finish_top`: the entry leaves the stack first, and its
+    // record is then read out once or dropped in place; the rest of the
+    // entry needs no drop (no client, no mailbox, flags).
+    unsafe { l.stack.set_len(l.stack.len() - 1) };
+    if client
+        .submit_with(|| unsafe { std::ptr::read(record) })
+        .is_err()
+    {
+        unsafe { std::ptr::drop_in_place(record) };
+    }
+    true
 }
 
 /// Unless its status was set explicitly, a span ends `error` when its thread
