@@ -85,6 +85,6 @@ pub use span::{
     write_object, Name, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS,
     TRUNCATED_MARKER,
 };
-pub use stats::{Stats, StatsSnapshot, STARTED_SHARDS};
+pub use stats::{StartedShard, Stats, StatsSnapshot, STARTED_SHARDS};
 pub use time::{Clock, Timestamp, RFC3339_LEN};
 pub use transport::{Outcome, Request, RequestKind, RetryReason, Transport};

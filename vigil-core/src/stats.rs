@@ -2,7 +2,7 @@
 //!
 //! The hot path touches no shared counter: spans queued are the queue's own
 //! push count, spans ended are those plus the drops, and spans started are
-//! counted in shards that threads pick apart from each other.
+//! counted in shards that threads own (see [`StartedShard`]).
 
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -11,8 +11,50 @@ pub(crate) type Counter = core::sync::atomic::AtomicU64;
 #[cfg(not(target_has_atomic = "64"))]
 pub(crate) type Counter = core::sync::atomic::AtomicU32;
 
-/// Shards of the `spans_started` counter.
-pub const STARTED_SHARDS: usize = 8;
+/// Shards of the `spans_started` counter: [`StartedShard::SHARED`] and
+/// `STARTED_SHARDS - 1` that threads may own.
+pub const STARTED_SHARDS: usize = 16;
+
+/// Where a thread counts the spans it starts.
+///
+/// An owned shard is written by one thread only, so counting is a plain
+/// load and store rather than a locked read-modify-write (a full barrier on
+/// x86, and most of a counter's cost); any number of threads may count in
+/// the shared one at once. Whoever hands out owned shards sees to it that
+/// one thread holds each at a time, and that a shard passes to its next
+/// owner through a release and acquire, so no count is lost in between. If
+/// two threads did count in one owned shard at once, some of their counts
+/// could be lost; nothing worse.
+///
+/// ```
+/// use vigil_core::{Stats, StartedShard};
+///
+/// let stats = Stats::new();
+/// stats.span_started(StartedShard::SHARED);
+/// stats.span_started(StartedShard::owned(3).unwrap());
+/// assert!(StartedShard::owned(0).is_none(), "0 is the shared shard");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartedShard(usize);
+
+impl StartedShard {
+    /// The shard every thread may count in at once.
+    pub const SHARED: StartedShard = StartedShard(0);
+
+    /// Shard `n` (`1..STARTED_SHARDS`), for the sole use of one thread.
+    pub const fn owned(n: usize) -> Option<StartedShard> {
+        if n > 0 && n < STARTED_SHARDS {
+            Some(StartedShard(n))
+        } else {
+            None
+        }
+    }
+
+    /// The shard's number: 0 for the shared one.
+    pub const fn index(self) -> usize {
+        self.0
+    }
+}
 
 #[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
 #[cfg_attr(
@@ -106,11 +148,18 @@ impl Stats {
         add(&self.refused_updates, 1);
     }
 
-    /// Counts a span start in shard `shard` (any number; threads that use
-    /// different shards never contend).
+    /// Counts a span start in `shard`.
     #[inline]
-    pub fn span_started(&self, shard: usize) {
-        add(&self.started[shard % STARTED_SHARDS].0, 1);
+    pub fn span_started(&self, shard: StartedShard) {
+        let Some(counter) = self.started.get(shard.0).map(|s| &s.0) else {
+            return;
+        };
+        if shard == StartedShard::SHARED {
+            add(counter, 1);
+        } else {
+            // This thread alone writes an owned shard.
+            counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
+        }
     }
 }
 
@@ -135,5 +184,24 @@ impl StatsSnapshot {
     pub fn in_flight(&self) -> u64 {
         self.spans_ended
             .saturating_sub(self.spans_delivered + self.dropped())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_in_every_shard_are_summed() {
+        let stats = Stats::new();
+        stats.span_started(StartedShard::SHARED);
+        for n in 1..STARTED_SHARDS {
+            for _ in 0..n {
+                stats.span_started(StartedShard::owned(n).unwrap());
+            }
+        }
+        let owned = (STARTED_SHARDS * (STARTED_SHARDS - 1) / 2) as u64;
+        assert_eq!(stats.snapshot(0).spans_started, 1 + owned);
+        assert_eq!(StartedShard::owned(STARTED_SHARDS), None);
     }
 }

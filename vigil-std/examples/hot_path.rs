@@ -6,6 +6,7 @@
 //! valgrind --tool=callgrind --callgrind-out-file=hot.out target/release/examples/hot_path 100000
 //! callgrind_annotate --inclusive=yes hot.out | grep -E 'hot_path::bare|encode_ingest'
 //! target/release/examples/hot_path 100000 40   # time per span: first, min, median round
+//! target/release/examples/hot_path 4096 400 16384   # the same through a 16,384-span queue
 //! ```
 //!
 //! Divide by `n` for instructions per span: `hot_path::bare` is the
@@ -28,9 +29,13 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
+    let queue: usize = std::env::args()
+        .nth(3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1 << 20);
     let config = Config::builder()
         .transport(NullTransport::default)
-        .max_queue_size(1 << 20)
+        .max_queue_size(queue)
         .batch_size(1000)
         .build()
         .expect("a valid config");

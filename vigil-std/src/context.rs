@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId};
+use vigil_core::{
+    IdGenerator, Name, SpanId, SpanKind, SpanStatus, StartedShard, Timestamp, TraceId,
+    STARTED_SHARDS,
+};
 
 use crate::client::{get_client, Client, GENERATION};
 use crate::config::Field;
@@ -157,7 +160,7 @@ impl Entry {
 struct Local {
     stack: Vec<Entry>,
     /// This thread's id generator and its shard of the `spans_started` counter.
-    ids: Option<(IdGenerator, usize)>,
+    ids: Option<(IdGenerator, StartedShard)>,
     global: Option<(u64, Option<Client>)>,
     scoped: Vec<Client>,
 }
@@ -178,12 +181,9 @@ fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 }
 
 impl Local {
-    fn ids(&mut self) -> &mut (IdGenerator, usize) {
-        static THREADS: AtomicUsize = AtomicUsize::new(0);
-        self.ids.get_or_insert_with(|| {
-            let shard = THREADS.fetch_add(1, Ordering::Relaxed);
-            (IdGenerator::from_seed(entropy()), shard)
-        })
+    fn ids(&mut self) -> &mut (IdGenerator, StartedShard) {
+        self.ids
+            .get_or_insert_with(|| (IdGenerator::from_seed(entropy()), claim_shard()))
     }
 
     /// The client new spans go to when no parent names one.
@@ -214,6 +214,47 @@ impl Drop for Local {
                 finish(self, frame);
             }
         }
+        if let Some((_, shard)) = self.ids.take() {
+            release_shard(shard);
+        }
+    }
+}
+
+/// Which owned `spans_started` shards (bit `n` for shard `n`) a thread
+/// holds, in every client at once: a thread counts its starts in its own
+/// shard without a locked instruction, and gives the shard back when it
+/// exits. Threads beyond the owned shards count in the shared one.
+static SHARD_OWNERS: AtomicUsize = AtomicUsize::new(0);
+
+const _: () = assert!(STARTED_SHARDS <= usize::BITS as usize);
+
+/// An owned shard for this thread, or the shared one if all are taken.
+fn claim_shard() -> StartedShard {
+    claim_shard_in(&SHARD_OWNERS)
+}
+
+/// Hands this thread's owned shard back (at thread exit).
+fn release_shard(shard: StartedShard) {
+    release_shard_in(&SHARD_OWNERS, shard);
+}
+
+fn claim_shard_in(owners: &AtomicUsize) -> StartedShard {
+    // Bit 0 stands for the shared shard and is never taken.
+    let lowest_free = |owners: usize| ((!owners) & !1).trailing_zeros() as usize;
+    // Acquire: the shard's last owner let go of it with Release, so the
+    // counts it made are seen before this thread adds to them.
+    owners
+        .fetch_update(Ordering::Acquire, Ordering::Relaxed, |taken| {
+            StartedShard::owned(lowest_free(taken)).map(|s| taken | 1 << s.index())
+        })
+        .ok()
+        .and_then(|taken| StartedShard::owned(lowest_free(taken)))
+        .unwrap_or(StartedShard::SHARED)
+}
+
+fn release_shard_in(owners: &AtomicUsize, shard: StartedShard) {
+    if shard != StartedShard::SHARED {
+        owners.fetch_and(!(1 << shard.index()), Ordering::Release);
     }
 }
 
@@ -988,6 +1029,29 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owned_shards_go_to_one_thread_at_a_time_and_come_back() {
+        let owners = AtomicUsize::new(0);
+        let claimed: Vec<_> = (0..STARTED_SHARDS + 2)
+            .map(|_| claim_shard_in(&owners))
+            .collect();
+        let owned: Vec<_> = (1..STARTED_SHARDS).map(StartedShard::owned).collect();
+        let shared = [StartedShard::SHARED; 3];
+        assert_eq!(
+            claimed[..STARTED_SHARDS - 1],
+            *owned.into_iter().flatten().collect::<Vec<_>>()
+        );
+        assert_eq!(claimed[STARTED_SHARDS - 1..], shared, "the rest share");
+        release_shard_in(&owners, claimed[4]);
+        release_shard_in(&owners, StartedShard::SHARED); // nothing to give back
+        assert_eq!(
+            claim_shard_in(&owners),
+            claimed[4],
+            "a released shard is reused"
+        );
+        assert_eq!(claim_shard_in(&owners), StartedShard::SHARED);
+    }
 
     #[test]
     fn the_sample_key_is_the_random_bytes_of_the_trace_id() {

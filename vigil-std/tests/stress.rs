@@ -45,8 +45,6 @@ fn every_span_is_delivered_or_counted_and_none_is_misfiled() {
     let c = run(THREADS * SPANS_PER_THREAD);
     let stats = c.report.unwrap().stats;
     let total = (THREADS * SPANS_PER_THREAD) as u64;
-    // Both tests together start more threads than there are owned shards of
-    // the start counter, so owned and shared shards are both counted here.
     assert_eq!(stats.spans_started, total);
     assert_eq!(stats.spans_ended, total);
     assert_eq!(stats.spans_delivered + stats.dropped(), stats.spans_ended);
@@ -86,4 +84,48 @@ fn a_small_queue_drops_and_counts_exactly() {
         .map(|t| (t.trace_id.as_str(), t.spans.len()))
         .collect();
     assert!(per_trace.values().all(|n| *n <= SPANS_PER_TRACE));
+}
+
+/// More threads at once than there are owned shards of the start counter
+/// (some count in the shared one), then threads one after another (each
+/// takes a shard the last one gave back): every start is counted.
+#[test]
+fn every_start_is_counted_however_threads_come_and_go() {
+    const AT_ONCE: usize = 40;
+    const SPANS: usize = 5_000;
+    let (_, c) = capture_with(Config::builder().max_queue_size(1 << 18), || {
+        let context = vigil_std::Context::current();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(AT_ONCE));
+        let handles: Vec<_> = (0..AT_ONCE)
+            .map(|_| {
+                let (context, barrier) = (context.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let _scope = context.attach();
+                    let _trace = vigil_std::start_trace("t");
+                    barrier.wait(); // all hold their shards now
+                    for _ in 0..SPANS {
+                        let _s = vigil_std::start_span("s", SpanKind::Tool);
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        for _ in 0..AT_ONCE {
+            let context = context.clone();
+            std::thread::spawn(move || {
+                let _scope = context.attach();
+                let _trace = vigil_std::start_trace("t");
+                for _ in 0..SPANS / 10 {
+                    let _s = vigil_std::start_span("s", SpanKind::Tool);
+                }
+            })
+            .join()
+            .unwrap();
+        }
+    });
+    let stats = c.report.unwrap().stats;
+    let total = (AT_ONCE * (SPANS + 1) + AT_ONCE * (SPANS / 10 + 1)) as u64;
+    assert_eq!(stats.spans_started, total);
+    assert_eq!(stats.spans_ended, total);
+    assert_eq!(stats.dropped(), 0);
 }
