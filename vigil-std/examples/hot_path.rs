@@ -7,7 +7,12 @@
 //! callgrind_annotate --inclusive=yes hot.out | grep -E 'hot_path::bare|encode_ingest'
 //! target/release/examples/hot_path 100000 40   # time per span: first, min, median round
 //! target/release/examples/hot_path 4096 400 16384   # the same through a 16,384-span queue
+//! target/release/examples/hot_path 100000 40 1048576 2   # on 2 threads at once
 //! ```
+//!
+//! Arguments: spans per round and thread, rounds, `max_queue_size`,
+//! threads. `VIGIL_BATCH` sets the batch size (1,000): a batch as large as
+//! the queue keeps the exporter asleep until the flush after each round.
 //!
 //! Divide by `n` for instructions per span: `hot_path::bare` is the
 //! application thread's share, `encode_ingest` the exporter's. Under
@@ -24,43 +29,62 @@ fn bare() {
     let _span = vigil_std::start_span(black_box("step"), SpanKind::Tool);
 }
 
+/// The `i`th command-line argument, or `default`.
+fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
+    std::env::args()
+        .nth(i)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
-    let n: u64 = std::env::args()
-        .nth(1)
+    let (n, rounds, queue, threads): (u64, usize, usize, usize) =
+        (arg(1, 100_000), arg(2, 1), arg(3, 1 << 20), arg(4, 1));
+    let batch = std::env::var("VIGIL_BATCH")
+        .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    let queue: usize = std::env::args()
-        .nth(3)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1 << 20);
+        .unwrap_or(1000);
     let config = Config::builder()
         .transport(NullTransport::default)
         .max_queue_size(queue)
-        .batch_size(1000)
+        .batch_size(batch)
         .build()
         .expect("a valid config");
     let client = vigil_std::init(config).expect("no client yet");
     // Each round is timed on its own and the queue drained after it; the
     // first pays for mapping the queue's memory and calibrating the clock.
-    let rounds: usize = std::env::args()
-        .nth(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        let trace = vigil_std::start_trace("bench");
-        let started = std::time::Instant::now();
-        for _ in 0..n {
-            bare();
-        }
-        times.push(started.elapsed().as_nanos() as f64 / n as f64);
-        drop(trace);
+        let barrier = std::sync::Barrier::new(threads);
+        let per_thread = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let trace = vigil_std::start_trace("bench");
+                        barrier.wait();
+                        let started = std::time::Instant::now();
+                        for _ in 0..n {
+                            bare();
+                        }
+                        let spent = started.elapsed();
+                        drop(trace);
+                        spent
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("no panic"))
+                .sum::<std::time::Duration>()
+                / threads as u32
+        });
+        times.push(per_thread.as_nanos() as f64 / n as f64);
         client.flush(std::time::Duration::from_secs(60));
     }
     let first = times[0];
     times.sort_by(f64::total_cmp);
     eprintln!(
-        "ns per span over {rounds} round(s) of {n}: first {first:.1}, min {:.1}, median {:.1}",
+        "ns per span over {rounds} round(s) of {n} on {threads} thread(s): first {first:.1}, min {:.1}, median {:.1}",
         times[0],
         times[rounds / 2]
     );
