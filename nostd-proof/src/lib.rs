@@ -108,7 +108,7 @@ pub extern "C" fn vigil_nostd_proof() -> u32 {
         match exporter.poll(now, &pipeline, &mut transport, &mut buf) {
             Poll::Again => {}
             Poll::Wait(at) | Poll::Idle(at) => {
-                if exporter.is_idle() && pipeline.queue().is_empty() {
+                if exporter.is_idle() && pipeline.is_empty() {
                     break;
                 }
                 now = at;

@@ -10,117 +10,17 @@
 //! span's trace), a large trace over several requests; once a trace's root
 //! span is stored, a `PATCH` sets the trace's final status and metadata.
 
-use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
 use crate::buffer::Buffer;
 use crate::config::ExportSettings;
 use crate::encode::{encode_ingest, encode_patch, Envelope};
 use crate::id::IdGenerator;
-use crate::queue::{Queue, Slot};
+use crate::pipeline::Pipeline;
+use crate::queue::Slot;
 use crate::span::Span;
-use crate::stats::{add, Stats, StatsSnapshot};
+use crate::stats::add;
 use crate::transport::{Outcome, Request, RequestKind, RetryReason, Transport};
-
-/// Where finished spans wait, with the counters that account for them.
-///
-/// Application threads [`submit`](Pipeline::submit); the exporter drains.
-pub struct Pipeline<B: Buffer, S: AsRef<[Slot<Span<B>>]>> {
-    queue: Queue<Span<B>, S>,
-    stats: Stats,
-    /// Read by every submit, written once: kept off the counters' lines.
-    closed: ReadMostly,
-}
-
-#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    repr(align(64))
-)]
-struct ReadMostly(AtomicBool);
-
-impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
-    /// A pipeline over `queue`.
-    pub fn new(queue: Queue<Span<B>, S>) -> Self {
-        Pipeline {
-            queue,
-            stats: Stats::new(),
-            closed: ReadMostly(AtomicBool::new(false)),
-        }
-    }
-
-    /// Refuses spans from now on: nobody will send them. Each one submitted
-    /// after this is counted in `dropped_after_close`.
-    pub fn close(&self) {
-        self.closed.0.store(true, Ordering::Release);
-    }
-
-    /// Hands an ended span to the exporter and returns how many spans the
-    /// queue holds now (see [`Queue::push`]). Never blocks: when the queue is
-    /// full, or the pipeline closed, the span is dropped, counted, and `None`
-    /// returned.
-    #[inline]
-    pub fn submit(&self, span: Span<B>) -> Option<usize> {
-        self.submit_with(|| span).ok()
-    }
-
-    /// [`Pipeline::submit`] for a span that `make` moves out of where it
-    /// lives once it has a place (see [`Queue::push_with`]). When the span is
-    /// refused, `make` comes back uncalled: the caller drops the span, and the
-    /// drop is already counted. `make` must not panic (see
-    /// [`Queue::push_with`]).
-    #[inline(always)]
-    pub fn submit_with<F: FnOnce() -> Span<B>>(&self, make: F) -> Result<usize, F> {
-        if self.closed.0.load(Ordering::Acquire) {
-            add(&self.stats.dropped_after_close, 1);
-            return Err(make);
-        }
-        match self.queue.push_with(make) {
-            Ok(held) => Ok(held),
-            Err(make) => {
-                add(&self.stats.dropped_queue_full, 1);
-                Err(make)
-            }
-        }
-    }
-
-    /// Drops every queued span, counting each in `dropped_at_shutdown`;
-    /// returns how many.
-    pub fn discard_queued(&self) -> usize {
-        let mut dropped = 0;
-        while self.pop().is_some() {
-            self.queue.release(1);
-            dropped += 1;
-        }
-        add(&self.stats.dropped_at_shutdown, dropped);
-        dropped
-    }
-
-    /// Takes the next span for the exporter. Truncation is counted here, off
-    /// the application threads.
-    fn pop(&self) -> Option<Span<B>> {
-        let span = self.queue.pop()?;
-        if !span.truncated().is_empty() {
-            add(&self.stats.payloads_truncated, 1);
-        }
-        Some(span)
-    }
-
-    /// The live counters (to count span starts).
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    /// The counters as they are now.
-    pub fn snapshot(&self) -> StatsSnapshot {
-        self.stats.snapshot(self.queue.pushed() as u64)
-    }
-
-    /// The queue.
-    pub fn queue(&self) -> &Queue<Span<B>, S> {
-        &self.queue
-    }
-}
 
 /// Where the exporter keeps the batch it is sending.
 ///
@@ -313,7 +213,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         now: Duration,
         pipeline: &Pipeline<B, S>,
     ) -> Refill {
-        let waiting = pipeline.queue.len();
+        let waiting = pipeline.len();
         if waiting == 0 {
             self.flush_requested = false;
             if now >= self.last_flush + self.settings.flush_interval {
@@ -360,7 +260,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
     fn overflow<S: AsRef<[Slot<Span<B>>]>>(&mut self, _span: Span<B>, pipeline: &Pipeline<B, S>) {
         // Only reachable when the batch storage holds fewer than `batch_size`
         // spans, a configuration error of the embedding code; count the loss.
-        pipeline.queue.release(1);
+        // Its place is freed with the batch's.
         add(&pipeline.stats.dropped_oversize, 1);
     }
 
@@ -368,7 +268,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         // Free the records before their places: once a flush sees them
         // released, their memory is gone too.
         self.batch.clear();
-        pipeline.queue.release(self.len);
+        pipeline.release_popped();
         self.len = 0;
         self.cursor = 0;
         self.phase = Phase::Spans;

@@ -64,6 +64,7 @@ mod export;
 mod id;
 mod json;
 mod model;
+mod pipeline;
 pub mod queue;
 mod span;
 mod stats;
@@ -77,10 +78,11 @@ pub use config::{
     DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_PROJECT_ID,
     DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS,
 };
-pub use export::{BatchStorage, Exporter, Pipeline, Poll, MAX_RETRY_AFTER};
+pub use export::{BatchStorage, Exporter, Poll, MAX_RETRY_AFTER};
 pub use id::{IdGenerator, SpanId, TraceId};
 pub use json::JsonError;
 pub use model::{SpanKind, SpanStatus, UnknownName};
+pub use pipeline::{Lane, Marks, Pipeline, Reserve, LANES};
 pub use span::{
     write_object, Name, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS,
     TRUNCATED_MARKER,

@@ -140,11 +140,42 @@ impl<T, const N: usize> Default for Queue<T, [Slot<T>; N]> {
 #[cfg(feature = "alloc")]
 impl<T> Queue<T, alloc::boxed::Box<[Slot<T>]>> {
     /// An empty queue holding up to `capacity` records (at least 1).
+    ///
+    /// Its slots are zeroed memory from the allocator, so a large queue costs
+    /// resident memory only as far as it is ever filled.
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let size = capacity.next_power_of_two().max(2);
-        Self::from_slots((0..size).map(|_| Slot::new()).collect(), capacity)
+        Self::from_slots(empty_slots(size), capacity)
     }
+}
+
+/// `n` empty slots, as zeroed memory: an empty slot is all zeros (sequence
+/// number 0, value uninitialised), and the allocator hands out fresh zeroed
+/// pages without touching them.
+#[cfg(all(feature = "alloc", not(loom)))]
+fn empty_slots<T>(n: usize) -> alloc::boxed::Box<[Slot<T>]> {
+    use alloc::alloc::{alloc_zeroed, handle_alloc_error, Layout};
+    let layout = match Layout::array::<Slot<T>>(n) {
+        Ok(layout) if layout.size() > 0 => layout,
+        // Nothing to allocate, or too much (which `collect` reports).
+        _ => return (0..n).map(|_| Slot::new()).collect(),
+    };
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { alloc_zeroed(layout) }.cast::<Slot<T>>();
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` holds `n` slots allocated with the layout `Box` uses for
+    // `[Slot<T>]`, and all-zero bytes are a valid empty slot: an `AtomicUsize`
+    // of 0 and a `MaybeUninit`.
+    unsafe { alloc::boxed::Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, n)) }
+}
+
+/// `n` empty slots (loom's atomics are not plain memory).
+#[cfg(all(feature = "alloc", loom))]
+fn empty_slots<T>(n: usize) -> alloc::boxed::Box<[Slot<T>]> {
+    (0..n).map(|_| Slot::new()).collect()
 }
 
 impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use common::check_ingest;
 use serde_json::Value;
-use vigil_core::queue::{Queue, Slot};
+use vigil_core::queue::Slot;
 use vigil_core::{
-    ExportSettings, Exporter, IdGenerator, Outcome, Pipeline, Poll, Request, RequestKind,
+    ExportSettings, Exporter, IdGenerator, Lane, Outcome, Pipeline, Poll, Request, RequestKind,
     RetryReason, Span, SpanKind, SpanStatus, Timestamp, Trace, TraceId, Transport,
 };
 
@@ -58,7 +58,7 @@ fn settings(batch: usize, interval_ms: u64) -> ExportSettings {
 }
 
 fn pipe(cap: usize) -> Pipe {
-    Pipeline::new(Queue::with_capacity(cap))
+    Pipeline::with_capacity(cap)
 }
 
 /// Polls until the exporter must wait; returns what it asked for.
@@ -84,7 +84,7 @@ fn run_to_end(
     for _ in 0..limit {
         match drive(exp, p, t, now) {
             Poll::Wait(at) => now = at,
-            Poll::Idle(_) if p.queue().is_empty() && exp.is_idle() => return now,
+            Poll::Idle(_) if p.is_empty() && exp.is_idle() => return now,
             Poll::Idle(at) => now = at,
             Poll::Again => unreachable!(),
         }
@@ -170,8 +170,8 @@ fn a_flush_request_sends_everything_now() {
     exp.request_flush();
     drive(&mut exp, &p, &mut t, ms(1));
     assert_eq!(t.sent.len(), 25);
-    assert!(p.queue().is_empty() && exp.is_idle());
-    assert_eq!(p.queue().outstanding(), 0, "all released");
+    assert!(p.is_empty() && exp.is_idle());
+    assert_eq!(p.outstanding(), 0, "all released");
 }
 
 #[test]
@@ -302,7 +302,7 @@ fn attempts_are_bounded_then_the_spans_are_dropped_and_counted() {
         ),
         (3, 0, 5, 5)
     );
-    assert_eq!(p.queue().outstanding(), 0);
+    assert_eq!(p.outstanding(), 0);
 }
 
 #[test]
@@ -421,7 +421,7 @@ fn spans_awaiting_retry_count_against_the_queue_so_memory_stays_fixed() {
     )
     .collect();
     drive(&mut exp, &p, &mut t, ms(10));
-    assert_eq!(p.queue().len(), 0, "all five taken into the batch");
+    assert_eq!(p.len(), 0, "all five taken into the batch");
     let accepted = (0..20).filter(|_| p.submit(g.lone()).is_some()).count();
     assert_eq!(accepted, 5, "only capacity minus the five held");
     let s = p.snapshot();
@@ -442,7 +442,7 @@ fn a_span_that_cannot_fit_any_request_is_dropped_and_counted() {
     while exp.poll(ms(10), &p, &mut t, &mut tiny) == Poll::Again {}
     assert!(t.sent.is_empty());
     assert_eq!(p.snapshot().dropped_oversize, 1);
-    assert_eq!(p.queue().outstanding(), 0);
+    assert_eq!(p.outstanding(), 0);
 }
 
 #[test]
@@ -537,11 +537,11 @@ fn spans_with_cut_payloads_are_counted_whether_sent_or_discarded() {
 #[test]
 fn a_refused_submit_hands_the_span_back_and_counts_the_drop() {
     let (p, mut g) = (pipe(1), gen());
-    assert_eq!(p.submit_with(|| g.lone()).ok(), Some(1));
-    let refused = p.submit_with(|| g.lone()).unwrap_err();
+    assert_eq!(p.submit_with(Lane::SHARED, || g.lone()).ok(), Some(1));
+    let refused = p.submit_with(Lane::SHARED, || g.lone()).unwrap_err();
     assert_eq!(refused().name(), "step", "the span is still the caller's");
     assert_eq!(p.snapshot().dropped_queue_full, 1);
     p.close();
-    assert!(p.submit_with(|| g.lone()).is_err());
+    assert!(p.submit_with(Lane::SHARED, || g.lone()).is_err());
     assert_eq!(p.snapshot().dropped_after_close, 1);
 }

@@ -7,9 +7,10 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use vigil_core::queue::{Queue, Slot};
+use vigil_core::queue::Slot;
 use vigil_core::{
-    ConfigError, Exporter, Outcome, Pipeline, Poll, Request, RetryReason, StatsSnapshot, Transport,
+    ConfigError, Exporter, Lane, Outcome, Pipeline, Poll, Request, Reserve, RetryReason,
+    StatsSnapshot, Transport,
 };
 
 use crate::config::{BoxTransport, Config};
@@ -145,7 +146,7 @@ impl Client {
             (rate * u64::MAX as f64) as u64
         };
         let inner = Arc::new(Inner {
-            pipeline: Pipeline::new(Queue::with_capacity(capacity)),
+            pipeline: Pipeline::with_capacity(capacity),
             sample_threshold,
             control: Control {
                 sleeping: AtomicBool::new(false),
@@ -205,13 +206,13 @@ impl Client {
         if !self.is_enabled() {
             return true;
         }
-        let queue = self.inner.pipeline.queue();
-        let target = queue.pushed();
+        let pipeline = &self.inner.pipeline;
+        let target = pipeline.marks();
         let deadline = deadline_after(timeout);
         let control = &self.inner.control;
         let mut state = lock(&control.state);
         loop {
-            let handled = queue.released() >= target;
+            let handled = pipeline.reached(&target);
             if handled || state.finished {
                 return handled;
             }
@@ -296,32 +297,42 @@ impl Client {
     }
 
     #[inline]
-    pub(crate) fn submit(&self, span: Record) {
-        let _ = self.submit_with(|| span);
+    pub(crate) fn submit(&self, span: Record, lane: Lane) {
+        let _ = self.submit_with(lane, || span);
     }
 
-    /// Queues the span `make` moves out of where it lives, if it gets a
-    /// place; hands `make` back uncalled if not (the drop is counted).
-    /// Inlined: it is the end of every span.
+    /// Queues the span `make` moves out of where it lives in `lane`, if it
+    /// gets a place; hands `make` back uncalled if not (the drop is counted).
     #[inline(always)]
-    pub(crate) fn submit_with<F: FnOnce() -> Record>(&self, make: F) -> Result<(), F> {
-        let inner = &self.inner;
-        // The span that brings the queue to a full batch wakes a sleeping
-        // exporter, so the batch goes out without waiting for the interval.
-        // The count rises by one per push and only falls when the exporter
-        // frees places, so it meets `batch_size` exactly on the way up; an
-        // exporter about to sleep checks for a full batch itself. Other spans
-        // pay one compare of the count the push computed anyway.
-        let held = inner.pipeline.submit_with(make)?;
-        if held == inner.control.batch_size {
-            // Pairs with the fence in `run_exporter`: either it sees this
-            // span in the queue, or this sees it asleep.
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if inner.control.sleeping.load(Ordering::Relaxed) {
-                inner.wake();
-            }
-        }
+    pub(crate) fn submit_with<F: FnOnce() -> Record>(&self, lane: Lane, make: F) -> Result<(), F> {
+        let held = self.inner.pipeline.submit_with(lane, make)?;
+        self.inner.queued(held);
         Ok(())
+    }
+
+    /// [`Client::submit_with`] on a place from `reserve` (see
+    /// [`vigil_core::Reserve`]); a thread in the shared lane, of which there
+    /// may be any number, takes its places one at a time instead, so that
+    /// no more than one reserve per owned lane is ever held. Inlined: it is
+    /// the end of every span.
+    #[inline(always)]
+    pub(crate) fn submit_reserved<F: FnOnce() -> Record>(
+        &self,
+        lane: Lane,
+        reserve: &mut Reserve,
+        make: F,
+    ) -> Result<(), F> {
+        if lane == Lane::SHARED {
+            return self.submit_with(lane, make);
+        }
+        let held = self.inner.pipeline.submit_reserved(lane, reserve, make)?;
+        self.inner.queued(held);
+        Ok(())
+    }
+
+    /// Returns the places left in `reserve`, taken from this client.
+    pub(crate) fn give_back(&self, reserve: &mut Reserve) {
+        self.inner.pipeline.give_back(reserve);
     }
 
     pub(crate) fn same(&self, other: &Client) -> bool {
@@ -330,6 +341,25 @@ impl Client {
 }
 
 impl Inner {
+    /// A span was queued in a lane that holds `held` now. The span that
+    /// brings a lane to a full batch wakes a sleeping exporter, so the batch
+    /// goes out without waiting for the interval. The count rises by one per
+    /// push and only falls when the exporter frees places, so it meets
+    /// `batch_size` exactly on the way up; an exporter about to sleep checks
+    /// for a full batch itself. Other spans pay one compare of the count the
+    /// push computed anyway.
+    #[inline(always)]
+    fn queued(&self, held: usize) {
+        if held == self.control.batch_size {
+            // Pairs with the fence in `run_exporter`: either it sees this
+            // span in the queue, or this sees it asleep.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.control.sleeping.load(Ordering::Relaxed) {
+                self.wake();
+            }
+        }
+    }
+
     fn wake(&self) {
         // Only the first waker pays for the unpark.
         if self.control.sleeping.swap(false, Ordering::Relaxed) {
@@ -448,7 +478,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         }
         let now = Instant::now();
         if let Some(deadline) = shutdown {
-            let drained = exporter.is_idle() && inner.pipeline.queue().is_empty();
+            let drained = exporter.is_idle() && inner.pipeline.is_empty();
             if drained || now >= deadline {
                 stop(&inner, || exporter.abandon(&inner.pipeline));
                 return;
@@ -470,7 +500,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
             }
         }
         // Wake flushers only when a batch finished, not after every request.
-        let released = inner.pipeline.queue().released();
+        let released = inner.pipeline.released();
         if released != last_released {
             last_released = released;
             // Under the lock, so a flusher between its check and its wait
@@ -493,7 +523,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         // Pairs with the fence in `Client::submit`.
         std::sync::atomic::fence(Ordering::SeqCst);
         let pending = lock(&control.state).flush_requested;
-        let batch_ready = inner.pipeline.queue().len() >= control.batch_size && exporter.is_idle();
+        let batch_ready = inner.pipeline.len() >= control.batch_size && exporter.is_idle();
         if !pending && !batch_ready {
             let now = Instant::now();
             if wake_at > now {

@@ -16,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use vigil_core::{
-    IdGenerator, Name, SpanId, SpanKind, SpanStatus, StartedShard, Timestamp, TraceId,
-    STARTED_SHARDS,
+    IdGenerator, Lane, Name, Reserve, SpanId, SpanKind, SpanStatus, StartedShard, Timestamp,
+    TraceId, STARTED_SHARDS,
 };
 
 use crate::client::{get_client, Client, GENERATION};
@@ -161,13 +161,25 @@ struct Local {
     stack: Vec<Entry>,
     /// This thread's id generator and its shard of the `spans_started` counter.
     ids: Option<(IdGenerator, StartedShard)>,
+    /// The queue lane of that shard, where this thread's spans go.
+    lane: Lane,
+    /// The global client as this thread last found it, and its generation.
     global: Option<(u64, Option<Client>)>,
+    /// Places taken from that client's queue for spans this thread ends.
+    reserve: Reserve,
     scoped: Vec<Client>,
 }
 
 thread_local! {
     static LOCAL: RefCell<Local> = const {
-        RefCell::new(Local { stack: Vec::new(), ids: None, global: None, scoped: Vec::new() })
+        RefCell::new(Local {
+            stack: Vec::new(),
+            ids: None,
+            lane: Lane::SHARED,
+            global: None,
+            reserve: Reserve::new(),
+            scoped: Vec::new(),
+        })
     };
 }
 
@@ -182,8 +194,12 @@ fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 
 impl Local {
     fn ids(&mut self) -> &mut (IdGenerator, StartedShard) {
-        self.ids
-            .get_or_insert_with(|| (IdGenerator::from_seed(entropy()), claim_shard()))
+        let lane = &mut self.lane;
+        self.ids.get_or_insert_with(|| {
+            let shard = claim_shard();
+            *lane = Lane::of(shard);
+            (IdGenerator::from_seed(entropy()), shard)
+        })
     }
 
     /// The client new spans go to when no parent names one.
@@ -194,9 +210,18 @@ impl Local {
         self.global_client().cloned()
     }
 
+    /// Returns the places this thread holds to the client they came from
+    /// (when that client stops being the global one, and at thread exit).
+    fn give_back_reserve(&mut self) {
+        if let Some((_, Some(client))) = &self.global {
+            client.give_back(&mut self.reserve);
+        }
+    }
+
     fn global_client(&mut self) -> Option<&Client> {
         let generation = GENERATION.load(Ordering::Acquire);
         if self.global.as_ref().is_none_or(|(g, _)| *g != generation) {
+            self.give_back_reserve();
             self.global = Some((generation, get_client()));
         }
         self.global.as_ref().and_then(|(_, c)| c.as_ref())
@@ -214,6 +239,7 @@ impl Drop for Local {
                 finish(self, frame);
             }
         }
+        self.give_back_reserve();
         if let Some((_, shard)) = self.ids.take() {
             release_shard(shard);
         }
@@ -674,7 +700,7 @@ fn finish_top(l: &mut Local) {
     // above, the rest are flags.
     unsafe { l.stack.set_len(top) };
     if client
-        .submit_with(|| unsafe { std::ptr::read(record) })
+        .submit_with(l.lane, || unsafe { std::ptr::read(record) })
         .is_err()
     {
         unsafe { std::ptr::drop_in_place(record) };
@@ -709,7 +735,7 @@ fn finish_usual_top(l: &mut Local) -> bool {
     // entry needs no drop (no client, no mailbox, flags).
     unsafe { l.stack.set_len(l.stack.len() - 1) };
     if client
-        .submit_with(|| unsafe { std::ptr::read(record) })
+        .submit_reserved(l.lane, &mut l.reserve, || unsafe { std::ptr::read(record) })
         .is_err()
     {
         unsafe { std::ptr::drop_in_place(record) };
@@ -728,7 +754,7 @@ fn finish(l: &mut Local, mut frame: Frame) {
     deliver_mail(&mut frame, client.as_ref(), true);
     end(&mut frame);
     if let Some(client) = client {
-        client.submit(frame.span);
+        client.submit(frame.span, l.lane);
     }
 }
 
@@ -755,7 +781,7 @@ fn submit(client: &Client, mut frame: Frame) {
     };
     frame.span.end(now(), status);
     if frame.sampled {
-        client.submit(frame.span);
+        client.submit(frame.span, Lane::SHARED);
     }
 }
 
