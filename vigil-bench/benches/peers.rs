@@ -16,7 +16,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::*;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 
 /// Most spans a thread makes between two drains: both SDKs' queues
 /// (`QUEUE`) hold what two threads make, so a long criterion sample never
@@ -201,4 +201,50 @@ fn config() -> Criterion {
 }
 
 criterion_group! { name = benches; config = config(); targets = peers }
-criterion_main!(benches);
+
+fn main() {
+    let started = std::time::SystemTime::now();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    print_ratios(started);
+}
+
+/// Vigil's time over opentelemetry_sdk's for each group measured in this
+/// run, from criterion's estimates (the figure it prints: the slope, else
+/// the mean).
+fn print_ratios(since: std::time::SystemTime) {
+    let home = std::env::var_os("CRITERION_HOME").map_or_else(
+        || {
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+                || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+                Into::into,
+            );
+            target.join("criterion")
+        },
+        Into::into,
+    );
+    let estimate = |group: &str, contender: &str| -> Option<f64> {
+        let path = home.join(group).join(contender).join("new/estimates.json");
+        let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= since;
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        let typical = |key: &str| json[key]["point_estimate"].as_f64();
+        fresh.then(|| typical("slope").or_else(|| typical("mean")))?
+    };
+    println!("Vigil / opentelemetry_sdk, this run:");
+    for threads in [1, 2] {
+        for shape in [Shape::Bare, Shape::FourAttributes, Shape::KibPayloads] {
+            let group = format!("{shape:?} span, {threads} thread(s)");
+            let Some(otel) = estimate(&group, "opentelemetry_sdk") else {
+                continue;
+            };
+            let ratio = |contender| {
+                estimate(&group, contender).map_or("-".to_owned(), |v| format!("{:.3}", v / otel))
+            };
+            println!(
+                "  {group:<34} guard {:>6}   #[span] {:>6}",
+                ratio("vigil guard"),
+                ratio("vigil #[span]")
+            );
+        }
+    }
+}
