@@ -308,8 +308,12 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         let popped = &self.taken.0.popped;
         self.each_lane(|i, lane| {
             let n = popped[i].swap(0, Ordering::Relaxed);
-            lane.release(n);
-            freed += n;
+            // A lane with nothing to release is left alone: its producers
+            // read the count on every push.
+            if n > 0 {
+                lane.release(n);
+                freed += n;
+            }
         });
         if self.shape.0.reserve > 0 && freed > 0 {
             // After the lanes' own releases: whoever takes these places sees
