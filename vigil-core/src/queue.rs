@@ -296,6 +296,43 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         Ok(held)
     }
 
+    /// [`Queue::push_with`] for the queue's only producer: no ticket is
+    /// claimed with a compare-and-swap (a locked instruction, and on a line
+    /// other producers would write), the tail is simply advanced.
+    ///
+    /// # Safety
+    ///
+    /// No other push, of either kind, runs on this queue at the same time as
+    /// this one; pushes are ordered (one happens before the next), as they are
+    /// when one thread makes them all.
+    #[inline(always)]
+    pub unsafe fn push_with_single<F: FnOnce() -> T>(&self, make: F) -> Result<usize, F> {
+        let slots = self.slots.as_ref();
+        if slots.len() < 2 {
+            return Err(make);
+        }
+        // Only this producer writes the tail.
+        let tail = self.tail.0.load(Ordering::Relaxed);
+        let outstanding = tail.wrapping_sub(self.released.0.load(Ordering::Acquire));
+        if outstanding >= self.capacity {
+            return Err(make);
+        }
+        self.tail.0.store(tail.wrapping_add(1), Ordering::Relaxed);
+        let slot = &slots[tail & self.mask];
+        let lap = tail & !self.mask;
+        // As in `push_with`: admission means the slot's last record was
+        // popped, and its release seen; this does not spin.
+        while slot.seq.load(Ordering::Acquire) != lap {
+            spin_loop();
+        }
+        // SAFETY: the caller's promise makes `tail` this push's alone, which
+        // gives it sole access to the slot until the sequence number is
+        // published below.
+        slot.value.with_mut(|cell| unsafe { (*cell).write(make()) });
+        slot.seq.store(lap.wrapping_add(1), Ordering::Release);
+        Ok(outstanding + 1)
+    }
+
     /// Takes the record at the front, if one is ready.
     ///
     /// A record whose producer is still writing it is not ready yet; `pop`
