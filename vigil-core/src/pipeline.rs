@@ -5,9 +5,10 @@
 //! [`Pipeline::with_capacity`] (the `alloc` feature) has [`LANES`] queues,
 //! so that threads ending spans at the same time do not all claim places at
 //! the tail of one queue: on two cores that one cache line, passed back and
-//! forth, cost as much as the rest of a span. Each thread that owns a
-//! `spans_started` shard queues in the lane of its shard ([`Lane::of`]);
-//! the others share lane 0.
+//! forth, cost as much as the rest of a span. The threads that own
+//! `spans_started` shards 1 to `LANES - 1` have lanes of their own
+//! ([`Lane::of`]), where a span is queued without a locked instruction
+//! ([`Pipeline::submit_owned`]); all other threads share lane 0.
 //!
 //! The lanes share one bound. Each holds all `capacity` places, and a
 //! budget of `capacity` free places says how many may still be taken in
@@ -46,14 +47,21 @@ impl Lane {
     /// The lane any thread may use; the only one of [`Pipeline::new`].
     pub const SHARED: Lane = Lane(0);
 
-    /// The lane of a thread that counts its starts in `shard`: lane 0 for the
-    /// shared shard, and the owned shards spread over the others, so the
-    /// first `LANES - 1` threads to own shards queue in lanes of their own.
+    /// The lane of a thread that counts its starts in `shard`: owned shards
+    /// 1 to `LANES - 1` have lanes of their own (exclusive, like the shard),
+    /// and every other shard, the shared one included, has lane 0.
     pub const fn of(shard: StartedShard) -> Lane {
         match shard.index() {
-            0 => Lane(0),
-            n => Lane(1 + (n - 1) % (LANES - 1)),
+            n if n < LANES => Lane(n),
+            _ => Lane(0),
         }
+    }
+
+    /// Whether the lane belongs to one thread at a time (the owner of its
+    /// shard), which queues in it without a locked instruction. Lane 0 takes
+    /// any thread.
+    pub const fn is_exclusive(self) -> bool {
+        self.0 != 0
     }
 }
 
@@ -152,35 +160,47 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// Hands an ended span to the exporter and returns how many spans its lane
     /// holds now (see [`Queue::push`]). Never blocks: when the pipeline is
     /// full, or closed, the span is dropped, counted, and `None` returned.
+    /// Any thread may submit; the span goes to lane 0.
     #[inline]
     pub fn submit(&self, span: Span<B>) -> Option<usize> {
-        self.submit_with(Lane::SHARED, || span).ok()
+        self.submit_with(|| span).ok()
     }
 
-    /// [`Pipeline::submit`] into `lane`, for a span that `make` moves out of
-    /// where it lives once it has a place (see [`Queue::push_with`]). When
-    /// the span is refused, `make` comes back uncalled: the caller drops the
-    /// span, and the drop is already counted. `make` must not panic (see
+    /// [`Pipeline::submit`] for a span that `make` moves out of where it
+    /// lives once it has a place (see [`Queue::push_with`]). When the span is
+    /// refused, `make` comes back uncalled: the caller drops the span, and
+    /// the drop is already counted. `make` must not panic (see
     /// [`Queue::push_with`]).
     #[inline(always)]
-    pub fn submit_with<F: FnOnce() -> Span<B>>(&self, lane: Lane, make: F) -> Result<usize, F> {
+    pub fn submit_with<F: FnOnce() -> Span<B>>(&self, make: F) -> Result<usize, F> {
         let mut one = Reserve(0);
-        let submitted = self.submit_reserved_n(lane, &mut one, 1, make);
+        // SAFETY: lane 0 takes submits from any thread at once.
+        let submitted = unsafe { self.submit_in(Lane::SHARED, &mut one, 1, make) };
         self.give_back(&mut one);
         submitted
     }
 
-    /// [`Pipeline::submit_with`] taking the span's place from `reserve`,
+    /// [`Pipeline::submit_with`] into `lane`, the lane of a shard the calling
+    /// thread owns ([`Lane::of`]), taking the span's place from `reserve`,
     /// which is refilled from the budget when it runs out: the way for a
-    /// thread that ends many spans.
+    /// thread that ends many spans. In a lane of its own, the span is queued
+    /// without a locked instruction ([`Queue::push_with_single`]).
+    ///
+    /// # Safety
+    ///
+    /// If `lane` [is exclusive](Lane::is_exclusive), no other thread submits
+    /// to it, in this pipeline, while this call runs, and each submit to it
+    /// happens before the next: the lane belongs to one thread, as the shard
+    /// it was made from does (see [`StartedShard`]).
     #[inline(always)]
-    pub fn submit_reserved<F: FnOnce() -> Span<B>>(
+    pub unsafe fn submit_owned<F: FnOnce() -> Span<B>>(
         &self,
         lane: Lane,
         reserve: &mut Reserve,
         make: F,
     ) -> Result<usize, F> {
-        self.submit_reserved_n(lane, reserve, self.shape.0.reserve, make)
+        // SAFETY: the caller's promise.
+        unsafe { self.submit_in(lane, reserve, self.shape.0.reserve, make) }
     }
 
     /// Returns the places left in `reserve` to the budget.
@@ -191,10 +211,14 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         }
     }
 
-    /// Queues the span on a place from `reserve`, refilled by up to `refill`
-    /// places when empty.
+    /// Queues the span in `lane` on a place from `reserve`, refilled by up to
+    /// `refill` places when empty.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Pipeline::submit_owned`].
     #[inline(always)]
-    fn submit_reserved_n<F: FnOnce() -> Span<B>>(
+    unsafe fn submit_in<F: FnOnce() -> Span<B>>(
         &self,
         lane: Lane,
         reserve: &mut Reserve,
@@ -213,7 +237,9 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
             return self.refuse(make);
         }
         let pushed = match self.extra_lane(lane) {
-            Some(queue) => queue.push_with(make),
+            // SAFETY: an extra lane is exclusive, and the caller promised
+            // that this thread alone submits to it.
+            Some(queue) => unsafe { queue.push_with_single(make) },
             None => self.queue.push_with(make),
         };
         match pushed {

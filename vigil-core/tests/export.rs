@@ -9,7 +9,7 @@ use common::check_ingest;
 use serde_json::Value;
 use vigil_core::queue::Slot;
 use vigil_core::{
-    ExportSettings, Exporter, IdGenerator, Lane, Outcome, Pipeline, Poll, Request, RequestKind,
+    ExportSettings, Exporter, IdGenerator, Outcome, Pipeline, Poll, Request, RequestKind,
     RetryReason, Span, SpanKind, SpanStatus, Timestamp, Trace, TraceId, Transport,
 };
 
@@ -537,11 +537,11 @@ fn spans_with_cut_payloads_are_counted_whether_sent_or_discarded() {
 #[test]
 fn a_refused_submit_hands_the_span_back_and_counts_the_drop() {
     let (p, mut g) = (pipe(1), gen());
-    assert_eq!(p.submit_with(Lane::SHARED, || g.lone()).ok(), Some(1));
-    let refused = p.submit_with(Lane::SHARED, || g.lone()).unwrap_err();
+    assert_eq!(p.submit_with(|| g.lone()).ok(), Some(1));
+    let refused = p.submit_with(|| g.lone()).unwrap_err();
     assert_eq!(refused().name(), "step", "the span is still the caller's");
     assert_eq!(p.snapshot().dropped_queue_full, 1);
     p.close();
-    assert!(p.submit_with(Lane::SHARED, || g.lone()).is_err());
+    assert!(p.submit_with(|| g.lone()).is_err());
     assert_eq!(p.snapshot().dropped_after_close, 1);
 }

@@ -54,16 +54,26 @@ fn drain(p: &Pipe, t: &mut Accepting) {
     panic!("the exporter did not drain the pipeline");
 }
 
+/// Submits into `lane` on `reserve`.
+fn owned(p: &Pipe, lane: Lane, reserve: &mut Reserve, ids: &mut IdGenerator) -> bool {
+    // SAFETY: every test submits to an exclusive lane from one thread only.
+    unsafe { p.submit_owned(lane, reserve, || span(ids)) }.is_ok()
+}
+
 #[test]
-fn every_owned_shard_has_a_lane_and_the_shared_one_lane_0() {
+fn the_first_owned_shards_have_lanes_of_their_own_and_the_rest_share_lane_0() {
     assert_eq!(Lane::of(StartedShard::SHARED), Lane::SHARED);
+    assert!(!Lane::SHARED.is_exclusive());
     let lanes: Vec<Lane> = (1..STARTED_SHARDS).map(lane).collect();
-    // The first owners get lanes of their own, then the lanes are shared.
     for (i, l) in lanes.iter().enumerate() {
-        assert_ne!(*l, Lane::SHARED);
-        assert_eq!(*l, lanes[i % (LANES - 1)]);
+        let own = i + 1 < LANES;
+        assert_eq!(l.is_exclusive(), own, "shard {}", i + 1);
+        assert_eq!(*l == Lane::SHARED, !own);
+        assert!(
+            !own || lanes[..i].iter().all(|m| m != l),
+            "one lane a shard"
+        );
     }
-    assert_ne!(lanes[0], lanes[1]);
 }
 
 #[test]
@@ -74,11 +84,7 @@ fn lanes_share_one_bound() {
     let mut accepted = 0;
     for i in 0..150 {
         let n = i % LANES;
-        if p.submit_reserved(lane(n), &mut reserves[n], || span(&mut ids))
-            .is_ok()
-        {
-            accepted += 1;
-        }
+        accepted += usize::from(owned(&p, lane(n), &mut reserves[n], &mut ids));
     }
     assert_eq!(accepted, 100);
     assert_eq!(p.outstanding(), 100);
@@ -91,12 +97,10 @@ fn a_reserve_holds_places_until_given_back() {
     // 10,000 places: a reserve takes 32 at a time.
     let (p, mut ids): (Pipe, _) = (Pipeline::with_capacity(10_000), IdGenerator::from_seed(2));
     let mut reserve = Reserve::new();
-    assert!(p
-        .submit_reserved(lane(1), &mut reserve, || span(&mut ids))
-        .is_ok());
+    assert!(owned(&p, lane(1), &mut reserve, &mut ids));
     assert_eq!(reserve.places(), 31);
     let mut others = 0;
-    while p.submit_with(lane(2), || span(&mut ids)).is_ok() {
+    while p.submit_with(|| span(&mut ids)).is_ok() {
         others += 1;
     }
     assert_eq!(
@@ -106,7 +110,7 @@ fn a_reserve_holds_places_until_given_back() {
     );
     p.give_back(&mut reserve);
     assert_eq!(reserve.places(), 0);
-    while p.submit_with(lane(2), || span(&mut ids)).is_ok() {
+    while p.submit_with(|| span(&mut ids)).is_ok() {
         others += 1;
     }
     assert_eq!(others, 10_000 - 1, "given back, they are");
@@ -116,12 +120,13 @@ fn a_reserve_holds_places_until_given_back() {
 #[test]
 fn the_exporter_takes_from_every_lane_and_frees_their_places() {
     let (p, mut ids): (Pipe, _) = (Pipeline::with_capacity(8), IdGenerator::from_seed(3));
-    for n in 0..LANES {
+    let mut reserves: Vec<Reserve> = (0..LANES).map(|_| Reserve::new()).collect();
+    for (n, reserve) in reserves.iter_mut().enumerate() {
         for _ in 0..2 {
-            assert!(p.submit_with(lane(n), || span(&mut ids)).is_ok());
+            assert!(owned(&p, lane(n), reserve, &mut ids));
         }
     }
-    assert!(p.submit_with(lane(1), || span(&mut ids)).is_err(), "full");
+    assert!(p.submit_with(|| span(&mut ids)).is_err(), "full");
     let marks = p.marks();
     assert!(!p.reached(&marks));
     let mut t = Accepting::default();
@@ -131,7 +136,7 @@ fn the_exporter_takes_from_every_lane_and_frees_their_places() {
     assert_eq!((p.outstanding(), p.snapshot().spans_delivered), (0, 8));
     // Every place is free again, in any lane.
     for _ in 0..8 {
-        assert!(p.submit_with(lane(3), || span(&mut ids)).is_ok());
+        assert!(owned(&p, lane(3), &mut reserves[3], &mut ids));
     }
     assert!(!p.reached(&p.marks()), "later spans are behind later marks");
     assert!(p.reached(&marks), "and not behind earlier ones");
@@ -144,14 +149,15 @@ fn threads_in_lanes_never_exceed_the_bound_nor_lose_a_place() {
     let p: Pipe = Pipeline::with_capacity(CAPACITY);
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let producers: Vec<_> = (0..LANES)
+        // One thread in each exclusive lane and two in lane 0.
+        let producers: Vec<_> = (0..=LANES)
             .map(|n| {
                 let p = &p;
                 s.spawn(move || {
                     let mut ids = IdGenerator::from_seed(n as u64);
                     let mut reserve = Reserve::new();
                     for _ in 0..PER_THREAD {
-                        let _ = p.submit_reserved(lane(n), &mut reserve, || span(&mut ids));
+                        owned(p, lane(n % LANES), &mut reserve, &mut ids);
                     }
                     p.give_back(&mut reserve);
                 })
@@ -172,14 +178,14 @@ fn threads_in_lanes_never_exceed_the_bound_nor_lose_a_place() {
     });
     p.discard_queued();
     let stats = p.snapshot();
-    let made = (LANES * PER_THREAD) as u64;
+    let made = ((LANES + 1) * PER_THREAD) as u64;
     assert_eq!(stats.spans_queued + stats.dropped_queue_full, made);
     assert_eq!(stats.dropped_at_shutdown, stats.spans_queued);
     assert_eq!(p.outstanding(), 0);
     // No place was lost on the way: the whole bound is free again.
     let mut ids = IdGenerator::from_seed(9);
     for _ in 0..CAPACITY {
-        assert!(p.submit_with(lane(2), || span(&mut ids)).is_ok());
+        assert!(p.submit_with(|| span(&mut ids)).is_ok());
     }
-    assert!(p.submit_with(lane(2), || span(&mut ids)).is_err());
+    assert!(p.submit_with(|| span(&mut ids)).is_err());
 }

@@ -297,35 +297,36 @@ impl Client {
     }
 
     #[inline]
-    pub(crate) fn submit(&self, span: Record, lane: Lane) {
-        let _ = self.submit_with(lane, || span);
+    pub(crate) fn submit(&self, span: Record) {
+        let _ = self.submit_with(|| span);
     }
 
-    /// Queues the span `make` moves out of where it lives in `lane`, if it
-    /// gets a place; hands `make` back uncalled if not (the drop is counted).
+    /// Queues the span `make` moves out of where it lives, if it gets a
+    /// place; hands `make` back uncalled if not (the drop is counted).
     #[inline(always)]
-    pub(crate) fn submit_with<F: FnOnce() -> Record>(&self, lane: Lane, make: F) -> Result<(), F> {
-        let held = self.inner.pipeline.submit_with(lane, make)?;
+    pub(crate) fn submit_with<F: FnOnce() -> Record>(&self, make: F) -> Result<(), F> {
+        let held = self.inner.pipeline.submit_with(make)?;
         self.inner.queued(held);
         Ok(())
     }
 
-    /// [`Client::submit_with`] on a place from `reserve` (see
-    /// [`vigil_core::Reserve`]); a thread in the shared lane, of which there
-    /// may be any number, takes its places one at a time instead, so that
-    /// no more than one reserve per owned lane is ever held. Inlined: it is
-    /// the end of every span.
+    /// [`Client::submit_with`] from the thread that owns `lane`'s shard, on a
+    /// place from `reserve` (see [`vigil_core::Reserve`]). Inlined: it is the
+    /// end of every span.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread owns the shard `lane` was made from (see
+    /// [`vigil_core::Pipeline::submit_owned`]).
     #[inline(always)]
-    pub(crate) fn submit_reserved<F: FnOnce() -> Record>(
+    pub(crate) unsafe fn submit_owned<F: FnOnce() -> Record>(
         &self,
         lane: Lane,
         reserve: &mut Reserve,
         make: F,
     ) -> Result<(), F> {
-        if lane == Lane::SHARED {
-            return self.submit_with(lane, make);
-        }
-        let held = self.inner.pipeline.submit_reserved(lane, reserve, make)?;
+        // SAFETY: the caller's promise.
+        let held = unsafe { self.inner.pipeline.submit_owned(lane, reserve, make)? };
         self.inner.queued(held);
         Ok(())
     }

@@ -161,8 +161,10 @@ struct Local {
     stack: Vec<Entry>,
     /// This thread's id generator and its shard of the `spans_started` counter.
     ids: Option<(IdGenerator, StartedShard)>,
-    /// The queue lane of that shard, where this thread's spans go.
-    lane: Lane,
+    /// The queue lane of that shard when this thread owns it: only this
+    /// thread queues in it (while it owns the shard), and only threads that
+    /// own a shard hold a reserve, so at most 15 reserves are held.
+    owned_lane: Option<Lane>,
     /// The global client as this thread last found it, and its generation.
     global: Option<(u64, Option<Client>)>,
     /// Places taken from that client's queue for spans this thread ends.
@@ -175,7 +177,7 @@ thread_local! {
         RefCell::new(Local {
             stack: Vec::new(),
             ids: None,
-            lane: Lane::SHARED,
+            owned_lane: None,
             global: None,
             reserve: Reserve::new(),
             scoped: Vec::new(),
@@ -194,10 +196,10 @@ fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 
 impl Local {
     fn ids(&mut self) -> &mut (IdGenerator, StartedShard) {
-        let lane = &mut self.lane;
+        let owned_lane = &mut self.owned_lane;
         self.ids.get_or_insert_with(|| {
             let shard = claim_shard();
-            *lane = Lane::of(shard);
+            *owned_lane = (shard != StartedShard::SHARED).then(|| Lane::of(shard));
             (IdGenerator::from_seed(entropy()), shard)
         })
     }
@@ -700,7 +702,7 @@ fn finish_top(l: &mut Local) {
     // above, the rest are flags.
     unsafe { l.stack.set_len(top) };
     if client
-        .submit_with(l.lane, || unsafe { std::ptr::read(record) })
+        .submit_with(|| unsafe { std::ptr::read(record) })
         .is_err()
     {
         unsafe { std::ptr::drop_in_place(record) };
@@ -734,10 +736,16 @@ fn finish_usual_top(l: &mut Local) -> bool {
     // record is then read out once or dropped in place; the rest of the
     // entry needs no drop (no client, no mailbox, flags).
     unsafe { l.stack.set_len(l.stack.len() - 1) };
-    if client
-        .submit_reserved(l.lane, &mut l.reserve, || unsafe { std::ptr::read(record) })
-        .is_err()
-    {
+    let make = || unsafe { std::ptr::read(record) };
+    let submitted = match l.owned_lane {
+        // SAFETY: this thread owns the lane's shard until it exits, after
+        // its last span (`Local::drop`), so no other thread queues in it.
+        // The reserve is of the client it is used with: it is given back
+        // before `l.global` changes.
+        Some(lane) => unsafe { client.submit_owned(lane, &mut l.reserve, make) },
+        None => client.submit_with(make),
+    };
+    if submitted.is_err() {
         unsafe { std::ptr::drop_in_place(record) };
     }
     true
@@ -754,7 +762,7 @@ fn finish(l: &mut Local, mut frame: Frame) {
     deliver_mail(&mut frame, client.as_ref(), true);
     end(&mut frame);
     if let Some(client) = client {
-        client.submit(frame.span, l.lane);
+        client.submit(frame.span);
     }
 }
 
@@ -781,7 +789,7 @@ fn submit(client: &Client, mut frame: Frame) {
     };
     frame.span.end(now(), status);
     if frame.sampled {
-        client.submit(frame.span, Lane::SHARED);
+        client.submit(frame.span);
     }
 }
 
