@@ -67,7 +67,7 @@ pub enum Shape {
 }
 
 pub fn vigil_span(shape: Shape) {
-    let s = vigil::start_span(black_box("step"), SpanKind::Tool);
+    let s = vigil::start_span("step", SpanKind::Tool);
     match shape {
         Shape::Bare => {}
         Shape::FourAttributes => {
@@ -89,7 +89,7 @@ pub fn vigil_macro_span() {
 }
 
 pub fn otel_span(tracer: &opentelemetry_sdk::trace::SdkTracer, parent: &Context, shape: Shape) {
-    let mut s = tracer.start_with_context(black_box("step"), parent);
+    let mut s = tracer.start_with_context("step", parent);
     match shape {
         Shape::Bare => {}
         Shape::FourAttributes => {

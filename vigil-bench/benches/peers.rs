@@ -137,7 +137,7 @@ fn peers(c: &mut Criterion) {
                             Arc::new(move |n| {
                                 let mut floor = Floor::default();
                                 for _ in 0..n {
-                                    floor.span(black_box("step"));
+                                    floor.span("step");
                                 }
                             }),
                             || {},

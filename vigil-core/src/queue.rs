@@ -281,18 +281,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
                 Err(now) => tail = now,
             }
         };
-        let slot = &slots[tail & self.mask];
-        let lap = tail & !self.mask;
-        // Admission guarantees the previous lap's record was popped and its
-        // release observed (Acquire above); this loop does not spin unless the
-        // consumer broke the contract.
-        while slot.seq.load(Ordering::Acquire) != lap {
-            spin_loop();
-        }
-        // SAFETY: the ticket `tail` gives this thread sole access to the slot
-        // until the sequence number is published below.
-        slot.value.with_mut(|cell| unsafe { (*cell).write(make()) });
-        slot.seq.store(lap.wrapping_add(1), Ordering::Release);
+        self.fill(slots, tail, make);
         Ok(held)
     }
 
@@ -317,20 +306,28 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
         if outstanding >= self.capacity {
             return Err(make);
         }
+        // The caller's promise makes the ticket `tail` this push's alone.
         self.tail.0.store(tail.wrapping_add(1), Ordering::Relaxed);
+        self.fill(slots, tail, make);
+        Ok(outstanding + 1)
+    }
+
+    /// Writes `make()` into the slot of ticket `tail`, which this push alone
+    /// holds, and publishes it to the consumer.
+    #[inline(always)]
+    fn fill<F: FnOnce() -> T>(&self, slots: &[Slot<T>], tail: usize, make: F) {
         let slot = &slots[tail & self.mask];
         let lap = tail & !self.mask;
-        // As in `push_with`: admission means the slot's last record was
-        // popped, and its release seen; this does not spin.
+        // Admission guarantees the previous lap's record was popped and its
+        // release observed (Acquire on `released`); this loop does not spin
+        // unless the consumer broke the contract.
         while slot.seq.load(Ordering::Acquire) != lap {
             spin_loop();
         }
-        // SAFETY: the caller's promise makes `tail` this push's alone, which
-        // gives it sole access to the slot until the sequence number is
-        // published below.
+        // SAFETY: the ticket `tail` gives this thread sole access to the slot
+        // until the sequence number is published below.
         slot.value.with_mut(|cell| unsafe { (*cell).write(make()) });
         slot.seq.store(lap.wrapping_add(1), Ordering::Release);
-        Ok(outstanding + 1)
     }
 
     /// Takes the record at the front, if one is ready.
