@@ -223,6 +223,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         }
         let due = self.flush_requested
             || waiting >= self.settings.batch_size
+            || pipeline.is_full()
             || now >= self.last_flush + self.settings.flush_interval;
         if !due {
             return Refill::Nothing;
@@ -260,8 +261,12 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
     fn overflow<S: AsRef<[Slot<Span<B>>]>>(&mut self, _span: Span<B>, pipeline: &Pipeline<B, S>) {
         // Only reachable when the batch storage holds fewer than `batch_size`
         // spans, a configuration error of the embedding code; count the loss.
-        // Its place is freed with the batch's.
+        // Its place is freed with the batch's, or now if there is no batch
+        // (storage that holds nothing), which would otherwise never end.
         add(&pipeline.stats.dropped_oversize, 1);
+        if self.len == 0 {
+            pipeline.release_popped();
+        }
     }
 
     fn finish_batch<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) {

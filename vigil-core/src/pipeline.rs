@@ -13,13 +13,16 @@
 //! The lanes share one bound. Each holds all `capacity` places, and a
 //! budget of `capacity` free places says how many may still be taken in
 //! all of them together. A thread takes places from the budget a few at a
-//! time into a [`Reserve`] of its own, so the budget's cache line is touched
-//! once per few spans rather than once per span; the exporter gives places
-//! back as the spans it delivered are released. Places in the reserves of
-//! threads that are not ending spans just then (at most 32 each, and 1 per
-//! 256 places of `capacity`) are not free for others, so a pipeline that
-//! refuses spans as full may hold fewer than `capacity`; it never holds
-//! more.
+//! time into a [`Reserve`] of its own (32 at a time from a bound of 8,192,
+//! fewer below: one per 256 places, at least one), so the budget's cache
+//! line is touched once per few spans rather than once per span; the
+//! exporter gives places back as the spans it delivered are released.
+//! Places in the reserves of threads that are not ending spans just then are
+//! not free for others, so a pipeline that refuses spans as full may hold
+//! fewer than `capacity`; it never holds more, as long as each reserve only
+//! ever holds places of its own pipeline. A submit without a reserve
+//! ([`Pipeline::submit_with`], [`Pipeline::submit_owned_once`]) takes its
+//! one place from the budget itself, a locked instruction on a shared line.
 
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -186,6 +189,9 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// thread that ends many spans. In a lane of its own, the span is queued
     /// without a locked instruction ([`Queue::push_with_single`]).
     ///
+    /// `reserve` must only ever hold places of this pipeline (see
+    /// [`Pipeline::give_back`]).
+    ///
     /// # Safety
     ///
     /// If `lane` [is exclusive](Lane::is_exclusive), no other thread submits
@@ -203,7 +209,30 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         unsafe { self.submit_in(lane, reserve, self.shape.0.reserve, make) }
     }
 
-    /// Returns the places left in `reserve` to the budget.
+    /// [`Pipeline::submit_owned`] for a span of its own: its place comes
+    /// straight from the budget (for spans off a thread's usual path, which
+    /// go to the thread's lane too, so that its spans leave in the order they
+    /// ended).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Pipeline::submit_owned`].
+    #[inline]
+    pub unsafe fn submit_owned_once<F: FnOnce() -> Span<B>>(
+        &self,
+        lane: Lane,
+        make: F,
+    ) -> Result<usize, F> {
+        let mut one = Reserve(0);
+        // SAFETY: the caller's promise.
+        let submitted = unsafe { self.submit_in(lane, &mut one, 1, make) };
+        self.give_back(&mut one);
+        submitted
+    }
+
+    /// Returns the places left in `reserve` to the budget. The reserve must
+    /// have taken them from this pipeline: places of another would let this
+    /// one hold more than its bound.
     pub fn give_back(&self, reserve: &mut Reserve) {
         let places = core::mem::take(&mut reserve.0);
         if places > 0 {
@@ -379,6 +408,16 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         len
     }
 
+    /// Whether no place is free: the next submit without a reserve that
+    /// holds one is refused. The exporter ships then, full batch or not.
+    pub fn is_full(&self) -> bool {
+        if self.shape.0.reserve == 0 {
+            self.queue.outstanding() >= self.queue.capacity()
+        } else {
+            self.budget.0.load(Ordering::Relaxed) == 0
+        }
+    }
+
     /// Whether no span waits to be taken by the exporter.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -419,8 +458,11 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
 #[cfg(feature = "alloc")]
 impl<B: Buffer> Pipeline<B, alloc::boxed::Box<[Slot<Span<B>>]>> {
     /// A pipeline of [`LANES`] queues holding up to `capacity` spans in all
-    /// (at least 1; see the module docs). Memory for the lanes is zeroed
-    /// pages, resident only as far as a lane is ever filled.
+    /// (at least 1; see the module docs). The lanes' slots are zeroed memory
+    /// from the allocator (fresh pages, for a large queue and most
+    /// allocators), which become resident as a lane's ring is first filled:
+    /// a lane never used costs no memory, one that has carried as many spans
+    /// as it has slots costs all of its slots.
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let mut pipeline = Pipeline::new(Queue::with_capacity(capacity));

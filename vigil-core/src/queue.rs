@@ -141,8 +141,9 @@ impl<T, const N: usize> Default for Queue<T, [Slot<T>; N]> {
 impl<T> Queue<T, alloc::boxed::Box<[Slot<T>]>> {
     /// An empty queue holding up to `capacity` records (at least 1).
     ///
-    /// Its slots are zeroed memory from the allocator, so a large queue costs
-    /// resident memory only as far as it is ever filled.
+    /// Its slots are zeroed memory from the allocator (fresh pages, for a
+    /// large queue and most allocators), which become resident as the ring is
+    /// first filled rather than all at once.
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let size = capacity.next_power_of_two().max(2);

@@ -189,3 +189,35 @@ fn threads_in_lanes_never_exceed_the_bound_nor_lose_a_place() {
     }
     assert!(p.submit_with(|| span(&mut ids)).is_err());
 }
+
+#[test]
+fn spans_that_batch_storage_cannot_hold_are_counted_and_their_places_freed() {
+    let (p, mut ids): (Pipe, _) = (Pipeline::with_capacity(8), IdGenerator::from_seed(4));
+    let settings = ExportSettings {
+        batch_size: 5,
+        ..ExportSettings::default()
+    };
+    let mut buf = vec![0; 1 << 16];
+    let mut t = Accepting::default();
+    // Storage for no span at all, then for two of a batch of five.
+    let mut none: Exporter<Text, heapless::Vec<Span<Text>, 0>> = Exporter::new(settings, "", 1);
+    let mut two: Exporter<Text, heapless::Vec<Span<Text>, 2>> = Exporter::new(settings, "", 1);
+    for _ in 0..3 {
+        assert!(p.submit_with(|| span(&mut ids)).is_ok());
+    }
+    none.request_flush();
+    for _ in 0..10 {
+        none.poll(Duration::from_secs(1), &p, &mut t, &mut buf);
+    }
+    assert_eq!((p.snapshot().dropped_oversize, p.outstanding()), (3, 0));
+    for _ in 0..5 {
+        assert!(p.submit_with(|| span(&mut ids)).is_ok());
+    }
+    two.request_flush();
+    for _ in 0..20 {
+        two.poll(Duration::from_secs(1), &p, &mut t, &mut buf);
+    }
+    assert_eq!(t.spans, 4, "two batches of two");
+    assert_eq!((p.snapshot().dropped_oversize, p.outstanding()), (4, 0));
+    assert!(p.reached(&p.marks()));
+}

@@ -296,18 +296,46 @@ impl Client {
         ShutdownGuard(Some(self))
     }
 
+    /// Queues `span` in this thread's own lane if it has one (`owned_lane`),
+    /// else in the shared one.
+    ///
+    /// # Safety
+    ///
+    /// `owned_lane`, if any, is the lane of the shard the calling thread owns.
     #[inline]
-    pub(crate) fn submit(&self, span: Record) {
-        let _ = self.submit_with(|| span);
+    pub(crate) unsafe fn submit(&self, span: Record, owned_lane: Option<Lane>) {
+        // SAFETY: the caller's promise.
+        let _ = unsafe { self.submit_from(owned_lane, || span) };
+    }
+
+    /// [`Client::submit`] for a span that `make` moves out of where it lives.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Client::submit`].
+    #[inline(always)]
+    pub(crate) unsafe fn submit_from<F: FnOnce() -> Record>(
+        &self,
+        owned_lane: Option<Lane>,
+        make: F,
+    ) -> Result<(), F> {
+        let pipeline = &self.inner.pipeline;
+        let submitted = match owned_lane {
+            // SAFETY: the caller's promise.
+            Some(lane) => unsafe { pipeline.submit_owned_once(lane, make) },
+            None => pipeline.submit_with(make),
+        };
+        // The place came straight from the budget, whose line this thread
+        // has just written: seeing whether it was the last costs little.
+        self.inner.after_submit(submitted, true)
     }
 
     /// Queues the span `make` moves out of where it lives, if it gets a
     /// place; hands `make` back uncalled if not (the drop is counted).
     #[inline(always)]
     pub(crate) fn submit_with<F: FnOnce() -> Record>(&self, make: F) -> Result<(), F> {
-        let held = self.inner.pipeline.submit_with(make)?;
-        self.inner.queued(held);
-        Ok(())
+        let submitted = self.inner.pipeline.submit_with(make);
+        self.inner.after_submit(submitted, true)
     }
 
     /// [`Client::submit_with`] from the thread that owns `lane`'s shard, on a
@@ -326,9 +354,9 @@ impl Client {
         make: F,
     ) -> Result<(), F> {
         // SAFETY: the caller's promise.
-        let held = unsafe { self.inner.pipeline.submit_owned(lane, reserve, make)? };
-        self.inner.queued(held);
-        Ok(())
+        let submitted = unsafe { self.inner.pipeline.submit_owned(lane, reserve, make) };
+        // Only once the reserve is spent can the queue have filled up.
+        self.inner.after_submit(submitted, reserve.places() == 0)
     }
 
     /// Returns the places left in `reserve`, taken from this client.
@@ -344,20 +372,59 @@ impl Client {
 impl Inner {
     /// A span was queued in a lane that holds `held` now. The span that
     /// brings a lane to a full batch wakes a sleeping exporter, so the batch
-    /// goes out without waiting for the interval. The count rises by one per
-    /// push and only falls when the exporter frees places, so it meets
+    /// goes out without waiting for the interval. A lane's count rises by one
+    /// per push and only falls when the exporter frees places, so it meets
     /// `batch_size` exactly on the way up; an exporter about to sleep checks
     /// for a full batch itself. Other spans pay one compare of the count the
-    /// push computed anyway.
+    /// push computed anyway. Spans spread over several lanes, none of them
+    /// holding a batch, wait for the interval, or for the queue to fill (see
+    /// [`Inner::filled`]).
     #[inline(always)]
     fn queued(&self, held: usize) {
         if held == self.control.batch_size {
-            // Pairs with the fence in `run_exporter`: either it sees this
-            // span in the queue, or this sees it asleep.
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if self.control.sleeping.load(Ordering::Relaxed) {
-                self.wake();
+            self.wake_if_asleep();
+        }
+    }
+
+    /// Wakes the exporter as a submit calls for: at a full batch in a lane
+    /// (`queued`), when the span took the last free place (`filled`, checked
+    /// with `may_be_full`), and when it was refused.
+    #[inline(always)]
+    fn after_submit<F>(&self, submitted: Result<usize, F>, may_be_full: bool) -> Result<(), F> {
+        match submitted {
+            Ok(held) => {
+                self.queued(held);
+                if may_be_full && self.pipeline.is_full() {
+                    self.filled();
+                }
+                Ok(())
             }
+            Err(make) => {
+                // Refused: the queue is full (or closed). No fence, since every
+                // span refused looks again, and a storm of them (a server that
+                // stopped answering) should cost no more than before.
+                if self.control.sleeping.load(Ordering::Relaxed) {
+                    self.wake();
+                }
+                Err(make)
+            }
+        }
+    }
+
+    /// A submit took the queue's last free place: the exporter ships now (a
+    /// full queue is due, batch or not), rather than let the spans after it
+    /// be refused until the interval.
+    #[cold]
+    fn filled(&self) {
+        self.wake_if_asleep();
+    }
+
+    fn wake_if_asleep(&self) {
+        // Pairs with the fence in `run_exporter`: either it sees this span
+        // in the queue, or this sees it asleep.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.control.sleeping.load(Ordering::Relaxed) {
+            self.wake();
         }
     }
 
@@ -524,7 +591,8 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         // Pairs with the fence in `Client::submit`.
         std::sync::atomic::fence(Ordering::SeqCst);
         let pending = lock(&control.state).flush_requested;
-        let batch_ready = inner.pipeline.len() >= control.batch_size && exporter.is_idle();
+        let batch_ready = (inner.pipeline.len() >= control.batch_size || inner.pipeline.is_full())
+            && exporter.is_idle();
         if !pending && !batch_ready {
             let now = Instant::now();
             if wake_at > now {

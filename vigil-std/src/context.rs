@@ -701,10 +701,9 @@ fn finish_top(l: &mut Local) {
     // entry holds needs no drop: the client and the mailbox were taken
     // above, the rest are flags.
     unsafe { l.stack.set_len(top) };
-    if client
-        .submit_with(|| unsafe { std::ptr::read(record) })
-        .is_err()
-    {
+    // SAFETY (the lane): `owned_lane` is this thread's (see
+    // `finish_usual_top`).
+    if unsafe { client.submit_from(l.owned_lane, || std::ptr::read(record)) }.is_err() {
         unsafe { std::ptr::drop_in_place(record) };
     }
 }
@@ -762,7 +761,8 @@ fn finish(l: &mut Local, mut frame: Frame) {
     deliver_mail(&mut frame, client.as_ref(), true);
     end(&mut frame);
     if let Some(client) = client {
-        client.submit(frame.span);
+        // SAFETY: `owned_lane` is this thread's (see `finish_usual_top`).
+        unsafe { client.submit(frame.span, l.owned_lane) };
     }
 }
 
@@ -789,7 +789,8 @@ fn submit(client: &Client, mut frame: Frame) {
     };
     frame.span.end(now(), status);
     if frame.sampled {
-        client.submit(frame.span);
+        // SAFETY: the shared lane takes any thread.
+        unsafe { client.submit(frame.span, None) };
     }
 }
 
