@@ -353,10 +353,12 @@ impl Client {
         reserve: &mut Reserve,
         make: F,
     ) -> Result<(), F> {
+        // Only a submit that finds the reserve empty takes places from the
+        // budget, and so may take its last.
+        let refilled = reserve.places() == 0;
         // SAFETY: the caller's promise.
         let submitted = unsafe { self.inner.pipeline.submit_owned(lane, reserve, make) };
-        // Only once the reserve is spent can the queue have filled up.
-        self.inner.after_submit(submitted, reserve.places() == 0)
+        self.inner.after_submit(submitted, refilled)
     }
 
     /// Returns the places left in `reserve`, taken from this client.
@@ -401,8 +403,9 @@ impl Inner {
             }
             Err(make) => {
                 // Refused: the queue is full (or closed). No fence, since every
-                // span refused looks again, and a storm of them (a server that
-                // stopped answering) should cost no more than before.
+                // span refused looks again; an exporter waiting to retry does
+                // not say it sleeps, so a server that stopped answering wakes
+                // nobody.
                 if self.control.sleeping.load(Ordering::Relaxed) {
                     self.wake();
                 }
@@ -586,13 +589,17 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         };
         let wake_at = shutdown.map_or(wake_at, |d| wake_at.min(d));
         // Sleep until the next flush time, a retry time, a full batch or a
-        // flush request, whichever comes first.
-        control.sleeping.store(true, Ordering::Relaxed);
-        // Pairs with the fence in `Client::submit`.
+        // flush request, whichever comes first. Only an idle exporter says it
+        // sleeps: one holding a batch waits for its retry time whatever is
+        // queued, and woken by every span refused meanwhile (a full queue
+        // while the server is away) it would only sleep again.
+        let idle = exporter.is_idle();
+        control.sleeping.store(idle, Ordering::Relaxed);
+        // Pairs with the fence in `Inner::wake_if_asleep`.
         std::sync::atomic::fence(Ordering::SeqCst);
         let pending = lock(&control.state).flush_requested;
-        let batch_ready = (inner.pipeline.len() >= control.batch_size || inner.pipeline.is_full())
-            && exporter.is_idle();
+        let batch_ready =
+            idle && (inner.pipeline.len() >= control.batch_size || inner.pipeline.is_full());
         if !pending && !batch_ready {
             let now = Instant::now();
             if wake_at > now {

@@ -673,6 +673,10 @@ fn finish_top(l: &mut Local) {
         }
         _ => return,
     }
+    // A thread may end spans before it has started one (a future's, moved
+    // here between polls): it takes its shard, and lane, now, so that all
+    // its spans go to one lane.
+    l.ids();
     l.global_client(); // refreshes the cached one, read below
     let global = l.global.as_ref().and_then(|(_, c)| c.as_ref());
     let Some(Entry::Span(frame)) = l.stack.last_mut() else {
@@ -757,6 +761,7 @@ fn finish(l: &mut Local, mut frame: Frame) {
     if !frame.sampled {
         return;
     }
+    l.ids(); // as in `finish_top`
     let client = frame.client.take().or_else(|| l.global_client().cloned());
     deliver_mail(&mut frame, client.as_ref(), true);
     end(&mut frame);
