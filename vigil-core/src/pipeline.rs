@@ -176,11 +176,8 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     /// [`Queue::push_with`]).
     #[inline(always)]
     pub fn submit_with<F: FnOnce() -> Span<B>>(&self, make: F) -> Result<usize, F> {
-        let mut one = Reserve(0);
         // SAFETY: lane 0 takes submits from any thread at once.
-        let submitted = unsafe { self.submit_in(Lane::SHARED, &mut one, 1, make) };
-        self.give_back(&mut one);
-        submitted
+        unsafe { self.submit_owned_once(Lane::SHARED, make) }
     }
 
     /// [`Pipeline::submit_with`] into `lane`, the lane of a shard the calling

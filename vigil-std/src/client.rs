@@ -330,15 +330,7 @@ impl Client {
         self.inner.after_submit(submitted, true)
     }
 
-    /// Queues the span `make` moves out of where it lives, if it gets a
-    /// place; hands `make` back uncalled if not (the drop is counted).
-    #[inline(always)]
-    pub(crate) fn submit_with<F: FnOnce() -> Record>(&self, make: F) -> Result<(), F> {
-        let submitted = self.inner.pipeline.submit_with(make);
-        self.inner.after_submit(submitted, true)
-    }
-
-    /// [`Client::submit_with`] from the thread that owns `lane`'s shard, on a
+    /// [`Client::submit_from`] from the thread that owns `lane`'s shard, on a
     /// place from `reserve` (see [`vigil_core::Reserve`]). Inlined: it is the
     /// end of every span.
     ///
@@ -380,7 +372,7 @@ impl Inner {
     /// for a full batch itself. Other spans pay one compare of the count the
     /// push computed anyway. Spans spread over several lanes, none of them
     /// holding a batch, wait for the interval, or for the queue to fill (see
-    /// [`Inner::filled`]).
+    /// [`Inner::after_submit`]).
     #[inline(always)]
     fn queued(&self, held: usize) {
         if held == self.control.batch_size {
@@ -389,15 +381,18 @@ impl Inner {
     }
 
     /// Wakes the exporter as a submit calls for: at a full batch in a lane
-    /// (`queued`), when the span took the last free place (`filled`, checked
-    /// with `may_be_full`), and when it was refused.
+    /// (`queued`), when the span took the last free place (checked with
+    /// `may_be_full`), and when it was refused.
     #[inline(always)]
     fn after_submit<F>(&self, submitted: Result<usize, F>, may_be_full: bool) -> Result<(), F> {
         match submitted {
             Ok(held) => {
                 self.queued(held);
+                // A submit that took the queue's last free place wakes the
+                // exporter: a full queue is due, batch or not, rather than
+                // let the spans after it be refused until the interval.
                 if may_be_full && self.pipeline.is_full() {
-                    self.filled();
+                    self.wake_if_asleep();
                 }
                 Ok(())
             }
@@ -414,14 +409,7 @@ impl Inner {
         }
     }
 
-    /// A submit took the queue's last free place: the exporter ships now (a
-    /// full queue is due, batch or not), rather than let the spans after it
-    /// be refused until the interval.
     #[cold]
-    fn filled(&self) {
-        self.wake_if_asleep();
-    }
-
     fn wake_if_asleep(&self) {
         // Pairs with the fence in `run_exporter`: either it sees this span
         // in the queue, or this sees it asleep.

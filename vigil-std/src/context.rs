@@ -746,7 +746,8 @@ fn finish_usual_top(l: &mut Local) -> bool {
         // The reserve is of the client it is used with: it is given back
         // before `l.global` changes.
         Some(lane) => unsafe { client.submit_owned(lane, &mut l.reserve, make) },
-        None => client.submit_with(make),
+        // SAFETY: no lane: the shared one takes any thread.
+        None => unsafe { client.submit_from(None, make) },
     };
     if submitted.is_err() {
         unsafe { std::ptr::drop_in_place(record) };
