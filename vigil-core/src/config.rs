@@ -287,6 +287,10 @@ pub struct ExportSettings {
     pub backoff_base: Duration,
     /// Longest backoff delay (before `Retry-After`, which is honoured as given).
     pub backoff_cap: Duration,
+    /// Most requests deferred for a retry of their own while others go on.
+    pub max_deferred: usize,
+    /// Most bytes the bodies of deferred requests take together.
+    pub max_deferred_bytes: usize,
 }
 
 impl Default for ExportSettings {
@@ -298,6 +302,8 @@ impl Default for ExportSettings {
             timeout: Duration::from_secs(10),
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
+            max_deferred: 1024,
+            max_deferred_bytes: 16 << 20,
         }
     }
 }

@@ -9,32 +9,52 @@
 //! trace by trace (the server files every span of a request under the first
 //! span's trace), a large trace over several requests; once a trace's root
 //! span is stored, a `PATCH` sets the trace's final status and metadata.
+//!
+//! No request holds back the others. A request that failed in a way that may
+//! pass (`5xx`, a timeout, a `PATCH` racing its spans) is *deferred*: kept,
+//! encoded, with a backoff of its own, while other traces are sent. When
+//! such a request may already have been stored, the server is asked
+//! ([`Transport::lookup`]) before it is sent again, so a stored request whose
+//! answer was lost is counted as delivered rather than retried into a `500`
+//! for duplicate span ids. Only a `429` or an unreachable server pauses all
+//! sending.
 
 use core::time::Duration;
 
 use crate::buffer::Buffer;
 use crate::config::ExportSettings;
 use crate::encode::{encode_ingest, encode_patch, Envelope};
-use crate::id::IdGenerator;
+use crate::id::{IdGenerator, TraceId};
 use crate::pipeline::Pipeline;
 use crate::queue::Slot;
 use crate::span::Span;
 use crate::stats::add;
-use crate::transport::{Outcome, Request, RequestKind, RetryReason, Transport};
+use crate::transport::{Lookup, Outcome, Request, RequestKind, RetryReason, Transport};
 
-/// Where the exporter keeps the batch it is sending.
+/// Where the exporter keeps the batch it is sending, and the requests that
+/// wait for a retry of their own.
 ///
-/// `heapless::Vec<Span<B>, N>` with no allocator (`N` bounds the batch size),
-/// `Vec<Span<B>>` with the `alloc` feature.
+/// `heapless::Vec<T, N>` with no allocator (`N` bounds it), `Vec<T>` with
+/// the `alloc` feature.
 pub trait BatchStorage<T>: Default {
     /// Adds `value`, or hands it back when full.
     fn push(&mut self, value: T) -> Result<(), T>;
     /// The contents.
     fn as_slice(&self) -> &[T];
-    /// The contents, to sort.
+    /// The contents, to sort or update.
     fn as_mut_slice(&mut self) -> &mut [T];
+    /// Removes and returns the element at `index`, keeping the order of the rest.
+    fn remove(&mut self, index: usize) -> T;
     /// Drops everything.
     fn clear(&mut self);
+    /// How many elements are held.
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    /// Whether nothing is held.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl<T, const N: usize> BatchStorage<T> for heapless::Vec<T, N> {
@@ -46,6 +66,9 @@ impl<T, const N: usize> BatchStorage<T> for heapless::Vec<T, N> {
     }
     fn as_mut_slice(&mut self) -> &mut [T] {
         self
+    }
+    fn remove(&mut self, index: usize) -> T {
+        heapless::Vec::remove(self, index)
     }
     fn clear(&mut self) {
         heapless::Vec::clear(self);
@@ -64,9 +87,28 @@ impl<T> BatchStorage<T> for alloc::vec::Vec<T> {
     fn as_mut_slice(&mut self) -> &mut [T] {
         self
     }
+    fn remove(&mut self, index: usize) -> T {
+        alloc::vec::Vec::remove(self, index)
+    }
     fn clear(&mut self) {
         alloc::vec::Vec::clear(self);
     }
+}
+
+/// A request that failed and waits for a retry of its own while other
+/// traces' requests go on. It holds its encoded body, so the spans it
+/// carries no longer hold places in the queue.
+#[derive(Debug)]
+pub struct Deferred<B> {
+    kind: RequestKind,
+    trace_id: TraceId,
+    body: B,
+    spans: usize,
+    attempts: u32,
+    not_before: Duration,
+    /// An earlier attempt may have been stored (it timed out or got a
+    /// `5xx`): the server is asked before the body is sent again.
+    maybe_stored: bool,
 }
 
 /// What the driver should do after a [`poll`](Exporter::poll).
@@ -80,6 +122,15 @@ pub enum Poll {
     /// Nothing to send; poll at this time (the next flush interval) or when
     /// asked to flush.
     Idle(Duration),
+}
+
+/// What [`Exporter::abandon`] dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Abandoned {
+    /// Spans held, deferred or queued, counted in `dropped_at_shutdown`.
+    pub spans: usize,
+    /// Trace statuses (`PATCH`es) never sent, counted in `patches_failed`.
+    pub patches: usize,
 }
 
 /// How long to wait for a producer to finish writing a record it claimed.
@@ -104,23 +155,41 @@ enum Phase {
 }
 
 /// Drains a [`Pipeline`] into a [`Transport`] (see the module docs).
-pub struct Exporter<B: Buffer, L: BatchStorage<Span<B>>> {
+///
+/// `L` holds the batch being sent; `D` the requests deferred for a retry of
+/// their own (at most [`ExportSettings::max_deferred`] of them, whose bodies
+/// take at most [`ExportSettings::max_deferred_bytes`]). When `D` is full, or
+/// a body does not fit in a `B`, a failed request is retried in place and
+/// the batch waits for it, as it would with no room to defer at all.
+pub struct Exporter<
+    B: Buffer,
+    L: BatchStorage<Span<B>>,
+    D: BatchStorage<Deferred<B>> = heapless::Vec<Deferred<B>, 8>,
+> {
     settings: ExportSettings,
     project_id: B,
     batch: L,
     len: usize,
     cursor: usize,
     phase: Phase,
+    /// Attempts of the batch's current request retried in place.
     attempts: u32,
+    /// The batch's current request (retried in place) may have been stored.
+    maybe_stored: bool,
+    /// When the batch's current request may be retried in place.
+    retry_at: Duration,
+    deferred: D,
+    deferred_bytes: usize,
     /// Consecutive pauses for an unreachable server, for the backoff.
     outage: u32,
-    not_before: Duration,
+    /// All sending waits until then (`429`, server unreachable).
+    paused_until: Duration,
     last_flush: Duration,
     flush_requested: bool,
     rng: IdGenerator,
 }
 
-impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
+impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter<B, L, D> {
     /// An exporter with `settings`, sending `project_id`, whose backoff jitter
     /// comes from `seed`.
     pub fn new(settings: ExportSettings, project_id: &str, seed: u64) -> Self {
@@ -134,8 +203,12 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
             cursor: 0,
             phase: Phase::Spans,
             attempts: 0,
+            maybe_stored: false,
+            retry_at: Duration::ZERO,
+            deferred: D::default(),
+            deferred_bytes: 0,
             outage: 0,
-            not_before: Duration::ZERO,
+            paused_until: Duration::ZERO,
             last_flush: Duration::ZERO,
             flush_requested: false,
             rng: IdGenerator::from_seed(seed),
@@ -153,9 +226,21 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         self.flush_requested = true;
     }
 
-    /// Whether nothing is held or in progress (the queue may still hold spans).
+    /// Whether nothing is held, in progress or deferred (the queue may still
+    /// hold spans).
     pub fn is_idle(&self) -> bool {
-        self.len == 0
+        self.len == 0 && self.deferred.is_empty()
+    }
+
+    /// Whether, at `now`, the exporter holds no batch and sending is not
+    /// paused, so a full batch in the queue is worth waking it for.
+    pub fn is_ready_for_spans(&self, now: Duration) -> bool {
+        self.len == 0 && now >= self.paused_until
+    }
+
+    /// Requests deferred for a retry of their own.
+    pub fn deferred(&self) -> usize {
+        self.deferred.len()
     }
 
     /// Advances the state machine at time `now` (monotonic, from any origin),
@@ -171,22 +256,54 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         S: AsRef<[Slot<Span<B>>]>,
         T: Transport + ?Sized,
     {
+        let poll = self.step(now, pipeline, transport, buf);
+        // Before the next poll frees any place of a batch whose requests
+        // were deferred.
+        self.publish_deferred(pipeline);
+        poll
+    }
+
+    fn step<S, T>(
+        &mut self,
+        now: Duration,
+        pipeline: &Pipeline<B, S>,
+        transport: &mut T,
+        buf: &mut [u8],
+    ) -> Poll
+    where
+        S: AsRef<[Slot<Span<B>>]>,
+        T: Transport + ?Sized,
+    {
         loop {
+            if now < self.paused_until {
+                return Poll::Wait(self.paused_until);
+            }
+            // A deferred request that is due goes first: it is the oldest.
+            if let Some(i) = self.due_deferred(now) {
+                return self.send_deferred(i, now, pipeline, transport);
+            }
             if self.len == 0 {
                 match self.refill(now, pipeline) {
                     Refill::Taken => {}
                     Refill::Nothing => {
-                        return Poll::Idle(self.last_flush + self.settings.flush_interval)
+                        let next_flush = self.last_flush + self.settings.flush_interval;
+                        return match self.next_deferred() {
+                            Some(at) => Poll::Wait(at.min(next_flush)),
+                            None => Poll::Idle(next_flush),
+                        };
                     }
                     Refill::NotReady => return Poll::Wait(now + NOT_READY_PAUSE),
                 }
             }
-            if now < self.not_before {
-                return Poll::Wait(self.not_before);
-            }
             if self.cursor == self.len && self.phase == Phase::Spans {
                 self.finish_batch(pipeline);
                 continue;
+            }
+            if now < self.retry_at {
+                let at = self
+                    .next_deferred()
+                    .map_or(self.retry_at, |d| d.min(self.retry_at));
+                return Poll::Wait(at);
             }
             return match self.phase {
                 Phase::Spans => self.send_spans(now, pipeline, transport, buf),
@@ -195,16 +312,28 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         }
     }
 
-    /// Drops everything held and everything queued, counting it as dropped at
-    /// shutdown. Returns how many spans that was.
-    pub fn abandon<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) -> usize {
-        let held = self.len - self.cursor;
-        if self.phase == Phase::Patch {
-            add(&pipeline.stats.patches_failed, 1);
+    /// Drops everything held, deferred and queued, counting the spans as
+    /// dropped at shutdown and the trace statuses never sent as failed
+    /// patches.
+    pub fn abandon<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) -> Abandoned {
+        let mut lost = Abandoned {
+            spans: self.len - self.cursor,
+            patches: usize::from(self.phase == Phase::Patch),
+        };
+        for d in self.deferred.as_slice() {
+            match d.kind {
+                RequestKind::Ingest => lost.spans += d.spans,
+                RequestKind::Patch => lost.patches += 1,
+            }
         }
+        self.deferred.clear();
+        self.deferred_bytes = 0;
+        self.publish_deferred(pipeline);
         self.finish_batch(pipeline);
-        add(&pipeline.stats.dropped_at_shutdown, held);
-        held + pipeline.discard_queued()
+        add(&pipeline.stats.dropped_at_shutdown, lost.spans);
+        add(&pipeline.stats.patches_failed, lost.patches);
+        lost.spans += pipeline.discard_queued();
+        lost
     }
 
     /// Takes a batch from the queue if one is due.
@@ -229,17 +358,28 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
             return Refill::Nothing;
         }
         while self.len < self.settings.batch_size {
-            let Some(span) = pipeline.pop() else {
+            if !self.take(pipeline) {
                 break;
-            };
-            match self.batch.push(span) {
-                Ok(()) => self.len += 1,
-                Err(span) => {
-                    // Storage smaller than batch_size: put nothing back out of
-                    // order; the span is held in a one-slot overflow instead.
-                    self.overflow(span, pipeline);
-                    break;
-                }
+            }
+        }
+        // Keep each trace's queued spans in one request: past the batch
+        // size, take up to one batch more while a trace in the batch still
+        // has its root to come and the queue holds spans.
+        let mut open = self.open_traces();
+        let limit = self.settings.batch_size.saturating_mul(2);
+        while open > 0 && self.len < limit {
+            if !self.take(pipeline) {
+                break;
+            }
+            let spans = &self.batch.as_slice()[..self.len];
+            let (last, earlier) = spans.split_last().expect("just taken");
+            let same = |s: &&Span<B>| s.trace_id() == last.trace_id();
+            let seen = earlier.iter().any(|s| same(&s));
+            let has_root = earlier.iter().filter(same).any(|s| s.is_root());
+            match (last.is_root(), seen, has_root) {
+                (true, true, false) => open -= 1,
+                (false, false, _) => open += 1,
+                _ => {}
             }
         }
         // One request per trace: bring each trace's spans together, root last
@@ -250,6 +390,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         self.cursor = 0;
         self.phase = Phase::Spans;
         self.attempts = 0;
+        self.maybe_stored = false;
         if self.len == 0 {
             // Claimed by a producer that has not finished writing it.
             return Refill::NotReady;
@@ -258,15 +399,45 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         Refill::Taken
     }
 
-    fn overflow<S: AsRef<[Slot<Span<B>>]>>(&mut self, _span: Span<B>, pipeline: &Pipeline<B, S>) {
-        // Only reachable when the batch storage holds fewer than `batch_size`
-        // spans, a configuration error of the embedding code; count the loss.
-        // Its place is freed with the batch's, or now if there is no batch
-        // (storage that holds nothing), which would otherwise never end.
-        add(&pipeline.stats.dropped_oversize, 1);
-        if self.len == 0 {
-            pipeline.release_popped();
+    /// Moves one span from the queue into the batch; false when there was
+    /// none to take or no room for it.
+    fn take<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) -> bool {
+        let Some(span) = pipeline.pop() else {
+            return false;
+        };
+        match self.batch.push(span) {
+            Ok(()) => {
+                self.len += 1;
+                true
+            }
+            Err(_) => {
+                // Storage smaller than batch_size, a configuration error of
+                // the embedding code: count the loss. Its place is freed with
+                // the batch's, or now if there is no batch (storage that
+                // holds nothing), which would otherwise never end.
+                add(&pipeline.stats.dropped_oversize, 1);
+                if self.len == 0 {
+                    pipeline.release_popped();
+                }
+                false
+            }
         }
+    }
+
+    /// Traces in the batch whose root is not in it.
+    fn open_traces(&self) -> usize {
+        let spans = &self.batch.as_slice()[..self.len];
+        spans
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                let first = !spans[..*i].iter().any(|o| o.trace_id() == s.trace_id());
+                first
+                    && !spans
+                        .iter()
+                        .any(|o| o.trace_id() == s.trace_id() && o.is_root())
+            })
+            .count()
     }
 
     fn finish_batch<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) {
@@ -278,6 +449,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
         self.cursor = 0;
         self.phase = Phase::Spans;
         self.attempts = 0;
+        self.maybe_stored = false;
     }
 
     /// End of the current trace's run of spans in the batch.
@@ -331,36 +503,52 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
                 return Poll::Again;
             }
         };
+        let n = encoded.spans;
         let request = Request {
             kind: RequestKind::Ingest,
             trace_id,
             body: &buf[..encoded.len],
-            spans: encoded.spans,
+            spans: n,
             timeout: self.settings.timeout,
         };
-        let outcome = transport.send(&request);
-        add(&pipeline.stats.requests, 1);
-        add(&pipeline.stats.bytes_sent, encoded.len);
-        let n = encoded.spans;
+        let outcome = if self.maybe_stored {
+            ask_then_send(&request, pipeline, transport)
+        } else {
+            send(&request, pipeline, transport)
+        };
+        let delivered = |this: &mut Self| {
+            this.advance(n, end);
+            if this.cursor == end && has_root {
+                this.phase = Phase::Patch;
+            }
+        };
         match outcome {
             Outcome::Delivered => {
                 add(&pipeline.stats.spans_delivered, n);
                 self.outage = 0;
-                self.advance(n, end);
-                if self.cursor == end && has_root {
-                    self.phase = Phase::Patch;
-                }
+                delivered(self);
             }
             Outcome::Rejected => {
                 add(&pipeline.stats.spans_rejected, n);
                 self.advance(n, end);
             }
-            Outcome::Retry { after, reason } => {
-                if self.retry(now, after, reason, pipeline) {
+            Outcome::Retry {
+                after,
+                reason: RetryReason::Failed,
+            } => {
+                add(&pipeline.stats.retries, 1);
+                let body = &buf[..encoded.len];
+                if self.defer(RequestKind::Ingest, trace_id, body, n, now, after) {
+                    // The spans travel on in the deferred request.
+                    delivered(self);
+                } else if self.retry_in_place(now, after) {
                     add(&pipeline.stats.dropped_after_retries, n);
                     self.advance(n, end);
+                } else {
+                    self.maybe_stored = true;
                 }
             }
+            Outcome::Retry { after, reason } => self.pause(now, after, reason, pipeline),
         }
         Poll::Again
     }
@@ -378,76 +566,255 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
     {
         // The root is the span just before the cursor.
         let root = &self.batch.as_slice()[self.cursor - 1];
+        let trace_id = root.trace_id();
         let len = encode_patch(root.status(), root.metadata_members(), buf)
             .or_else(|_| encode_patch(root.status(), "", buf))
             .unwrap_or(0);
+        if self.ingest_deferred(trace_id) {
+            // Its spans wait for a retry: the status follows them.
+            if self.defer(RequestKind::Patch, trace_id, &buf[..len], 0, now, None) {
+                self.patch_done();
+                return Poll::Again;
+            }
+        }
         let request = Request {
             kind: RequestKind::Patch,
-            trace_id: root.trace_id(),
+            trace_id,
             body: &buf[..len],
             spans: 0,
             timeout: self.settings.timeout,
         };
-        let outcome = transport.send(&request);
-        add(&pipeline.stats.requests, 1);
-        add(&pipeline.stats.bytes_sent, len);
-        let done = match outcome {
+        match send(&request, pipeline, transport) {
             Outcome::Delivered => {
+                add(&pipeline.stats.patches_delivered, 1);
                 self.outage = 0;
-                true
+                self.patch_done();
             }
             Outcome::Rejected => {
                 add(&pipeline.stats.patches_failed, 1);
-                true
+                self.patch_done();
             }
-            Outcome::Retry { after, reason } => {
-                let gave_up = self.retry(now, after, reason, pipeline);
-                if gave_up {
+            Outcome::Retry {
+                after,
+                reason: RetryReason::Failed,
+            } => {
+                add(&pipeline.stats.retries, 1);
+                if self.defer(RequestKind::Patch, trace_id, &buf[..len], 0, now, after) {
+                    self.patch_done();
+                } else if self.retry_in_place(now, after) {
                     add(&pipeline.stats.patches_failed, 1);
+                    self.patch_done();
                 }
-                gave_up
             }
-        };
-        if done {
-            self.phase = Phase::Spans;
-            self.attempts = 0;
+            Outcome::Retry { after, reason } => self.pause(now, after, reason, pipeline),
         }
         Poll::Again
+    }
+
+    fn patch_done(&mut self) {
+        self.phase = Phase::Spans;
+        self.attempts = 0;
+        self.retry_at = Duration::ZERO;
+    }
+
+    fn send_deferred<S, T>(
+        &mut self,
+        i: usize,
+        now: Duration,
+        pipeline: &Pipeline<B, S>,
+        transport: &mut T,
+    ) -> Poll
+    where
+        S: AsRef<[Slot<Span<B>>]>,
+        T: Transport + ?Sized,
+    {
+        let d = &self.deferred.as_slice()[i];
+        let (kind, spans, maybe_stored) = (d.kind, d.spans, d.maybe_stored);
+        let request = Request {
+            kind,
+            trace_id: d.trace_id,
+            body: d.body.as_str().as_bytes(),
+            spans,
+            timeout: self.settings.timeout,
+        };
+        let outcome = if maybe_stored {
+            ask_then_send(&request, pipeline, transport)
+        } else {
+            send(&request, pipeline, transport)
+        };
+        let ingest = kind == RequestKind::Ingest;
+        match outcome {
+            Outcome::Delivered => {
+                self.outage = 0;
+                if ingest {
+                    add(&pipeline.stats.spans_delivered, spans);
+                } else {
+                    add(&pipeline.stats.patches_delivered, 1);
+                }
+                self.remove_deferred(i);
+            }
+            Outcome::Rejected => {
+                if ingest {
+                    add(&pipeline.stats.spans_rejected, spans);
+                } else {
+                    add(&pipeline.stats.patches_failed, 1);
+                }
+                self.remove_deferred(i);
+            }
+            Outcome::Retry {
+                after,
+                reason: RetryReason::Failed,
+            } => {
+                add(&pipeline.stats.retries, 1);
+                let attempts = self.deferred.as_slice()[i].attempts + 1;
+                if attempts >= self.settings.max_attempts {
+                    if ingest {
+                        add(&pipeline.stats.dropped_after_retries, spans);
+                    } else {
+                        add(&pipeline.stats.patches_failed, 1);
+                    }
+                    self.remove_deferred(i);
+                } else {
+                    let at = now.saturating_add(self.delay(attempts, after));
+                    let d = &mut self.deferred.as_mut_slice()[i];
+                    d.attempts = attempts;
+                    d.not_before = at;
+                    d.maybe_stored = ingest;
+                }
+            }
+            Outcome::Retry { after, reason } => self.pause(now, after, reason, pipeline),
+        }
+        Poll::Again
+    }
+
+    /// Keeps a failed request for a retry of its own, after one attempt;
+    /// false when there is no room for it.
+    fn defer(
+        &mut self,
+        kind: RequestKind,
+        trace_id: TraceId,
+        body: &[u8],
+        spans: usize,
+        now: Duration,
+        after: Option<Duration>,
+    ) -> bool {
+        let full = self.deferred.len() >= self.settings.max_deferred
+            || self.deferred_bytes.saturating_add(body.len()) > self.settings.max_deferred_bytes;
+        let Ok(text) = core::str::from_utf8(body) else {
+            return false;
+        };
+        let mut copy = B::default();
+        if full || text.len() > copy.max_len() || copy.push_str(text).is_err() {
+            return false;
+        }
+        // A status waiting for its spans is sent as soon as they are stored.
+        let first = spans > 0 || !self.ingest_deferred(trace_id);
+        let (attempts, not_before) = if first {
+            (1, now.saturating_add(self.delay(1, after)))
+        } else {
+            (0, Duration::ZERO)
+        };
+        let deferred = Deferred {
+            kind,
+            trace_id,
+            body: copy,
+            spans,
+            attempts,
+            not_before,
+            maybe_stored: kind == RequestKind::Ingest,
+        };
+        if self.deferred.push(deferred).is_err() {
+            return false;
+        }
+        self.deferred_bytes += body.len();
+        true
+    }
+
+    /// Tells flushers how many requests are deferred.
+    fn publish_deferred<S: AsRef<[Slot<Span<B>>]>>(&self, pipeline: &Pipeline<B, S>) {
+        pipeline.set_deferred_requests(self.deferred.len());
+    }
+
+    fn remove_deferred(&mut self, i: usize) {
+        let d = self.deferred.remove(i);
+        self.deferred_bytes = self.deferred_bytes.saturating_sub(d.body.len());
+    }
+
+    fn ingest_deferred(&self, trace_id: TraceId) -> bool {
+        self.deferred
+            .as_slice()
+            .iter()
+            .any(|d| d.kind == RequestKind::Ingest && d.trace_id == trace_id)
+    }
+
+    /// A deferred request may go when its time has come, and a status only
+    /// once no request with its trace's spans is deferred.
+    fn sendable(&self, d: &Deferred<B>) -> bool {
+        d.kind == RequestKind::Ingest || !self.ingest_deferred(d.trace_id)
+    }
+
+    /// The oldest deferred request that may go at `now`.
+    fn due_deferred(&self, now: Duration) -> Option<usize> {
+        self.deferred
+            .as_slice()
+            .iter()
+            .position(|d| d.not_before <= now && self.sendable(d))
+    }
+
+    /// When the next deferred request may go.
+    fn next_deferred(&self) -> Option<Duration> {
+        self.deferred
+            .as_slice()
+            .iter()
+            .filter(|d| self.sendable(d))
+            .map(|d| d.not_before)
+            .min()
     }
 
     fn advance(&mut self, n: usize, end: usize) {
         self.cursor = (self.cursor + n).min(end);
         self.attempts = 0;
+        self.maybe_stored = false;
+        self.retry_at = Duration::ZERO;
     }
 
-    /// Schedules the next attempt. Returns true when the request has used up
-    /// its attempts and must be dropped.
-    fn retry<S: AsRef<[Slot<Span<B>>]>>(
+    /// Schedules another attempt of the batch's current request. Returns true
+    /// when it has used up its attempts and must be dropped.
+    fn retry_in_place(&mut self, now: Duration, after: Option<Duration>) -> bool {
+        self.attempts += 1;
+        if self.attempts >= self.settings.max_attempts {
+            self.attempts = 0;
+            self.retry_at = Duration::ZERO;
+            return true;
+        }
+        self.retry_at = now.saturating_add(self.delay(self.attempts, after));
+        false
+    }
+
+    /// Pauses all sending: the server asked to slow down or is unreachable.
+    /// Costs the request no attempt.
+    fn pause<S: AsRef<[Slot<Span<B>>]>>(
         &mut self,
         now: Duration,
         after: Option<Duration>,
         reason: RetryReason,
         pipeline: &Pipeline<B, S>,
-    ) -> bool {
+    ) {
         add(&pipeline.stats.retries, 1);
-        let delay = match reason {
-            RetryReason::Failed => {
-                self.attempts += 1;
-                if self.attempts >= self.settings.max_attempts {
-                    self.attempts = 0;
-                    return true;
-                }
-                self.backoff(self.attempts)
-            }
-            RetryReason::RateLimited => self.backoff(1),
+        let n = match reason {
             RetryReason::Unreachable => {
                 self.outage = self.outage.saturating_add(1);
-                self.backoff(self.outage)
+                self.outage
             }
+            _ => 1,
         };
-        let wait = after.map_or(delay, |after| after.min(MAX_RETRY_AFTER).max(delay));
-        self.not_before = now.saturating_add(wait);
-        false
+        self.paused_until = now.saturating_add(self.delay(n, after));
+    }
+
+    /// The backoff before attempt `n + 1`, or the server's `Retry-After` if longer.
+    fn delay(&mut self, n: u32, after: Option<Duration>) -> Duration {
+        let delay = self.backoff(n);
+        after.map_or(delay, |after| after.min(MAX_RETRY_AFTER).max(delay))
     }
 
     /// The delay before attempt `n + 1`: `base * 2^(n-1)`, capped, then
@@ -465,5 +832,44 @@ impl<B: Buffer, L: BatchStorage<Span<B>>> Exporter<B, L> {
             Ok(h) => self.rng.next_u64() % (h + 1),
         };
         nominal - half + Duration::from_nanos(jitter_nanos)
+    }
+}
+
+/// Sends one request, counting it.
+fn send<B, S, T>(request: &Request<'_>, pipeline: &Pipeline<B, S>, transport: &mut T) -> Outcome
+where
+    B: Buffer,
+    S: AsRef<[Slot<Span<B>>]>,
+    T: Transport + ?Sized,
+{
+    let outcome = transport.send(request);
+    add(&pipeline.stats.requests, 1);
+    add(&pipeline.stats.bytes_sent, request.body.len());
+    outcome
+}
+
+/// For a request whose earlier attempt may have been stored: asks the
+/// server, and sends only if it does not hold the spans yet.
+fn ask_then_send<B, S, T>(
+    request: &Request<'_>,
+    pipeline: &Pipeline<B, S>,
+    transport: &mut T,
+) -> Outcome
+where
+    B: Buffer,
+    S: AsRef<[Slot<Span<B>>]>,
+    T: Transport + ?Sized,
+{
+    match transport.lookup(request) {
+        Lookup::Stored => {
+            add(&pipeline.stats.requests, 1);
+            add(&pipeline.stats.found_stored, 1);
+            Outcome::Delivered
+        }
+        Lookup::Missing => {
+            add(&pipeline.stats.requests, 1);
+            send(request, pipeline, transport)
+        }
+        Lookup::Unknown => send(request, pipeline, transport),
     }
 }

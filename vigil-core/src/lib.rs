@@ -78,7 +78,7 @@ pub use config::{
     DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_PROJECT_ID,
     DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS,
 };
-pub use export::{BatchStorage, Exporter, Poll, MAX_RETRY_AFTER};
+pub use export::{Abandoned, BatchStorage, Deferred, Exporter, Poll, MAX_RETRY_AFTER};
 pub use id::{IdGenerator, SpanId, TraceId};
 pub use json::JsonError;
 pub use model::{SpanKind, SpanStatus, UnknownName};
@@ -89,4 +89,6 @@ pub use span::{
 };
 pub use stats::{StartedShard, Stats, StatsSnapshot, STARTED_SHARDS};
 pub use time::{Clock, Timestamp, RFC3339_LEN};
-pub use transport::{Outcome, Request, RequestKind, RetryReason, Transport};
+#[cfg(feature = "alloc")]
+pub use transport::Interrupt;
+pub use transport::{Lookup, Outcome, Request, RequestKind, RetryReason, Transport};

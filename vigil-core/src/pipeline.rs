@@ -111,6 +111,9 @@ pub struct Pipeline<B: Buffer, S: AsRef<[Slot<Span<B>>]>> {
     shape: Padded<Shape>,
     /// Written by the exporter on every span it takes.
     taken: Padded<Taken>,
+    /// Requests the exporter deferred for a retry of their own: what a
+    /// flush waits for besides the lanes' release marks.
+    deferred: AtomicUsize,
     pub(crate) stats: Stats,
 }
 
@@ -150,6 +153,7 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
                 popped: [const { AtomicUsize::new(0) }; LANES],
                 next: AtomicUsize::new(0),
             }),
+            deferred: AtomicUsize::new(0),
             stats: Stats::new(),
         }
     }
@@ -441,6 +445,17 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         let mut reached = true;
         self.each_lane(|i, lane| reached &= lane.released() >= marks.0[i]);
         reached
+    }
+
+    /// Requests deferred for a retry of their own (see [`crate::Exporter`]).
+    /// Set before the places of their spans are released, so whoever sees
+    /// those places released sees the request deferred.
+    pub fn deferred_requests(&self) -> usize {
+        self.deferred.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_deferred_requests(&self, n: usize) {
+        self.deferred.store(n, Ordering::Release);
     }
 
     /// Spans released so far, in all lanes: it changes whenever a batch is

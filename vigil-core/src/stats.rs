@@ -132,9 +132,16 @@ stats! {
     /// thread or task (through a `Context`) and not applied: the span had
     /// ended, or 1,024 updates were already waiting for it.
     refused_updates,
-    /// Trace status/metadata updates (PATCH) that failed for good.
+    /// Trace status/metadata updates (PATCH) that failed for good, or were
+    /// never sent because shutdown came first.
     patches_failed,
-    /// Requests sent, retries included.
+    /// Trace status/metadata updates (PATCH) the server accepted: traces
+    /// completed on the server.
+    patches_delivered,
+    /// Requests whose answer was lost but which the server had stored, found
+    /// by asking it ([`crate::Transport::lookup`]) before sending them again.
+    found_stored,
+    /// Requests sent, retries and look-ups included.
     requests,
     /// Requests that had to be retried.
     retries,

@@ -59,6 +59,24 @@ pub enum Outcome {
     Rejected,
 }
 
+/// What the server holds of an ingest request whose earlier attempt may have
+/// been stored (see [`Transport::lookup`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Every span of the request is stored: it counts as delivered.
+    Stored,
+    /// Not every span is stored: the request is sent again.
+    Missing,
+    /// The transport cannot tell (or did not ask): the request is sent again.
+    Unknown,
+}
+
+/// Makes a request in progress on a transport return at once; called from
+/// another thread when a shutdown deadline passes (see
+/// [`Transport::interrupter`]).
+#[cfg(feature = "alloc")]
+pub type Interrupt = alloc::boxed::Box<dyn Fn() + Send + Sync>;
+
 /// Carries requests to the Vigil server (or anywhere else).
 ///
 /// Synchronous and object-safe: the exporter calls it from its own thread (or
@@ -68,11 +86,38 @@ pub enum Outcome {
 pub trait Transport {
     /// Sends `request` and reports the outcome.
     fn send(&mut self, request: &Request<'_>) -> Outcome;
+
+    /// Whether the server already stores every span of `request`, an ingest
+    /// whose earlier attempt timed out or failed after it may have been
+    /// stored (the Vigil server answers before it commits, and a duplicate
+    /// span id fails a whole request with `500`). The Vigil transport asks
+    /// `GET /v1/traces/{id}`. By default the transport cannot tell, and the
+    /// request is sent again.
+    fn lookup(&mut self, request: &Request<'_>) -> Lookup {
+        let _ = request;
+        Lookup::Unknown
+    }
+
+    /// A handle that interrupts a request in progress, so that a shutdown
+    /// deadline holds even while a request waits for its timeout; after it
+    /// is called, the transport may refuse every request. `None` (the
+    /// default) when the transport cannot be interrupted.
+    #[cfg(feature = "alloc")]
+    fn interrupter(&mut self) -> Option<Interrupt> {
+        None
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for &mut T {
     fn send(&mut self, request: &Request<'_>) -> Outcome {
         (**self).send(request)
+    }
+    fn lookup(&mut self, request: &Request<'_>) -> Lookup {
+        (**self).lookup(request)
+    }
+    #[cfg(feature = "alloc")]
+    fn interrupter(&mut self) -> Option<Interrupt> {
+        (**self).interrupter()
     }
 }
 
@@ -80,5 +125,11 @@ impl<T: Transport + ?Sized> Transport for &mut T {
 impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T> {
     fn send(&mut self, request: &Request<'_>) -> Outcome {
         (**self).send(request)
+    }
+    fn lookup(&mut self, request: &Request<'_>) -> Lookup {
+        (**self).lookup(request)
+    }
+    fn interrupter(&mut self) -> Option<Interrupt> {
+        (**self).interrupter()
     }
 }

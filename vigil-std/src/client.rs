@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use vigil_core::queue::Slot;
 use vigil_core::{
-    ConfigError, Exporter, Lane, Outcome, Pipeline, Poll, Request, Reserve, RetryReason,
-    StatsSnapshot, Transport,
+    Abandoned, ConfigError, Deferred, Exporter, Interrupt, Lane, Lookup, Outcome, Pipeline, Poll,
+    Request, Reserve, RetryReason, StatsSnapshot, Transport,
 };
 
 use crate::config::{BoxTransport, Config};
@@ -77,6 +77,8 @@ struct Control {
     thread: OnceLock<Thread>,
     join: Mutex<Option<JoinHandle<()>>>,
     batch_size: usize,
+    /// Cuts a request in progress short when a shutdown deadline passes.
+    interrupt: OnceLock<Interrupt>,
 }
 
 #[derive(Default)]
@@ -85,18 +87,30 @@ struct ControlState {
     /// Exporter stops after this instant (shutdown deadline).
     shutdown: Option<Instant>,
     finished: bool,
-    /// Spans the exporter dropped because the shutdown deadline came first.
-    abandoned: usize,
+    /// What the exporter dropped because the shutdown deadline came first.
+    abandoned: Abandoned,
+    /// The shutdown deadline passed: nothing more is sent.
+    interrupted: bool,
+    /// The exporter is waiting for a request's outcome.
+    in_request: bool,
+    /// A request was in progress when the deadline passed.
+    cut_short: bool,
     transport_panicked: bool,
 }
 
 /// What a shutdown achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// Every counter at the end: `stats.spans_delivered` and the drop counters.
     pub stats: StatsSnapshot,
-    /// True when everything was delivered or accounted for before the deadline.
+    /// True when the exporter finished before the deadline with nothing left
+    /// undone: no span left unsent, no trace status (`PATCH`) left unsent.
     pub completed: bool,
+    /// A request was still in progress at the deadline and was cut short.
+    /// Its spans are counted in `dropped_at_shutdown`, but the server may
+    /// have stored them before the connection closed.
+    pub interrupted: bool,
 }
 
 impl fmt::Display for ShutdownReport {
@@ -104,7 +118,7 @@ impl fmt::Display for ShutdownReport {
         let s = &self.stats;
         write!(
             f,
-            "delivered {} of {} spans in {} requests; dropped {} (queue full {}, rejected {}, after retries {}, oversize {}, at shutdown {})",
+            "delivered {} of {} spans in {} requests; dropped {} (queue full {}, rejected {}, after retries {}, oversize {}, at shutdown {}, after close {}); trace statuses set {}, not set {}",
             s.spans_delivered,
             s.spans_ended,
             s.requests,
@@ -113,8 +127,18 @@ impl fmt::Display for ShutdownReport {
             s.spans_rejected,
             s.dropped_after_retries,
             s.dropped_oversize,
-            s.dropped_at_shutdown
-        )
+            s.dropped_at_shutdown,
+            s.dropped_after_close,
+            s.patches_delivered,
+            s.patches_failed,
+        )?;
+        if self.interrupted {
+            f.write_str("; a request cut short at the deadline may have been stored")?;
+        }
+        if !self.completed {
+            f.write_str("; not completed")?;
+        }
+        Ok(())
     }
 }
 
@@ -155,14 +179,18 @@ impl Client {
                 thread: OnceLock::new(),
                 join: Mutex::new(None),
                 batch_size: config.batch_size,
+                interrupt: OnceLock::new(),
             },
             config,
         });
         if inner.config.enabled {
-            let transport = match &inner.config.transport {
+            let mut transport = match &inner.config.transport {
                 Some(make) => make(),
                 None => default_transport(&inner.config),
             };
+            if let Some(interrupt) = transport.interrupter() {
+                let _ = inner.control.interrupt.set(interrupt);
+            }
             let worker = inner.clone();
             match thread::Builder::new()
                 .name("vigil-exporter".into())
@@ -212,7 +240,9 @@ impl Client {
         let control = &self.inner.control;
         let mut state = lock(&control.state);
         loop {
-            let handled = pipeline.reached(&target);
+            // Spans whose requests wait for a retry have left the queue: the
+            // exporter counts those requests before it frees their places.
+            let handled = pipeline.reached(&target) && pipeline.deferred_requests() == 0;
             if handled || state.finished {
                 return handled;
             }
@@ -252,22 +282,33 @@ impl Client {
         self.inner.wake_now();
         let mut state = lock(&control.state);
         let running = lock(&control.join).is_some();
+        // A little grace past the deadline for the exporter to count its
+        // losses; a transport that ignores its timeout and its interrupter
+        // is left behind.
+        let grace = deadline + Duration::from_millis(100);
         while !state.finished && running {
             let now = Instant::now();
-            // A little grace past the deadline for the exporter to count its
-            // losses; a transport that ignores its timeout is left behind.
-            let grace = deadline + Duration::from_millis(100);
             if now >= grace {
                 break;
             }
+            if now >= deadline && !state.interrupted {
+                // Whatever is in progress ends now, so that nothing is sent
+                // after this returns.
+                state.interrupted = true;
+                if let Some(interrupt) = control.interrupt.get() {
+                    interrupt();
+                }
+            }
+            let until = if state.interrupted { grace } else { deadline };
             state = control
                 .progress
-                .wait_timeout(state, grace - now)
+                .wait_timeout(state, until.saturating_duration_since(now))
                 .map(|(s, _)| s)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
         let completed = state.finished || !running;
         let abandoned = state.abandoned;
+        let interrupted = state.in_request || state.cut_short;
         drop(state);
         if completed {
             if let Some(handle) = lock(&control.join).take() {
@@ -275,13 +316,17 @@ impl Client {
             }
         }
         let mut stats = self.stats();
-        let completed = completed && abandoned == 0 && stats.in_flight() == 0;
+        let completed = completed && abandoned == Abandoned::default() && stats.in_flight() == 0;
         if !completed {
             // The exporter is stuck in a request past the deadline: whatever it
             // still holds is lost to this program.
             stats.dropped_at_shutdown += stats.in_flight();
         }
-        ShutdownReport { completed, stats }
+        ShutdownReport {
+            completed,
+            stats,
+            interrupted,
+        }
     }
 
     /// Runs `f` with this client as the current thread's client: spans that
@@ -482,32 +527,60 @@ fn default_transport(_config: &Config) -> BoxTransport {
     Box::new(ConsoleTransport::stderr())
 }
 
-/// Turns a panicking transport into a failed attempt.
+/// Turns a panicking transport into a failed attempt, bounds each request
+/// by the shutdown deadline, and sends nothing once it has passed.
 struct Guarded<'a> {
     inner: &'a mut BoxTransport,
+    control: &'a Control,
     deadline: Option<Instant>,
     panicked: bool,
 }
 
-impl Transport for Guarded<'_> {
-    fn send(&mut self, request: &Request<'_>) -> Outcome {
+impl Guarded<'_> {
+    fn call<R>(
+        &mut self,
+        request: &Request<'_>,
+        fallback: R,
+        f: fn(&mut BoxTransport, &Request<'_>) -> R,
+    ) -> R {
         let mut request = *request;
         if let Some(deadline) = self.deadline {
             request.timeout = request
                 .timeout
                 .min(deadline.saturating_duration_since(Instant::now()));
         }
-        let inner = &mut *self.inner;
-        match catch_unwind(AssertUnwindSafe(|| inner.send(&request))) {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                self.panicked = true;
-                Outcome::Retry {
-                    after: None,
-                    reason: RetryReason::Failed,
-                }
+        {
+            let mut state = lock(&self.control.state);
+            if state.interrupted {
+                return fallback;
             }
+            state.in_request = true;
         }
+        let inner = &mut *self.inner;
+        let result = catch_unwind(AssertUnwindSafe(|| f(inner, &request)));
+        {
+            let mut state = lock(&self.control.state);
+            state.in_request = false;
+            state.cut_short |= state.interrupted;
+        }
+        result.unwrap_or_else(|_| {
+            self.panicked = true;
+            fallback
+        })
+    }
+}
+
+impl Transport for Guarded<'_> {
+    fn send(&mut self, request: &Request<'_>) -> Outcome {
+        let failed = Outcome::Retry {
+            after: None,
+            reason: RetryReason::Failed,
+        };
+        self.call(request, failed, |t, r| t.send(r))
+    }
+
+    fn lookup(&mut self, request: &Request<'_>) -> Lookup {
+        self.call(request, Lookup::Unknown, |t, r| t.lookup(r))
     }
 }
 
@@ -517,7 +590,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
     let mut settings = config.as_core(&headers).export_settings();
     settings.backoff_base = config.retry_backoff;
     let seed = crate::context::entropy();
-    let mut exporter: Exporter<Text, Vec<Record>> =
+    let mut exporter: Exporter<Text, Vec<Record>, Vec<Deferred<Text>>> =
         Exporter::new(settings, &config.project_id, seed);
     let mut buf = vec![0u8; config.max_request_bytes.max(4096)];
     let origin = Instant::now();
@@ -545,6 +618,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         }
         let mut guarded = Guarded {
             inner: &mut transport,
+            control,
             deadline: shutdown,
             panicked: false,
         };
@@ -581,7 +655,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         // sleeps: one holding a batch waits for its retry time whatever is
         // queued, and woken by every span refused meanwhile (a full queue
         // while the server is away) it would only sleep again.
-        let idle = exporter.is_idle();
+        let idle = exporter.is_ready_for_spans(Instant::now() - origin);
         control.sleeping.store(idle, Ordering::Relaxed);
         // Pairs with the fence in `Inner::wake_if_asleep`.
         std::sync::atomic::fence(Ordering::SeqCst);
@@ -605,17 +679,21 @@ fn stop_after_panic(inner: &Inner) {
     log::error!(
         "vigil: the exporter stopped after an internal error; spans are dropped and counted"
     );
-    stop(inner, || inner.pipeline.discard_queued());
+    stop(inner, || Abandoned {
+        spans: inner.pipeline.discard_queued(),
+        patches: 0,
+    });
 }
 
 /// Ends the exporter's work: spans that end from now on have nobody to send
 /// them (counted as dropped), `drop_rest` drops and counts what is left, and
 /// flush and shutdown may return.
-fn stop(inner: &Inner, drop_rest: impl FnOnce() -> usize) {
+fn stop(inner: &Inner, drop_rest: impl FnOnce() -> Abandoned) {
     inner.pipeline.close();
     let abandoned = drop_rest();
     let mut state = lock(&inner.control.state);
-    state.abandoned += abandoned;
+    state.abandoned.spans += abandoned.spans;
+    state.abandoned.patches += abandoned.patches;
     state.finished = true;
     inner.control.progress.notify_all();
 }

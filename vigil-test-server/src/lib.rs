@@ -13,9 +13,13 @@
 //!   malformed JSON or a gzip body, `401` for a missing or wrong key;
 //! - a token bucket per client IP answering `429` with `Retry-After`.
 //!
-//! Faults can be injected: failing statuses, latency, a black hole, a
-//! connection closed mid-response, a commit followed by a timeout, and going
-//! down and coming back on the same port.
+//! - the rate limit counts every request, `/health` and unauthenticated
+//!   ones included; reads (`GET`) need no key.
+//!
+//! Faults can be injected: failing statuses, failing `PATCH`es (a number of
+//! them, or a share at random), latency, a black hole, a connection closed
+//! mid-response or right after an answer, a commit followed by a timeout,
+//! and going down and coming back on the same port.
 #![deny(missing_docs)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -73,7 +77,12 @@ struct Faults {
     latency: Duration,
     blackhole: bool,
     close_mid_response: usize,
+    close_after_answer: usize,
     commit_then_sleep: VecDeque<Duration>,
+    fail_patches: VecDeque<u16>,
+    /// Share of PATCHes failed at random, with the status, and the generator.
+    patch_failure: Option<(f64, u16)>,
+    rng: u64,
 }
 
 struct Bucket {
@@ -277,6 +286,28 @@ impl TestServer {
         lock(&self.shared.faults).close_mid_response += n;
     }
 
+    /// The next `n` API requests are answered in full, as keep-alive (no
+    /// `Connection: close`), and then the server closes the connection, as
+    /// a server behind a proxy with a short idle timeout does.
+    pub fn close_after_answer(&self, n: usize) {
+        lock(&self.shared.faults).close_after_answer += n;
+    }
+
+    /// The next `n` `PATCH` requests are answered with `status`, changing nothing.
+    pub fn fail_next_patches(&self, n: usize, status: u16) {
+        lock(&self.shared.faults)
+            .fail_patches
+            .extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Answers a share `rate` (0 to 1) of `PATCH` requests, chosen at random
+    /// (from `seed`), with `status`, changing nothing; `rate` 0 stops it.
+    pub fn fail_patches_at_random(&self, rate: f64, status: u16, seed: u64) {
+        let mut f = lock(&self.shared.faults);
+        f.patch_failure = (rate > 0.0).then_some((rate, status));
+        f.rng = seed | 1;
+    }
+
     /// The next `n` ingest requests are stored, then answered only after `d`.
     pub fn commit_then_timeout(&self, n: usize, d: Duration) {
         lock(&self.shared.faults)
@@ -461,13 +492,18 @@ fn serve(stream: TcpStream, peer: SocketAddr, connection: u64, epoch: u64, share
             }
         };
         let at = Instant::now();
-        let (latency, blackhole, close_mid) = {
+        let (latency, blackhole, close_mid, close_after) = {
             let mut f = lock(&shared.faults);
-            let close = f.close_mid_response > 0 && request.path.starts_with("/v1/");
+            let api = request.path.starts_with("/v1/");
+            let close = f.close_mid_response > 0 && api;
             if close {
                 f.close_mid_response -= 1;
             }
-            (f.latency, f.blackhole, close)
+            let close_after = f.close_after_answer > 0 && api;
+            if close_after {
+                f.close_after_answer -= 1;
+            }
+            (f.latency, f.blackhole, close, close_after)
         };
         let mut log = RequestLog {
             method: request.method.clone(),
@@ -503,7 +539,8 @@ fn serve(stream: TcpStream, peer: SocketAddr, connection: u64, epoch: u64, share
         let close = request
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        if respond(&mut writer, status, &body, retry_after, close).is_err() || close {
+        if respond(&mut writer, status, &body, retry_after, close).is_err() || close || close_after
+        {
             break;
         }
     }
@@ -577,13 +614,7 @@ fn error(status: u16, message: impl Into<String>) -> Answer {
 
 fn handle(r: &HttpRequest, ip: IpAddr, shared: &Shared) -> Answer {
     let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
-    if r.method == "GET" && segments == ["health"] {
-        return (200, json!({"status": "ok"}).to_string(), None, None);
-    }
-    let expected = format!("Bearer {}", shared.api_key);
-    if r.header("authorization") != Some(expected.as_str()) {
-        return error(401, "Invalid or missing API key");
-    }
+    // Every path counts against the rate limit, answered or refused.
     if let Some(rate) = &shared.rate {
         let mut store = lock(&shared.store);
         let now = Instant::now();
@@ -605,6 +636,30 @@ fn handle(r: &HttpRequest, ip: IpAddr, shared: &Shared) -> Answer {
             );
         }
         bucket.tokens -= 1.0;
+    }
+    if r.method == "GET" && segments == ["health"] {
+        return (200, json!({"status": "ok"}).to_string(), None, None);
+    }
+    // Reads need no key; every write does.
+    let expected = format!("Bearer {}", shared.api_key);
+    if r.method != "GET" && r.header("authorization") != Some(expected.as_str()) {
+        return error(401, "Invalid or missing API key");
+    }
+    if r.method == "PATCH" {
+        let mut f = lock(&shared.faults);
+        let status = f.fail_patches.pop_front().or_else(|| {
+            let (rate, status) = f.patch_failure?;
+            // xorshift64*: reproducible from the seed.
+            f.rng ^= f.rng >> 12;
+            f.rng ^= f.rng << 25;
+            f.rng ^= f.rng >> 27;
+            let draw =
+                (f.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64;
+            (draw < rate).then_some(status)
+        });
+        if let Some(status) = status {
+            return error(status, "injected PATCH failure");
+        }
     }
     if let Some((status, after)) = lock(&shared.faults).fail_next.pop_front() {
         return (

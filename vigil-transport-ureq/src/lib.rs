@@ -16,6 +16,17 @@
 //! | timeout after connecting, connection reset, `408`, `5xx` | retry, one attempt used |
 //! | `404` on a PATCH (its spans not stored yet) | retry, one attempt used |
 //! | `400`, `401`, `403`, `404`, `413`, `422`, other `4xx` | rejected, logged once per status with the server's message |
+//! | a pooled connection the server had closed (reset or closed before any answer) | sent again at once on a new connection, costing nothing |
+//!
+//! An ingest whose earlier attempt may have been stored is looked up with
+//! `GET {endpoint}/v1/traces/{id}` before it is sent again
+//! ([`Transport::lookup`]), and a request in progress can be cut short from
+//! another thread ([`Transport::interrupter`]: the shutdown deadline).
+//!
+//! The API key never reaches a log line: ureq formats the `Authorization`
+//! header, and logs the request head at `TRACE`, with a placeholder of the
+//! same length, which is replaced by the key only as the bytes are handed
+//! to the socket (or to TLS).
 //!
 //! ```no_run
 //! use vigil_core::Config;
@@ -33,18 +44,24 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ureq::http::Response;
-use ureq::unversioned::transport::DefaultConnector;
+use ureq::unversioned::transport::{Connector, DefaultConnector};
 use ureq::{Agent, Body};
 
 mod resolver;
+mod sealed;
 use resolver::CachingResolver;
-use vigil_core::{Config, Outcome, Request, RequestKind, RetryReason, Transport};
+use sealed::SealedKey;
+use vigil_core::{
+    Config, Interrupt, Lookup, Outcome, Request, RequestKind, RetryReason, Transport,
+};
 
 /// Largest response body read (error messages are short; the rest is skipped).
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 /// Largest response body read through and dropped to keep the connection;
 /// past it the connection is closed instead (a new one is cheaper).
 const MAX_DRAINED_BYTES: u64 = 1 << 20;
+/// Largest trace read back to see which spans the server holds.
+const MAX_LOOKUP_BYTES: u64 = 64 << 20;
 
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("vigil-rust/", env!("CARGO_PKG_VERSION"));
@@ -53,6 +70,8 @@ pub const USER_AGENT: &str = concat!("vigil-rust/", env!("CARGO_PKG_VERSION"));
 pub struct UreqTransport {
     agent: Agent,
     base: String,
+    /// What ureq puts in the `Authorization` header: a placeholder, replaced
+    /// by the key on the way to the socket.
     authorization: Option<String>,
     headers: Vec<(String, String)>,
     /// Statuses already logged, so a misconfiguration is reported once, not per request.
@@ -86,7 +105,11 @@ impl UreqTransport {
             .max_idle_connections_per_host(4)
             .build();
         let resolver = CachingResolver::default();
-        let agent = Agent::with_parts(agent_config, DefaultConnector::new(), resolver.clone());
+        let bearer = (!config.api_key.is_empty()).then(|| format!("Bearer {}", config.api_key));
+        let sealed = bearer.map(SealedKey::new);
+        let authorization = sealed.as_ref().map(SealedKey::placeholder);
+        let connector = DefaultConnector::new().chain(sealed.unwrap_or_default());
+        let agent = Agent::with_parts(agent_config, connector, resolver.clone());
         let base = config.base_url().to_owned();
         if !config.api_key.is_empty() && base.starts_with("http://") && !is_loopback(&base) {
             log::warn!(
@@ -95,8 +118,7 @@ impl UreqTransport {
         }
         UreqTransport {
             agent,
-            authorization: (!config.api_key.is_empty())
-                .then(|| format!("Bearer {}", config.api_key)),
+            authorization,
             headers: config
                 .headers
                 .iter()
@@ -135,6 +157,19 @@ impl UreqTransport {
             .send(request.body)
     }
 
+    /// [`UreqTransport::call`], sent once more at once when a pooled
+    /// connection turns out to have been closed by the server (it answered
+    /// the previous request and hung up): the request never reached it.
+    fn call_fresh(&self, request: &Request<'_>) -> Result<Response<Body>, ureq::Error> {
+        match self.call(request) {
+            Err(error) if closed_before_answer(&error) => {
+                log::debug!("vigil: a pooled connection was closed by the server; sending again on a new one");
+                self.call(request)
+            }
+            other => other,
+        }
+    }
+
     /// Logs a refusal once per status, with the server's own words.
     fn log_rejection(&self, status: u16, kind: RequestKind, message: &str) {
         let first = self
@@ -156,7 +191,7 @@ impl UreqTransport {
 
 impl Transport for UreqTransport {
     fn send(&mut self, request: &Request<'_>) -> Outcome {
-        let mut response = match self.call(request) {
+        let mut response = match self.call_fresh(request) {
             Ok(response) => response,
             Err(error) => {
                 // The name may point elsewhere now: look it up again.
@@ -191,6 +226,82 @@ impl Transport for UreqTransport {
         }
         outcome
     }
+
+    fn lookup(&mut self, request: &Request<'_>) -> Lookup {
+        if request.kind != RequestKind::Ingest {
+            return Lookup::Unknown;
+        }
+        let url = format!("{}/v1/traces/{}", self.base, request.trace_id);
+        let mut builder = self.agent.get(&url);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder
+            .config()
+            .timeout_global(Some(request.timeout))
+            .build()
+            .call();
+        let mut response = match response {
+            Ok(response) => response,
+            Err(_) => return Lookup::Unknown,
+        };
+        match response.status().as_u16() {
+            200 => {}
+            404 => return Lookup::Missing,
+            _ => return Lookup::Unknown,
+        }
+        let Ok(stored) = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_LOOKUP_BYTES)
+            .read_to_string()
+        else {
+            return Lookup::Unknown;
+        };
+        let stored: HashSet<&str> = span_ids(&stored).collect();
+        let Ok(sent) = std::str::from_utf8(request.body) else {
+            return Lookup::Unknown;
+        };
+        let mut sent = span_ids(sent).peekable();
+        if sent.peek().is_none() {
+            return Lookup::Unknown;
+        }
+        if sent.all(|id| stored.contains(id)) {
+            Lookup::Stored
+        } else {
+            Lookup::Missing
+        }
+    }
+
+    fn interrupter(&mut self) -> Option<Interrupt> {
+        let agent = self.agent.clone();
+        // Shutting the agent down closes its sockets, so a request blocked on
+        // one returns at once; the agent refuses new requests afterwards.
+        Some(Box::new(move || agent.clone().shutdown()))
+    }
+}
+
+/// The values of every `"span_id"` key in a JSON text (the SDK's bodies and
+/// the server's answers hold 32-hex ids, which need no unescaping).
+fn span_ids(json: &str) -> impl Iterator<Item = &str> {
+    json.match_indices("\"span_id\"")
+        .filter_map(move |(at, key)| {
+            let rest = json[at + key.len()..].trim_start();
+            let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
+            rest.split_once('"').map(|(id, _)| id)
+        })
+}
+
+/// Whether a call failed because its connection was closed before any
+/// answer came: a pooled connection that the server had already closed.
+fn closed_before_answer(error: &ureq::Error) -> bool {
+    matches!(error, ureq::Error::Io(e) if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    ))
 }
 
 /// What an HTTP status means for the request (see the crate docs).
