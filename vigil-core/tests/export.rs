@@ -81,7 +81,8 @@ fn run_to_end(
     mut now: Duration,
     limit: usize,
 ) -> Duration {
-    for _ in 0..limit {
+    // A deferred retry is waited for in flush-interval steps.
+    for _ in 0..limit * 1000 {
         match drive(exp, p, t, now) {
             Poll::Wait(at) => now = at,
             Poll::Idle(_) if p.is_empty() && exp.is_idle() => return now,
@@ -544,4 +545,103 @@ fn a_refused_submit_hands_the_span_back_and_counts_the_drop() {
     p.close();
     assert!(p.submit_with(|| g.lone()).is_err());
     assert_eq!(p.snapshot().dropped_after_close, 1);
+}
+
+#[test]
+fn a_traces_queued_spans_stay_in_one_request_past_the_batch_size() {
+    let (p, mut t, mut g) = (pipe(100), Scripted::default(), gen());
+    let mut exp = Exp::new(settings(10, 60_000), "", 1);
+    let small = g.trace("small");
+    for _ in 0..3 {
+        p.submit(g.child(&small));
+    }
+    p.submit(small.end(Timestamp::from_unix_nanos(9), SpanStatus::Ok));
+    // A trace whose 10 children and root are queued across the batch's cut.
+    let big = g.trace("big");
+    for _ in 0..10 {
+        p.submit(g.child(&big));
+    }
+    p.submit(big.end(Timestamp::from_unix_nanos(9), SpanStatus::Ok));
+    drive(&mut exp, &p, &mut t, ms(1));
+    let ingests: Vec<usize> = t
+        .sent
+        .iter()
+        .filter(|s| s.kind == RequestKind::Ingest)
+        .map(|s| s.body["spans"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(ingests, [4, 11], "one request per trace");
+    assert_eq!(p.snapshot().spans_delivered, 15);
+}
+
+/// Fails the first attempt of every ingest after the server stored it, and
+/// answers look-ups from what it stored.
+#[derive(Default)]
+struct StoredThenLost {
+    stored: Vec<String>,
+    posts: usize,
+    lookups: usize,
+}
+
+impl Transport for StoredThenLost {
+    fn send(&mut self, r: &Request<'_>) -> Outcome {
+        if r.kind == RequestKind::Patch {
+            return Outcome::Delivered;
+        }
+        self.posts += 1;
+        let body = std::str::from_utf8(r.body).unwrap().to_owned();
+        if self.stored.contains(&body) {
+            // Duplicate span ids: the whole request fails.
+            return Outcome::Retry {
+                after: None,
+                reason: RetryReason::Failed,
+            };
+        }
+        self.stored.push(body);
+        // Stored, but the answer is lost (a timeout).
+        Outcome::Retry {
+            after: None,
+            reason: RetryReason::Failed,
+        }
+    }
+
+    fn lookup(&mut self, r: &Request<'_>) -> vigil_core::Lookup {
+        self.lookups += 1;
+        let body = std::str::from_utf8(r.body).unwrap();
+        if self.stored.iter().any(|b| b == body) {
+            vigil_core::Lookup::Stored
+        } else {
+            vigil_core::Lookup::Missing
+        }
+    }
+}
+
+#[test]
+fn a_stored_request_whose_answer_was_lost_is_found_and_counted_delivered() {
+    let (p, mut g) = (pipe(100), gen());
+    let mut t = StoredThenLost::default();
+    let mut exp = Exp::new(settings(10, 60_000), "", 1);
+    for _ in 0..3 {
+        let trace = g.trace("t");
+        p.submit(g.child(&trace));
+        p.submit(trace.end(Timestamp::from_unix_nanos(9), SpanStatus::Ok));
+    }
+    exp.request_flush();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut now = ms(1);
+    for _ in 0..100 {
+        match exp.poll(now, &p, &mut t, &mut buf) {
+            Poll::Again => {}
+            Poll::Wait(at) | Poll::Idle(at) => {
+                if p.is_empty() && exp.is_idle() {
+                    break;
+                }
+                now = at;
+            }
+        }
+    }
+    let s = p.snapshot();
+    assert_eq!((s.spans_delivered, s.dropped()), (6, 0), "{s:?}");
+    assert_eq!(s.found_stored, 3);
+    assert_eq!(s.patches_delivered, 3);
+    assert_eq!((t.posts, t.lookups), (3, 3), "each sent once, asked once");
 }
