@@ -74,7 +74,7 @@ impl Default for Config<'_> {
 impl fmt::Debug for Config<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &RedactedUrl(self.endpoint))
             .field("api_key", &Redacted(self.api_key))
             .field("project_id", &self.project_id)
             .field("batch_size", &self.batch_size)
@@ -85,6 +85,28 @@ impl fmt::Debug for Config<'_> {
             .field("max_attempts", &self.max_attempts)
             .field("headers", &HeaderNames(self.headers))
             .finish()
+    }
+}
+
+/// A URL with any `user:password@` shown as `<redacted>@`.
+pub struct RedactedUrl<'a>(pub &'a str);
+
+impl fmt::Debug for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.0;
+        let start = url.find("://").map_or(0, |i| i + 3);
+        let authority_end = url[start..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |i| start + i);
+        match url[start..authority_end].rfind('@') {
+            Some(at) => write!(
+                f,
+                "\"{}<redacted>@{}\"",
+                &url[..start],
+                &url[start + at + 1..]
+            ),
+            None => write!(f, "{url:?}"),
+        }
     }
 }
 
@@ -149,7 +171,48 @@ pub enum ConfigError {
     /// `api_key` holds a control character (a trailing newline from a secrets
     /// file, say), so it cannot travel in a header.
     ApiKey,
+    /// `endpoint` holds a user name or password (`http://user:pass@host`):
+    /// credentials go in `api_key`, never in the URL, where logs and
+    /// `Debug` output would show them.
+    EndpointCredentials,
+    /// A header the transport sets itself (`Authorization`, `Content-Type`,
+    /// `Content-Length`, `Transfer-Encoding`, `Content-Encoding`, `Host`,
+    /// `Connection` and the other hop-by-hop headers) was given as an extra
+    /// header.
+    ReservedHeader,
+    /// `max_queue_size` is above [`MAX_QUEUE_SIZE`].
+    QueueTooLarge(usize),
+    /// `max_request_bytes` is not from [`MIN_REQUEST_BYTES`] to [`MAX_REQUEST_BYTES`].
+    RequestBytes(usize),
+    /// `retry_backoff` is below [`MIN_RETRY_BACKOFF`] or above the 30 s cap.
+    RetryBackoff(Duration),
 }
+
+/// Largest `max_queue_size` accepted: its slots are allocated up front.
+pub const MAX_QUEUE_SIZE: usize = 1 << 20;
+/// Smallest `max_request_bytes` accepted: one span with its envelope.
+pub const MIN_REQUEST_BYTES: usize = 4096;
+/// Largest `max_request_bytes` accepted: the request buffer is allocated up front.
+pub const MAX_REQUEST_BYTES: usize = 64 << 20;
+/// Shortest `retry_backoff` accepted: a shorter one retries an unreachable
+/// server in a busy loop.
+pub const MIN_RETRY_BACKOFF: Duration = Duration::from_millis(1);
+
+/// Headers the transport writes itself, compared without case.
+const RESERVED_HEADERS: [&str; 12] = [
+    "authorization",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+];
 
 impl ConfigError {
     /// The option at fault, as named in the configuration table.
@@ -164,6 +227,11 @@ impl ConfigError {
             ConfigError::Header => "headers",
             ConfigError::SampleRate(_) => "sample_rate",
             ConfigError::ApiKey => "api_key",
+            ConfigError::EndpointCredentials => "endpoint",
+            ConfigError::ReservedHeader => "headers",
+            ConfigError::QueueTooLarge(_) => "max_queue_size",
+            ConfigError::RequestBytes(_) => "max_request_bytes",
+            ConfigError::RetryBackoff(_) => "retry_backoff",
         }
     }
 }
@@ -195,6 +263,22 @@ impl fmt::Display for ConfigError {
             ConfigError::SampleRate(r) => write!(f, "must be from 0.0 to 1.0 (got {r})"),
             // The value itself is a secret: never shown.
             ConfigError::ApiKey => f.write_str("must not hold control characters"),
+            ConfigError::EndpointCredentials => f.write_str(
+                "must not hold a user name or password (`user:pass@`); put the key in `api_key`",
+            ),
+            ConfigError::ReservedHeader => f.write_str(
+                "must not set Authorization, Content-Type, Content-Length, Content-Encoding, Transfer-Encoding, Host, Connection or other hop-by-hop headers: the transport sets them",
+            ),
+            ConfigError::QueueTooLarge(n) => {
+                write!(f, "must be at most {MAX_QUEUE_SIZE} (got {n})")
+            }
+            ConfigError::RequestBytes(n) => write!(
+                f,
+                "must be from {MIN_REQUEST_BYTES} to {MAX_REQUEST_BYTES} bytes (got {n})"
+            ),
+            ConfigError::RetryBackoff(d) => {
+                write!(f, "must be from 1 ms to 30 s (got {d:?})")
+            }
         }
     }
 }
@@ -215,6 +299,10 @@ impl Config<'_> {
         if host.is_empty() || host.starts_with('/') {
             return Err(ConfigError::EndpointScheme);
         }
+        let authority = host.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.contains('@') {
+            return Err(ConfigError::EndpointCredentials);
+        }
         if self.batch_size < 1 {
             return Err(ConfigError::BatchSize(self.batch_size));
         }
@@ -232,6 +320,9 @@ impl Config<'_> {
                 batch_size: self.batch_size,
             });
         }
+        if self.max_queue_size > MAX_QUEUE_SIZE {
+            return Err(ConfigError::QueueTooLarge(self.max_queue_size));
+        }
         if self.max_attempts == 0 {
             return Err(ConfigError::MaxAttempts);
         }
@@ -243,6 +334,10 @@ impl Config<'_> {
         let clean = |s: &str| s.bytes().all(|b| b == b'\t' || !(b < 0x20 || b == 0x7f));
         if !self.headers.iter().all(|(n, v)| token(n) && clean(v)) {
             return Err(ConfigError::Header);
+        }
+        let reserved = |n: &str| RESERVED_HEADERS.iter().any(|r| n.eq_ignore_ascii_case(r));
+        if self.headers.iter().any(|(n, _)| reserved(n)) {
+            return Err(ConfigError::ReservedHeader);
         }
         if !self.api_key.bytes().all(|b| !(b < 0x20 || b == 0x7f)) {
             return Err(ConfigError::ApiKey);

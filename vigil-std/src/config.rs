@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_core::{ConfigError, Redacted, Transport};
+use vigil_core::{ConfigError, Redacted, RedactedUrl, Transport};
 
 /// Which payload a [`ConfigBuilder::mask`] hook is looking at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +90,7 @@ impl Default for Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &RedactedUrl(&self.endpoint))
             .field("api_key", &Redacted(&self.api_key))
             .field("project_id", &self.project_id)
             .field("batch_size", &self.batch_size)
@@ -190,6 +190,15 @@ impl Config {
         self.as_core(&headers).validate()?;
         if !(0.0..=1.0).contains(&self.sample_rate) {
             return Err(ConfigError::SampleRate(self.sample_rate));
+        }
+        if !(vigil_core::MIN_REQUEST_BYTES..=vigil_core::MAX_REQUEST_BYTES)
+            .contains(&self.max_request_bytes)
+        {
+            return Err(ConfigError::RequestBytes(self.max_request_bytes));
+        }
+        let cap = vigil_core::ExportSettings::default().backoff_cap;
+        if !(vigil_core::MIN_RETRY_BACKOFF..=cap).contains(&self.retry_backoff) {
+            return Err(ConfigError::RetryBackoff(self.retry_backoff));
         }
         Ok(())
     }

@@ -83,7 +83,7 @@ pub struct UreqTransport {
 impl std::fmt::Debug for UreqTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UreqTransport")
-            .field("base", &self.base)
+            .field("base", &vigil_core::RedactedUrl(&self.base))
             .field(
                 "authorization",
                 &self.authorization.as_ref().map(|_| "<redacted>"),
@@ -113,7 +113,8 @@ impl UreqTransport {
         let base = config.base_url().to_owned();
         if !config.api_key.is_empty() && base.starts_with("http://") && !is_loopback(&base) {
             log::warn!(
-                "vigil: the API key is sent over plain http to {base}; use https for anything but a local server"
+                "vigil: the API key is sent over plain http to {:?}; use https for anything but a local server",
+                vigil_core::RedactedUrl(&base)
             );
         }
         UreqTransport {
