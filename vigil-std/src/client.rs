@@ -721,8 +721,15 @@ pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Calling `init` again replaces the global client: the previous one flushes
 /// and stops in the background (within its `shutdown_timeout`), and spans
 /// started afterwards go to the new one.
+///
+/// The global client is also shut down when the process exits, by
+/// `std::process::exit` or by returning from `main` without calling
+/// [`shutdown`]: what is still queued is sent within `shutdown_timeout`,
+/// and if anything could not be, a warning says what (through `log`, or on
+/// stderr when no logger is installed).
 pub fn init(config: Config) -> Result<Client, ConfigError> {
     let client = Client::new(config)?;
+    at_exit::register();
     let previous = {
         let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
         GENERATION.fetch_add(1, Ordering::Release);
@@ -770,6 +777,50 @@ pub fn shutdown_timeout(timeout: Duration) -> Option<ShutdownReport> {
 /// `timeout`. True if everything was handled (or there is no client).
 pub fn flush(timeout: Duration) -> bool {
     get_client().is_none_or(|c| c.flush(timeout))
+}
+
+/// The global client's shutdown at process exit.
+mod at_exit {
+    use std::sync::Once;
+
+    extern "C" {
+        /// The C library's: runs `callback` at `exit`, which is also how
+        /// Rust's `main` returns. Process-wide, so registered once.
+        fn atexit(callback: extern "C" fn()) -> core::ffi::c_int;
+    }
+
+    pub(super) fn register() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: `atexit` takes a plain function pointer with no state;
+            // `run` catches every panic, so none unwinds into C.
+            let failed = unsafe { atexit(run) } != 0;
+            if failed {
+                log::warn!("vigil: cannot flush at process exit; call vigil::shutdown() before exiting");
+            }
+        });
+    }
+
+    extern "C" fn run() {
+        let _ = std::panic::catch_unwind(|| {
+            let Some(client) = super::take_global() else {
+                return;
+            };
+            let queued = client.stats().in_flight();
+            let report = client.shutdown();
+            if report.completed {
+                return;
+            }
+            let message = format!(
+                "vigil: {queued} spans were still queued at process exit and not all could be sent: {report}"
+            );
+            if log::log_enabled!(log::Level::Warn) {
+                log::warn!("{message}");
+            } else {
+                eprintln!("{message}");
+            }
+        });
+    }
 }
 
 fn take_global() -> Option<Client> {
