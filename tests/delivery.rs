@@ -105,7 +105,10 @@ fn nothing_is_sent_after_shutdown_returns_and_the_report_says_what_happened() {
     );
     assert!(report.interrupted, "{report}");
     assert!(!report.completed, "{report}");
-    assert!(report.to_string().contains("may have been stored"), "{report}");
+    assert!(
+        report.to_string().contains("may have been stored"),
+        "{report}"
+    );
     std::thread::sleep(Duration::from_secs(3));
     // The exporter did nothing more: no request, no change of any count.
     let stats = client.stats();

@@ -39,7 +39,12 @@ fn as_the_application() {
 fn run_application(how: &str) -> (TestServer, std::process::Output) {
     let server = TestServer::builder().no_rate_limit().start();
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "as_the_application", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "as_the_application",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, how)
         .env("VIGIL_ENDPOINT", server.url())
         .output()
@@ -66,12 +71,21 @@ fn spans_that_cannot_be_sent_at_exit_are_reported_once() {
     let url = server.url();
     drop(server); // nothing listens there now
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "as_the_application", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "as_the_application",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, "exit")
         .env("VIGIL_ENDPOINT", &url)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.matches("still queued at process exit").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("still queued at process exit").count(),
+        1,
+        "{stderr}"
+    );
     assert!(stderr.contains("200 spans"), "{stderr}");
 }

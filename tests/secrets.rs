@@ -74,9 +74,16 @@ fn no_log_line_nor_the_wire_dump_joined_holds_the_key() {
         let joined = format!("{}{}", pair[0], pair[1]);
         assert!(!joined.contains(KEY), "{joined}");
     }
-    let wire: Vec<u8> = lines.iter().filter_map(|l| dumped_bytes(l)).flatten().collect();
+    let wire: Vec<u8> = lines
+        .iter()
+        .filter_map(|l| dumped_bytes(l))
+        .flatten()
+        .collect();
     let wire = String::from_utf8_lossy(&wire);
-    assert!(wire.contains("uthorization: Bearer "), "the header was dumped");
+    assert!(
+        wire.contains("uthorization: Bearer "),
+        "the header was dumped"
+    );
     assert!(!wire.contains(KEY), "the key is in the wire dump");
     // The dumps' text columns, joined, do not spell it either.
     let text: String = lines

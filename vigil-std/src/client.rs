@@ -796,7 +796,9 @@ mod at_exit {
             // `run` catches every panic, so none unwinds into C.
             let failed = unsafe { atexit(run) } != 0;
             if failed {
-                log::warn!("vigil: cannot flush at process exit; call vigil::shutdown() before exiting");
+                log::warn!(
+                    "vigil: cannot flush at process exit; call vigil::shutdown() before exiting"
+                );
             }
         });
     }
