@@ -45,6 +45,8 @@ pub trait BatchStorage<T>: Default {
     fn as_mut_slice(&mut self) -> &mut [T];
     /// Removes and returns the element at `index`, keeping the order of the rest.
     fn remove(&mut self, index: usize) -> T;
+    /// Whether another element would fit.
+    fn has_room(&self) -> bool;
     /// Drops everything.
     fn clear(&mut self);
     /// How many elements are held.
@@ -70,6 +72,9 @@ impl<T, const N: usize> BatchStorage<T> for heapless::Vec<T, N> {
     fn remove(&mut self, index: usize) -> T {
         heapless::Vec::remove(self, index)
     }
+    fn has_room(&self) -> bool {
+        !self.is_full()
+    }
     fn clear(&mut self) {
         heapless::Vec::clear(self);
     }
@@ -89,6 +94,9 @@ impl<T> BatchStorage<T> for alloc::vec::Vec<T> {
     }
     fn remove(&mut self, index: usize) -> T {
         alloc::vec::Vec::remove(self, index)
+    }
+    fn has_room(&self) -> bool {
+        true
     }
     fn clear(&mut self) {
         alloc::vec::Vec::clear(self);
@@ -367,7 +375,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         // has its root to come and the queue holds spans.
         let mut open = self.open_traces();
         let limit = self.settings.batch_size.saturating_mul(2);
-        while open > 0 && self.len < limit {
+        while open > 0 && self.len < limit && self.batch.has_room() {
             if !self.take(pipeline) {
                 break;
             }
