@@ -4,8 +4,9 @@
 //! arbitrary user values: it panics on `char`, tuple variants and
 //! `Error::custom`, and writes invalid JSON for non-string map keys. This
 //! writer accepts every value `Serialize` can describe and always emits
-//! valid JSON or a typed error: control characters escaped, non-finite floats
-//! as `null`, map keys stringified where JSON allows only strings.
+//! valid JSON or a typed error: control characters escaped, U+0000 (which the
+//! server's PostgreSQL database cannot store) replaced by U+FFFD, non-finite
+//! floats as `null`, map keys stringified where JSON allows only strings.
 
 use core::fmt;
 
@@ -42,6 +43,31 @@ impl ser::Error for JsonError {
     }
 }
 
+/// What the writer changed in a value so that the server stores it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Changes(u8);
+
+impl Changes {
+    /// A U+0000 was written as U+FFFD, the replacement character.
+    pub const NUL_REPLACED: Changes = Changes(1);
+
+    /// Whether nothing was changed.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every change in `other` was made.
+    pub const fn contains(self, other: Changes) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets together.
+    #[must_use]
+    pub const fn union(self, other: Changes) -> Changes {
+        Changes(self.0 | other.0)
+    }
+}
+
 impl From<Full> for JsonError {
     fn from(_: Full) -> Self {
         JsonError::Full
@@ -51,12 +77,28 @@ impl From<Full> for JsonError {
 /// Where JSON text goes.
 pub(crate) trait Output {
     fn put(&mut self, s: &str) -> Result<(), Full>;
+
+    /// Hears of a change made to the value written (most outputs ignore it).
+    #[inline]
+    fn note(&mut self, _change: Changes) {}
 }
 
 /// A [`Buffer`] that may grow only up to `limit` bytes.
 pub(crate) struct Limited<'a, B> {
     pub(crate) buf: &'a mut B,
     pub(crate) limit: usize,
+    /// What was changed in the text written so far.
+    pub(crate) changes: Changes,
+}
+
+impl<'a, B> Limited<'a, B> {
+    pub(crate) fn new(buf: &'a mut B, limit: usize) -> Self {
+        Limited {
+            buf,
+            limit,
+            changes: Changes::default(),
+        }
+    }
 }
 
 impl<B: Buffer> Output for Limited<'_, B> {
@@ -66,6 +108,10 @@ impl<B: Buffer> Output for Limited<'_, B> {
             return Err(Full);
         }
         self.buf.push_str(s)
+    }
+
+    fn note(&mut self, change: Changes) {
+        self.changes = self.changes.union(change);
     }
 }
 
@@ -99,6 +145,8 @@ pub(crate) fn write_str<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), 
 /// Clean stretches (no control character, `"` or `\\`) are skipped 32 bytes
 /// at a time with word-wide bit tests that the compiler can vectorise, and
 /// copied out in one piece; only the bytes around an escape go one by one.
+/// U+0000, a control character, is written as U+FFFD (the server's
+/// PostgreSQL database cannot store U+0000) and noted to `out`.
 pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), Full> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
@@ -155,6 +203,10 @@ pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0c => "\\f",
+            0 => {
+                out.note(Changes::NUL_REPLACED);
+                "\u{fffd}"
+            }
             _ => "",
         };
         // `next` is at an ASCII byte, hence on a character boundary.

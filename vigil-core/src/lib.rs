@@ -80,11 +80,11 @@ pub use config::{
 };
 pub use export::{BatchStorage, Exporter, Poll, MAX_RETRY_AFTER};
 pub use id::{IdGenerator, SpanId, TraceId};
-pub use json::JsonError;
+pub use json::{Changes, JsonError};
 pub use model::{SpanKind, SpanStatus, UnknownName};
 pub use pipeline::{Lane, Marks, Pipeline, Reserve, LANES};
 pub use span::{
-    write_object, Name, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS,
+    write_object, Name, Repaired, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS,
     TRUNCATED_MARKER,
 };
 pub use stats::{StartedShard, Stats, StatsSnapshot, STARTED_SHARDS};

@@ -4,13 +4,14 @@
 //! they are set, into the span's own [`Buffer`]s; shipping a span later only
 //! copies text. Each payload field is capped (see [`Span::set_field_limit`]);
 //! a value that does not fit is replaced by a marker and the span's metadata
-//! says which field was cut (`"vigil.truncated": ["input"]`).
+//! says which field was cut (`"vigil.truncated": ["input"]`). U+0000, which
+//! the server cannot store, is sent as U+FFFD (see [`Span`]).
 
 use serde::Serialize;
 
 use crate::buffer::{char_prefix, Buffer};
 use crate::id::{SpanId, TraceId};
-use crate::json::{self, JsonError, Limited, Output};
+use crate::json::{self, Changes, JsonError, Limited, Output};
 use crate::model::{SpanKind, SpanStatus};
 use crate::time::{Timestamp, RFC3339_LEN};
 
@@ -72,6 +73,33 @@ impl Truncated {
             .into_iter()
             .filter(move |(flag, _)| self.contains(*flag))
             .map(|(_, name)| name)
+    }
+}
+
+/// What was changed in a span's content so that the server stores it, besides
+/// the cuts to fit a limit ([`Truncated`]). Not listed in `vigil.truncated`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Repaired(u8);
+
+impl Repaired {
+    /// A U+0000 in a payload, a metadata key or an event name was replaced
+    /// by U+FFFD. (One in the span's name is replaced when the span is sent.)
+    pub const NUL: Repaired = Repaired(1);
+
+    /// Whether nothing was changed.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every change in `other` was made.
+    pub const fn contains(self, other: Repaired) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets together.
+    #[must_use]
+    pub const fn union(self, other: Repaired) -> Repaired {
+        Repaired(self.0 | other.0)
     }
 }
 
@@ -138,6 +166,12 @@ impl<B> From<&'static str> for Name<B> {
 /// `B` stores the name and the encoded payloads: `heapless::String<N>` with no
 /// allocator, `String` with the `alloc` feature.
 ///
+/// Every U+0000 in what a span sends (its name, event names, metadata keys
+/// and values, input, output, event attributes) is sent as U+FFFD, the
+/// replacement character: the server's PostgreSQL database cannot store
+/// U+0000, and one would fail the whole request. Such a span is marked
+/// ([`Repaired::NUL`], for its payloads) and counted in `nul_replaced`.
+///
 /// ```
 /// use vigil_core::{IdGenerator, Span, SpanKind, SpanStatus, Timestamp};
 ///
@@ -162,6 +196,7 @@ pub struct Span<B> {
     status: SpanStatus,
     root: bool,
     truncated: Truncated,
+    repaired: Repaired,
     field_limit: u32,
     start: Timestamp,
     /// [`NOT_ENDED`] until the span ends.
@@ -195,6 +230,7 @@ impl<B: Buffer> Span<B> {
             status: SpanStatus::Unset,
             root: false,
             truncated: Truncated::default(),
+            repaired: Repaired::default(),
             field_limit: DEFAULT_FIELD_LIMIT as u32,
             start,
             end: NOT_ENDED,
@@ -222,7 +258,8 @@ impl<B: Buffer> Span<B> {
     pub fn parent_id(&self) -> Option<SpanId> {
         (self.parent_id != NO_PARENT).then_some(self.parent_id)
     }
-    /// The name as given (the encoder cuts it to [`MAX_NAME_CHARS`]).
+    /// The name as given (the encoder cuts it to [`MAX_NAME_CHARS`] and
+    /// writes U+0000 as U+FFFD).
     pub fn name(&self) -> &str {
         self.name.as_str()
     }
@@ -249,6 +286,10 @@ impl<B: Buffer> Span<B> {
     /// The parts cut to fit their limits so far.
     pub fn truncated(&self) -> Truncated {
         self.truncated
+    }
+    /// What was changed in the payloads so far so that the server stores them.
+    pub fn repaired(&self) -> Repaired {
+        self.repaired
     }
     /// The input as a JSON object, if set.
     pub fn input(&self) -> Option<&str> {
@@ -300,28 +341,28 @@ impl<B: Buffer> Span<B> {
     pub fn set_input<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = write_object(&mut self.input, limit, value);
-        self.note(result, Truncated::INPUT)
+        self.note(Truncated::INPUT, result)
     }
 
     /// Records `value` as the output; same rules as [`Span::set_input`].
     pub fn set_output<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = write_object(&mut self.output, limit, value);
-        self.note(result, Truncated::OUTPUT)
+        self.note(Truncated::OUTPUT, result)
     }
 
     /// Sets the input to an already-encoded JSON object (not checked).
     pub fn set_input_json(&mut self, object: &str) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = copy_raw(&mut self.input, limit, object);
-        self.note(result, Truncated::INPUT)
+        self.note(Truncated::INPUT, result)
     }
 
     /// Sets the output to an already-encoded JSON object (not checked).
     pub fn set_output_json(&mut self, object: &str) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = copy_raw(&mut self.output, limit, object);
-        self.note(result, Truncated::OUTPUT)
+        self.note(Truncated::OUTPUT, result)
     }
 
     /// Adds `key: value` to the metadata. A later value for the same key wins
@@ -341,7 +382,7 @@ impl<B: Buffer> Span<B> {
             out.put(":")?;
             json::write_value(out, value)
         });
-        self.note(result, Truncated::METADATA)
+        self.note(Truncated::METADATA, result)
     }
 
     /// Adds an event named `name` at `at` with `attributes`, which are stored
@@ -368,7 +409,7 @@ impl<B: Buffer> Span<B> {
             out.put("}")?;
             Ok(())
         });
-        self.note(result, Truncated::EVENTS)
+        self.note(Truncated::EVENTS, result)
     }
 
     /// The cap, in bytes, on each payload field.
@@ -376,11 +417,29 @@ impl<B: Buffer> Span<B> {
         self.field_limit as usize
     }
 
-    fn note(&mut self, result: Result<(), JsonError>, part: Truncated) -> Result<(), JsonError> {
-        if result == Err(JsonError::Full) {
-            self.truncated = self.truncated.union(part);
+    /// Marks the span for what writing its `part` changed or cut: `result`
+    /// is what [`write_object`] returned for text then set with
+    /// [`Span::set_input_json`] or [`Span::set_output_json`]. Returns the
+    /// result without the changes.
+    pub fn note(
+        &mut self,
+        part: Truncated,
+        result: Result<Changes, JsonError>,
+    ) -> Result<(), JsonError> {
+        match result {
+            Ok(changes) => {
+                if changes.contains(Changes::NUL_REPLACED) {
+                    self.repaired = self.repaired.union(Repaired::NUL);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if e == JsonError::Full {
+                    self.truncated = self.truncated.union(part);
+                }
+                Err(e)
+            }
         }
-        result
     }
 }
 
@@ -393,44 +452,51 @@ fn append<B: Buffer>(
     buf: &mut B,
     limit: usize,
     write: impl FnOnce(&mut Limited<'_, B>, bool) -> Result<(), JsonError>,
-) -> Result<(), JsonError> {
+) -> Result<Changes, JsonError> {
     let before = buf.len();
     if before == 0 {
         // Metadata and events grow entry by entry: start with room for a few.
         buf.reserve(96);
     }
-    let mut out = Limited { buf, limit };
+    let mut out = Limited::new(buf, limit);
     let result = write(&mut out, before == 0);
+    let changes = out.changes;
     if result.is_err() {
         buf.truncate(before);
     }
-    result
+    result.map(|()| changes)
 }
 
-fn copy_raw<B: Buffer>(buf: &mut B, limit: usize, object: &str) -> Result<(), JsonError> {
+fn copy_raw<B: Buffer>(buf: &mut B, limit: usize, object: &str) -> Result<Changes, JsonError> {
     buf.clear();
-    let result = Limited { buf, limit }.put(object).map_err(JsonError::from);
+    let result = Limited::new(buf, limit)
+        .put(object)
+        .map_err(JsonError::from);
     if result.is_err() {
         mark_truncated(buf);
     }
-    result
+    result.map(|()| Changes::default())
 }
 
 /// Replaces `buf` with the JSON object form of `value` (objects as they are,
 /// `null` as `{}`, anything else as `{"value": ...}`), at most `limit` bytes.
 ///
-/// On `Err(JsonError::Full)` the buffer holds [`TRUNCATED_MARKER`]; on any
+/// Returns what was changed on the way (a U+0000 replaced...). On
+/// `Err(JsonError::Full)` the buffer holds [`TRUNCATED_MARKER`]; on any
 /// other error it is empty. [`Span::set_input`] uses this; callers can use it
-/// to encode once into a scratch buffer and then [`Span::set_input_json`].
+/// to encode once into a scratch buffer, then [`Span::set_input_json`] and
+/// [`Span::note`] with the result.
 pub fn write_object<B: Buffer, T: Serialize + ?Sized>(
     buf: &mut B,
     limit: usize,
     value: &T,
-) -> Result<(), JsonError> {
+) -> Result<Changes, JsonError> {
     buf.clear();
-    let result = write_object_into(&mut Limited { buf, limit }, value);
+    let mut out = Limited::new(buf, limit);
+    let result = write_object_into(&mut out, value);
+    let changes = out.changes;
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(changes),
         Err(JsonError::Full) => {
             mark_truncated(buf);
             Err(JsonError::Full)

@@ -140,6 +140,9 @@ stats! {
     retries,
     /// Request body bytes sent.
     bytes_sent,
+    /// Spans in which a U+0000 (which the server cannot store) was sent as
+    /// U+FFFD (counted as the exporter takes them from the queue).
+    nul_replaced,
 }
 
 impl Stats {

@@ -10,7 +10,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use serde::Serialize;
 use serde_json::Value;
-use vigil_core::{JsonError, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId};
+use vigil_core::{JsonError, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId, Truncated};
 
 use crate::client::Client;
 use crate::config::Field;
@@ -212,14 +212,13 @@ fn write_field<T: Serialize + ?Sized>(
             // the exact size instead of a buffer growing by doubling.
             let limit = f.span.field_limit();
             let encoded = vigil_core::write_object(scratch, limit, value);
-            match (encoded, field) {
-                (Ok(()), Field::Input) => f.span.set_input_json(scratch),
-                (Ok(()), _) => f.span.set_output_json(scratch),
-                // Over the limit: let the span record the truncation itself.
-                (Err(JsonError::Full), Field::Input) => f.span.set_input(value),
-                (Err(JsonError::Full), _) => f.span.set_output(value),
-                (Err(e), _) => Err(e),
-            }
+            let (copied, part) = match field {
+                Field::Input => (f.span.set_input_json(scratch), Truncated::INPUT),
+                _ => (f.span.set_output_json(scratch), Truncated::OUTPUT),
+            };
+            // What was cut or changed on the way is marked on the span.
+            let noted = f.span.note(part, encoded);
+            copied.and(noted)
         }),
         Field::Metadata(key) => f.span.set_metadata(key, value),
         Field::Event(name) => f
