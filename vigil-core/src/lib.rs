@@ -85,7 +85,7 @@ pub use model::{SpanKind, SpanStatus, UnknownName};
 pub use pipeline::{Lane, Marks, Pipeline, Reserve, LANES};
 pub use span::{
     write_object, Name, Repaired, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS,
-    TRUNCATED_MARKER,
+    TRUNCATED_MARKER, UNSERIALIZABLE_KEY,
 };
 pub use stats::{StartedShard, Stats, StatsSnapshot, STARTED_SHARDS};
 pub use time::{Clock, Timestamp, RFC3339_LEN};

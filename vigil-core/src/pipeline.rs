@@ -351,8 +351,12 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         if !span.truncated().is_empty() {
             add(&self.stats.payloads_truncated, 1);
         }
-        if span.repaired().contains(Repaired::NUL) || span.name().contains('\0') {
+        let repaired = span.repaired();
+        if repaired.contains(Repaired::NUL) || span.name().contains('\0') {
             add(&self.stats.nul_replaced, 1);
+        }
+        if repaired.contains(Repaired::UNSERIALIZABLE) {
+            add(&self.stats.payloads_unserializable, 1);
         }
         Some(span)
     }

@@ -7,6 +7,7 @@
 //! says which field was cut (`"vigil.truncated": ["input"]`). U+0000, which
 //! the server cannot store, is sent as U+FFFD (see [`Span`]).
 
+use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::buffer::{char_prefix, Buffer};
@@ -23,6 +24,11 @@ pub const DEFAULT_FIELD_LIMIT: usize = 64 * 1024;
 
 /// What stands in for a payload field that exceeded its cap.
 pub const TRUNCATED_MARKER: &str = "{\"vigil.truncated\":true}";
+
+/// The key of the object that stands in for a value that could not be
+/// written: `{"vigil.unserializable": "<why>"}`, the reason being the
+/// [`JsonError`]'s `Display` text.
+pub const UNSERIALIZABLE_KEY: &str = "vigil.unserializable";
 
 /// Which parts of a span were cut to fit a limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,6 +91,9 @@ impl Repaired {
     /// A U+0000 in a payload, a metadata key or an event name was replaced
     /// by U+FFFD. (One in the span's name is replaced when the span is sent.)
     pub const NUL: Repaired = Repaired(1);
+    /// A value could not be written (its `Serialize` failed, or a map key had
+    /// no string form): `{"vigil.unserializable": "<why>"}` stands in for it.
+    pub const UNSERIALIZABLE: Repaired = Repaired(2);
 
     /// Whether nothing was changed.
     pub const fn is_empty(self) -> bool {
@@ -171,6 +180,11 @@ impl<B> From<&'static str> for Name<B> {
 /// replacement character: the server's PostgreSQL database cannot store
 /// U+0000, and one would fail the whole request. Such a span is marked
 /// ([`Repaired::NUL`], for its payloads) and counted in `nul_replaced`.
+///
+/// A value that cannot be written as JSON (its `Serialize` fails, or a map
+/// key has no string form) is recorded as `{"vigil.unserializable": "<why>"}`
+/// in its place, and the setter returns the error; the span is marked
+/// ([`Repaired::UNSERIALIZABLE`]) and counted in `payloads_unserializable`.
 ///
 /// ```
 /// use vigil_core::{IdGenerator, Span, SpanKind, SpanStatus, Timestamp};
@@ -336,8 +350,10 @@ impl<B: Buffer> Span<B> {
     /// Records `value` as the input; a non-object value is stored as `{"value": ...}`.
     ///
     /// A value larger than the field limit is replaced by [`TRUNCATED_MARKER`],
-    /// the span is marked, and `Err(JsonError::Full)` returned. On any other
-    /// error the input is left unset.
+    /// the span is marked, and `Err(JsonError::Full)` returned. A value that
+    /// cannot be written (see [`UNSERIALIZABLE_KEY`]) is replaced by
+    /// `{"vigil.unserializable": "<why>"}`, the span is marked, and the error
+    /// returned.
     pub fn set_input<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = write_object(&mut self.input, limit, value);
@@ -367,7 +383,9 @@ impl<B: Buffer> Span<B> {
 
     /// Adds `key: value` to the metadata. A later value for the same key wins
     /// when the server parses it. An entry that would exceed the field limit
-    /// is left out and the span is marked.
+    /// is left out and the span is marked. A value that cannot be written is
+    /// recorded as `key: {"vigil.unserializable": "<why>"}`, the span is
+    /// marked, and the error returned.
     pub fn set_metadata<T: Serialize + ?Sized>(
         &mut self,
         key: &str,
@@ -375,20 +393,24 @@ impl<B: Buffer> Span<B> {
     ) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = append(&mut self.metadata, limit, |out, first| {
-            if !first {
-                out.put(",")?;
-            }
-            json::write_str(out, key)?;
-            out.put(":")?;
-            json::write_value(out, value)
+            metadata_entry(out, first, key, value)
         });
+        if let Some(e) = unserializable(&result) {
+            let marked = append(&mut self.metadata, limit, |out, first| {
+                metadata_entry(out, first, key, &Unserializable(e))
+            });
+            // A marker that does not fit is left out too, and marked as such.
+            let _ = self.note(Truncated::METADATA, marked);
+        }
         self.note(Truncated::METADATA, result)
     }
 
     /// Adds an event named `name` at `at` with `attributes`, which are stored
     /// as an object (`()` or `None` as `{}`, another non-object as
     /// `{"value": ...}`). An event that would exceed the field limit is left
-    /// out and the span is marked.
+    /// out and the span is marked. Attributes that cannot be written are
+    /// recorded as `{"vigil.unserializable": "<why>"}` (the event keeps its
+    /// name and time), the span is marked, and the error returned.
     pub fn add_event<T: Serialize + ?Sized>(
         &mut self,
         name: &str,
@@ -397,18 +419,14 @@ impl<B: Buffer> Span<B> {
     ) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = append(&mut self.events, limit, |out, first| {
-            if !first {
-                out.put(",")?;
-            }
-            out.put("{\"name\":")?;
-            json::write_str(out, char_prefix(name, MAX_NAME_CHARS).0)?;
-            out.put(",\"timestamp\":\"")?;
-            out.put(at.to_rfc3339(&mut [0; RFC3339_LEN]))?;
-            out.put("\",\"attributes\":")?;
-            write_object_into(out, attributes)?;
-            out.put("}")?;
-            Ok(())
+            event_entry(out, first, name, at, attributes)
         });
+        if let Some(e) = unserializable(&result) {
+            let marked = append(&mut self.events, limit, |out, first| {
+                event_entry(out, first, name, at, &Unserializable(e))
+            });
+            let _ = self.note(Truncated::EVENTS, marked);
+        }
         self.note(Truncated::EVENTS, result)
     }
 
@@ -436,6 +454,8 @@ impl<B: Buffer> Span<B> {
             Err(e) => {
                 if e == JsonError::Full {
                     self.truncated = self.truncated.union(part);
+                } else {
+                    self.repaired = self.repaired.union(Repaired::UNSERIALIZABLE);
                 }
                 Err(e)
             }
@@ -445,6 +465,63 @@ impl<B: Buffer> Span<B> {
 
 fn non_empty<B: Buffer>(b: &B) -> Option<&str> {
     (!b.is_empty()).then(|| b.as_str())
+}
+
+/// Writes one metadata member, `"key":value`, after a comma unless `first`.
+fn metadata_entry<B: Buffer, T: Serialize + ?Sized>(
+    out: &mut Limited<'_, B>,
+    first: bool,
+    key: &str,
+    value: &T,
+) -> Result<(), JsonError> {
+    if !first {
+        out.put(",")?;
+    }
+    json::write_str(out, key)?;
+    out.put(":")?;
+    json::write_value(out, value)
+}
+
+/// Writes one event object, after a comma unless `first`.
+fn event_entry<B: Buffer, T: Serialize + ?Sized>(
+    out: &mut Limited<'_, B>,
+    first: bool,
+    name: &str,
+    at: Timestamp,
+    attributes: &T,
+) -> Result<(), JsonError> {
+    if !first {
+        out.put(",")?;
+    }
+    out.put("{\"name\":")?;
+    json::write_str(out, char_prefix(name, MAX_NAME_CHARS).0)?;
+    out.put(",\"timestamp\":\"")?;
+    out.put(at.to_rfc3339(&mut [0; RFC3339_LEN]))?;
+    out.put("\",\"attributes\":")?;
+    write_object_into(out, attributes)?;
+    out.put("}")?;
+    Ok(())
+}
+
+/// Stands in for a value that could not be written:
+/// `{"vigil.unserializable": "<why>"}`.
+struct Unserializable(JsonError);
+
+impl Serialize for Unserializable {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(UNSERIALIZABLE_KEY, &format_args!("{}", self.0))?;
+        map.end()
+    }
+}
+
+/// The error of `result` if it is one of a value that could not be written
+/// (not of a size limit reached).
+fn unserializable<T>(result: &Result<T, JsonError>) -> Option<JsonError> {
+    match result {
+        Err(e) if *e != JsonError::Full => Some(*e),
+        _ => None,
+    }
 }
 
 /// Appends to `buf` through `write`, undoing a partial write on error.
@@ -483,7 +560,8 @@ fn copy_raw<B: Buffer>(buf: &mut B, limit: usize, object: &str) -> Result<Change
 ///
 /// Returns what was changed on the way (a U+0000 replaced...). On
 /// `Err(JsonError::Full)` the buffer holds [`TRUNCATED_MARKER`]; on any
-/// other error it is empty. [`Span::set_input`] uses this; callers can use it
+/// other error, `{"vigil.unserializable": "<why>"}` (either left empty if
+/// `limit` cannot hold it). [`Span::set_input`] uses this; callers can use it
 /// to encode once into a scratch buffer, then [`Span::set_input_json`] and
 /// [`Span::note`] with the result.
 pub fn write_object<B: Buffer, T: Serialize + ?Sized>(
@@ -503,6 +581,10 @@ pub fn write_object<B: Buffer, T: Serialize + ?Sized>(
         }
         Err(e) => {
             buf.clear();
+            let marked = write_object_into(&mut Limited::new(buf, limit), &Unserializable(e));
+            if marked.is_err() {
+                buf.clear();
+            }
             Err(e)
         }
     }

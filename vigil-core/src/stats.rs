@@ -143,6 +143,11 @@ stats! {
     /// Spans in which a U+0000 (which the server cannot store) was sent as
     /// U+FFFD (counted as the exporter takes them from the queue).
     nul_replaced,
+    /// Spans with a payload field or entry that could not be written as JSON
+    /// (its `Serialize` failed, or a map key had no string form), recorded as
+    /// `{"vigil.unserializable": "<why>"}` (counted as the exporter takes
+    /// them from the queue).
+    payloads_unserializable,
 }
 
 impl Stats {

@@ -179,15 +179,17 @@ fn non_finite_floats_become_null_and_odd_serde_shapes_are_valid_json() {
 }
 
 #[test]
-fn keys_without_a_string_form_are_an_error_and_leave_the_field_unset() {
+fn keys_without_a_string_form_are_an_error_and_leave_a_marker() {
     let mut ids = IdGenerator::from_seed(8);
     let mut s = span(&mut ids, "x");
     let mut map = BTreeMap::new();
     map.insert(vec![1], 2);
+    let marker = "{\"vigil.unserializable\":\"a map key has no string form\"}";
     assert_eq!(s.set_input(&map), Err(JsonError::KeyMustBeString));
-    assert_eq!(s.input(), None);
+    assert_eq!(s.input(), Some(marker));
     assert_eq!(s.set_metadata("k", &map), Err(JsonError::KeyMustBeString));
-    assert_eq!(s.metadata_members(), "");
+    assert_eq!(s.metadata_members(), format!("\"k\":{marker}"));
+    assert!(s.repaired().contains(Repaired::UNSERIALIZABLE));
 }
 
 #[test]

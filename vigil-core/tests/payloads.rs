@@ -6,7 +6,9 @@ mod common;
 use common::encode_one;
 use serde_json::{json, Value};
 use vigil_core::encode::{encode_ingest, Envelope};
-use vigil_core::{IdGenerator, Name, Repaired, Span, SpanKind, SpanStatus, Timestamp};
+use vigil_core::{
+    IdGenerator, JsonError, Name, Repaired, Span, SpanKind, SpanStatus, Timestamp, Truncated,
+};
 
 type S = Span<String>;
 
@@ -111,4 +113,102 @@ fn a_nul_in_a_long_string_is_found_at_any_offset() {
         assert_eq!(input["value"].as_str(), Some(expected.as_str()), "at {at}");
         assert!(s.repaired().contains(Repaired::NUL));
     }
+}
+
+/// A value whose `Serialize` fails after writing part of itself.
+struct Failing;
+
+impl serde::Serialize for Failing {
+    fn serialize<Se: serde::Serializer>(&self, s: Se) -> Result<Se::Ok, Se::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(None)?;
+        seq.serialize_element(&1)?;
+        Err(Se::Error::custom("no"))
+    }
+}
+
+fn marker(why: &str) -> Value {
+    json!({ "vigil.unserializable": why })
+}
+
+#[test]
+fn a_value_that_cannot_be_written_leaves_a_marker_in_its_place() {
+    const CUSTOM: &str = "the value's Serialize implementation failed";
+    const KEY: &str = "a map key has no string form";
+    let mut bad_keys = std::collections::BTreeMap::new();
+    bad_keys.insert(vec![1], 2);
+    let at = Timestamp::from_unix_nanos(2_000);
+
+    let mut s = span("s");
+    assert!(s.repaired().is_empty());
+    assert_eq!(s.set_input(&Failing), Err(JsonError::Custom));
+    assert_eq!(s.set_output(&bad_keys), Err(JsonError::KeyMustBeString));
+    s.set_metadata("before", &1).unwrap();
+    assert_eq!(s.set_metadata("k", &Failing), Err(JsonError::Custom));
+    assert_eq!(
+        s.set_metadata("keys", &bad_keys),
+        Err(JsonError::KeyMustBeString)
+    );
+    s.set_metadata("after", &2).unwrap();
+    s.add_event("first", at, &()).unwrap();
+    assert_eq!(s.add_event("e", at, &Failing), Err(JsonError::Custom));
+    assert!(s.repaired().contains(Repaired::UNSERIALIZABLE));
+    assert!(s.truncated().is_empty(), "nothing was cut");
+
+    let (body, _) = encode_one(&[s], 4096);
+    let got = &body["spans"][0];
+    assert_eq!(got["input"], marker(CUSTOM));
+    assert_eq!(got["output"], marker(KEY));
+    assert_eq!(
+        got["metadata"],
+        json!({"before": 1, "k": marker(CUSTOM), "keys": marker(KEY), "after": 2})
+    );
+    assert_eq!(got["events"][1]["name"], "e");
+    assert_eq!(got["events"][1]["timestamp"], "1970-01-01T00:00:00.000002Z");
+    assert_eq!(got["events"][1]["attributes"], marker(CUSTOM));
+}
+
+#[test]
+fn a_marker_that_does_not_fit_is_cut_like_any_value() {
+    let mut s = span("s");
+    s.set_field_limit(20);
+    assert_eq!(s.set_input(&Failing), Err(JsonError::Custom));
+    assert_eq!(s.input(), None, "too small for the marker: null");
+    assert_eq!(s.set_metadata("k", &Failing), Err(JsonError::Custom));
+    // Room for the event up to its attributes, not for the marker.
+    s.set_field_limit(100);
+    assert_eq!(
+        s.add_event("e", Timestamp::default(), &Failing),
+        Err(JsonError::Custom)
+    );
+    assert!(s.repaired().contains(Repaired::UNSERIALIZABLE));
+    assert!(s
+        .truncated()
+        .contains(Truncated::METADATA.union(Truncated::EVENTS)));
+    let (body, _) = encode_one(&[s], 4096);
+    assert_eq!(
+        body["spans"][0]["metadata"],
+        json!({"vigil.truncated": ["metadata", "events"]})
+    );
+}
+
+#[test]
+fn write_object_leaves_the_marker_in_the_buffer() {
+    let mut buf = String::from("old");
+    assert_eq!(
+        vigil_core::write_object(&mut buf, 1024, &Failing),
+        Err(JsonError::Custom)
+    );
+    let written: Value = serde_json::from_str(&buf).unwrap();
+    assert_eq!(
+        written,
+        marker("the value's Serialize implementation failed")
+    );
+    let mut span = span("s");
+    span.set_input_json(&buf).unwrap();
+    assert_eq!(
+        span.note(Truncated::INPUT, Err(JsonError::Custom)),
+        Err(JsonError::Custom)
+    );
+    assert!(span.repaired().contains(Repaired::UNSERIALIZABLE));
 }

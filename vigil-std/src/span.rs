@@ -1,5 +1,6 @@
 //! Guards, closures and futures that record spans and traces.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -10,7 +11,10 @@ use std::task::{Context as TaskContext, Poll};
 
 use serde::Serialize;
 use serde_json::Value;
-use vigil_core::{JsonError, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId, Truncated};
+use vigil_core::{
+    JsonError, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId, Truncated,
+    UNSERIALIZABLE_KEY,
+};
 
 use crate::client::Client;
 use crate::config::Field;
@@ -84,7 +88,7 @@ impl SpanHandle {
     pub fn set_input<T: Serialize + ?Sized>(&self, value: &T) {
         self.update(
             |f, c| set_payload(f, c, Field::Input, value),
-            || Some(Mail::Input(to_json(value)?)),
+            || Some(Mail::Input(to_json(value))),
         );
     }
 
@@ -92,7 +96,7 @@ impl SpanHandle {
     pub fn set_output<T: Serialize + ?Sized>(&self, value: &T) {
         self.update(
             |f, c| set_payload(f, c, Field::Output, value),
-            || Some(Mail::Output(to_json(value)?)),
+            || Some(Mail::Output(to_json(value))),
         );
     }
 
@@ -100,7 +104,7 @@ impl SpanHandle {
     pub fn set_metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
         self.update(
             |f, c| set_payload(f, c, Field::Metadata(key), value),
-            || Some(Mail::Metadata(key.to_owned(), to_json(value)?)),
+            || Some(Mail::Metadata(key.to_owned(), to_json(value))),
         );
     }
 
@@ -110,10 +114,7 @@ impl SpanHandle {
         let at = context::now();
         self.update(
             |f, c| set_payload_at(f, c, Field::Event(name), attributes, Some(at)),
-            || {
-                let attributes = to_json(attributes)?;
-                Some(Mail::Event(name.to_owned(), at, attributes))
-            },
+            || Some(Mail::Event(name.to_owned(), at, to_json(attributes))),
         );
     }
 
@@ -179,25 +180,70 @@ pub(crate) fn set_payload_at<T: Serialize + ?Sized>(
     value: &T,
     at: Option<Timestamp>,
 ) {
-    if !f.sampled {
+    if !recording(f, client, field) {
         return;
     }
-    let config = client.map(Client::config);
-    let content = matches!(field, Field::Input | Field::Output);
-    if content && config.is_some_and(|c| !c.capture_content) {
-        return;
-    }
-    let result = match config.and_then(|c| c.mask.as_ref()) {
+    let result = match client.and_then(|c| c.config().mask.as_ref()) {
         Some(mask) => match serde_json::to_value(value) {
             Ok(mut v) => {
                 mask(field, &mut v);
                 write_field(f, field, &v, at)
             }
-            Err(_) => Err(JsonError::Custom),
+            Err(_) => write_unserializable(f, field, JsonError::Custom, at),
         },
         None => write_field(f, field, value, at),
     };
     report(result);
+}
+
+/// Records a payload made JSON on another thread (see [`Mail`]) as
+/// [`set_payload_at`] would have.
+pub(crate) fn set_mailed(
+    f: &mut Frame,
+    client: Option<&Client>,
+    field: Field<'_>,
+    payload: Payload,
+    at: Option<Timestamp>,
+) {
+    match payload {
+        Ok(value) => set_payload_at(f, client, field, &value, at),
+        Err(e) => {
+            if recording(f, client, field) {
+                report(write_unserializable(f, field, e, at));
+            }
+        }
+    }
+}
+
+/// Whether `field` is recorded on the span: it is sampled, and content
+/// (input and output) is captured.
+fn recording(f: &Frame, client: Option<&Client>, field: Field<'_>) -> bool {
+    let content = matches!(field, Field::Input | Field::Output);
+    f.sampled && !(content && client.is_some_and(|c| !c.config().capture_content))
+}
+
+/// The part of a span `field` is, as [`Truncated`] names it.
+fn part(field: Field<'_>) -> Truncated {
+    match field {
+        Field::Input => Truncated::INPUT,
+        Field::Output => Truncated::OUTPUT,
+        Field::Metadata(_) => Truncated::METADATA,
+        Field::Event(_) => Truncated::EVENTS,
+    }
+}
+
+/// Records `{"vigil.unserializable": "<why>"}` in place of a value that
+/// could not be written, and marks the span; returns the error.
+fn write_unserializable(
+    f: &mut Frame,
+    field: Field<'_>,
+    error: JsonError,
+    at: Option<Timestamp>,
+) -> Result<(), JsonError> {
+    let marker = BTreeMap::from([(UNSERIALIZABLE_KEY, error.to_string())]);
+    // A marker over the limit is cut, and marked so, like any value.
+    let _ = write_field(f, field, &marker, at);
+    f.span.note(part(field), Err(error))
 }
 
 fn write_field<T: Serialize + ?Sized>(
@@ -212,12 +258,12 @@ fn write_field<T: Serialize + ?Sized>(
             // the exact size instead of a buffer growing by doubling.
             let limit = f.span.field_limit();
             let encoded = vigil_core::write_object(scratch, limit, value);
-            let (copied, part) = match field {
-                Field::Input => (f.span.set_input_json(scratch), Truncated::INPUT),
-                _ => (f.span.set_output_json(scratch), Truncated::OUTPUT),
+            let copied = match field {
+                Field::Input => f.span.set_input_json(scratch),
+                _ => f.span.set_output_json(scratch),
             };
             // What was cut or changed on the way is marked on the span.
-            let noted = f.span.note(part, encoded);
+            let noted = f.span.note(part(field), encoded);
             copied.and(noted)
         }),
         Field::Metadata(key) => f.span.set_metadata(key, value),
@@ -243,21 +289,22 @@ fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
     out
 }
 
-/// `value` as JSON to send to a span elsewhere; a value JSON cannot hold is
-/// reported like one set here.
-fn to_json<T: Serialize + ?Sized>(value: &T) -> Option<Value> {
-    serde_json::to_value(value)
-        .map_err(|_| report(Err(JsonError::Custom)))
-        .ok()
+/// A value made JSON for a span that lives elsewhere; `Err` if it could not
+/// be, which the span records as it would a value set where it lives.
+pub(crate) type Payload = Result<Value, JsonError>;
+
+/// `value` as JSON to send to a span elsewhere.
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Payload {
+    serde_json::to_value(value).map_err(|_| JsonError::Custom)
 }
 
 /// Payload overflow is counted when the span is submitted; anything else is
-/// a value JSON cannot hold, logged once.
+/// a value JSON cannot hold (recorded as a marker, and counted), logged once.
 fn report(result: Result<(), JsonError>) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     if let Err(e) = result {
         if e != JsonError::Full && !WARNED.swap(true, Ordering::Relaxed) {
-            log::warn!("vigil: a payload was not recorded: {e}");
+            log::warn!("vigil: a payload could not be written as JSON: {e}");
         }
     }
 }
