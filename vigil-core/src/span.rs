@@ -4,8 +4,9 @@
 //! they are set, into the span's own [`Buffer`]s; shipping a span later only
 //! copies text. Each payload field is capped (see [`Span::set_field_limit`]);
 //! a value that does not fit is replaced by a marker and the span's metadata
-//! says which field was cut (`"vigil.truncated": ["input"]`). U+0000, which
-//! the server cannot store, is sent as U+FFFD (see [`Span`]).
+//! says which field was cut (`"vigil.truncated": ["input"]`), as does one
+//! nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH). U+0000, which the server cannot store,
+//! is sent as U+FFFD (see [`Span`]).
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -350,7 +351,10 @@ impl<B: Buffer> Span<B> {
     /// Records `value` as the input; a non-object value is stored as `{"value": ...}`.
     ///
     /// A value larger than the field limit is replaced by [`TRUNCATED_MARKER`],
-    /// the span is marked, and `Err(JsonError::Full)` returned. A value that
+    /// the span is marked, and `Err(JsonError::Full)` returned. Arrays and
+    /// objects nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH) (64) levels are replaced by the
+    /// string [`DEPTH_MARKER`](crate::DEPTH_MARKER) (`"vigil.truncated: nested deeper than 64"`),
+    /// without being looked into, and the span is marked. A value that
     /// cannot be written (see [`UNSERIALIZABLE_KEY`]) is replaced by
     /// `{"vigil.unserializable": "<why>"}`, the span is marked, and the error
     /// returned.
@@ -448,6 +452,9 @@ impl<B: Buffer> Span<B> {
             Ok(changes) => {
                 if changes.contains(Changes::NUL_REPLACED) {
                     self.repaired = self.repaired.union(Repaired::NUL);
+                }
+                if changes.contains(Changes::DEPTH_CUT) {
+                    self.truncated = self.truncated.union(part);
                 }
                 Ok(())
             }
@@ -558,10 +565,10 @@ fn copy_raw<B: Buffer>(buf: &mut B, limit: usize, object: &str) -> Result<Change
 /// Replaces `buf` with the JSON object form of `value` (objects as they are,
 /// `null` as `{}`, anything else as `{"value": ...}`), at most `limit` bytes.
 ///
-/// Returns what was changed on the way (a U+0000 replaced...). On
-/// `Err(JsonError::Full)` the buffer holds [`TRUNCATED_MARKER`]; on any
-/// other error, `{"vigil.unserializable": "<why>"}` (either left empty if
-/// `limit` cannot hold it). [`Span::set_input`] uses this; callers can use it
+/// Returns what was changed on the way (a U+0000 replaced, what was nested
+/// too deep cut). On `Err(JsonError::Full)` the buffer holds
+/// [`TRUNCATED_MARKER`]; on any other error, `{"vigil.unserializable":
+/// "<why>"}` (either marker only if `limit` holds it, else nothing). [`Span::set_input`] uses this; callers can use it
 /// to encode once into a scratch buffer, then [`Span::set_input_json`] and
 /// [`Span::note`] with the result.
 pub fn write_object<B: Buffer, T: Serialize + ?Sized>(
@@ -588,6 +595,31 @@ pub fn write_object<B: Buffer, T: Serialize + ?Sized>(
             Err(e)
         }
     }
+}
+
+/// Replaces `buf` with the JSON text of `value` as it is (not made an
+/// object), at most `limit` bytes, for a value to be parsed back (into a
+/// `serde_json::Value`, say) and set on a span later. Arrays and objects
+/// nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH) are cut as always, so the text parses
+/// with any parser's nesting limit of 128; U+0000 is kept (escaped), to be
+/// replaced, and counted, when the value is set.
+///
+/// Returns what was changed ([`Changes::DEPTH_CUT`]); on error the buffer is
+/// empty.
+pub fn write_json<B: Buffer, T: Serialize + ?Sized>(
+    buf: &mut B,
+    limit: usize,
+    value: &T,
+) -> Result<Changes, JsonError> {
+    buf.clear();
+    let mut out = Limited::new(buf, limit);
+    out.keep_nul = true;
+    let result = json::write_value(&mut out, value);
+    let changes = out.changes;
+    if result.is_err() {
+        buf.clear();
+    }
+    result.map(|()| changes)
 }
 
 fn mark_truncated<B: Buffer>(buf: &mut B) {

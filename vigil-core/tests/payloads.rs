@@ -212,3 +212,218 @@ fn write_object_leaves_the_marker_in_the_buffer() {
     );
     assert!(span.repaired().contains(Repaired::UNSERIALIZABLE));
 }
+
+/// `levels` arrays, each holding the next, around `0`: written without any
+/// allocation or recursion of its own beyond what the writer asks for.
+struct Nest(usize);
+
+impl serde::Serialize for Nest {
+    fn serialize<Se: serde::Serializer>(&self, s: Se) -> Result<Se::Ok, Se::Error> {
+        use serde::ser::SerializeSeq;
+        if self.0 == 0 {
+            return s.serialize_u8(0);
+        }
+        let mut seq = s.serialize_seq(Some(1))?;
+        seq.serialize_element(&Nest(self.0 - 1))?;
+        seq.end()
+    }
+}
+
+/// The same with the other shapes that nest: maps, struct and tuple
+/// variants, newtype variants, and `Some`s and newtype structs (no level).
+struct Shapes(usize);
+
+impl serde::Serialize for Shapes {
+    fn serialize<Se: serde::Serializer>(&self, s: Se) -> Result<Se::Ok, Se::Error> {
+        use serde::ser::{SerializeMap, SerializeStructVariant, SerializeTupleVariant};
+        let next = Shapes(self.0.saturating_sub(1));
+        match self.0 % 6 {
+            _ if self.0 == 0 => s.serialize_unit(),
+            0 => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("m", &next)?;
+                map.end()
+            }
+            1 => {
+                let mut v = s.serialize_struct_variant("S", 0, "sv", 1)?;
+                v.serialize_field("f", &next)?;
+                v.end()
+            }
+            2 => {
+                let mut v = s.serialize_tuple_variant("S", 1, "tv", 1)?;
+                v.serialize_field(&next)?;
+                v.end()
+            }
+            3 => s.serialize_newtype_variant("S", 2, "nv", &next),
+            4 => s.serialize_some(&next),
+            _ => s.serialize_newtype_struct("N", &next),
+        }
+    }
+}
+
+/// Levels of arrays and objects around the innermost non-container value,
+/// and that value.
+fn depth_of(mut v: &Value) -> (usize, &Value) {
+    let mut depth = 0;
+    loop {
+        let inner = match v {
+            Value::Array(items) if items.len() == 1 => &items[0],
+            Value::Object(map) if map.len() == 1 => map.values().next().unwrap(),
+            _ => return (depth, v),
+        };
+        depth += 1;
+        v = inner;
+    }
+}
+
+#[test]
+fn values_nested_deeper_than_the_limit_are_cut_with_a_marker() {
+    assert_eq!(vigil_core::MAX_DEPTH, 64);
+    assert!(vigil_core::DEPTH_MARKER.ends_with(" 64"));
+    let at = Timestamp::from_unix_nanos(2_000);
+    let mut s = span("s");
+    s.set_input(&Nest(64)).unwrap();
+    assert!(s.truncated().is_empty(), "64 levels fit");
+    s.set_input(&Nest(65)).unwrap();
+    s.set_output(&Nest(1_000)).unwrap();
+    s.set_metadata("deep", &Nest(100)).unwrap();
+    s.set_metadata("shallow", &Nest(3)).unwrap();
+    s.add_event("e", at, &Nest(100)).unwrap();
+    assert!(s.truncated().contains(
+        Truncated::INPUT
+            .union(Truncated::OUTPUT)
+            .union(Truncated::METADATA)
+            .union(Truncated::EVENTS)
+    ));
+    let (body, _) = encode_one(&[s], 1 << 16);
+    let got = &body["spans"][0];
+    let marker = json!(vigil_core::DEPTH_MARKER);
+    // The wrapping object, then the 64 arrays kept, then the marker for the
+    // 65th.
+    assert_eq!(depth_of(&got["input"]), (65, &marker));
+    assert_eq!(depth_of(&got["output"]), (65, &marker));
+    assert_eq!(depth_of(&got["metadata"]["deep"]), (64, &marker));
+    assert_eq!(got["metadata"]["shallow"], json!([[[0]]]));
+    assert_eq!(
+        got["metadata"]["vigil.truncated"],
+        json!(["input", "output", "metadata", "events"])
+    );
+    assert_eq!(depth_of(&got["events"][0]["attributes"]), (65, &marker));
+
+    let mut kept = span("s");
+    kept.set_input(&Nest(64)).unwrap();
+    let (body, _) = encode_one(&[kept], 1 << 16);
+    assert_eq!(depth_of(&body["spans"][0]["input"]), (65, &json!(0)));
+}
+
+#[test]
+fn every_shape_that_nests_counts_toward_the_limit() {
+    let mut s = span("s");
+    s.set_input(&Shapes(10_000)).unwrap();
+    assert!(s.truncated().contains(Truncated::INPUT));
+    // Parses (within serde_json's 128 levels), with the marker at the end.
+    let input: Value = serde_json::from_str(s.input().unwrap()).unwrap();
+    let (depth, last) = depth_of(&input);
+    assert!(depth <= vigil_core::MAX_DEPTH + 1, "{depth}");
+    assert_eq!(last, &json!(vigil_core::DEPTH_MARKER));
+
+    // Wrappers alone add no level, but are not followed without end either.
+    struct Wrappers(usize);
+    impl serde::Serialize for Wrappers {
+        fn serialize<Se: serde::Serializer>(&self, s: Se) -> Result<Se::Ok, Se::Error> {
+            match self.0 {
+                0 => s.serialize_bool(true),
+                n => s.serialize_newtype_struct("W", &Wrappers(n - 1)),
+            }
+        }
+    }
+    let mut s = span("s");
+    s.set_input(&Wrappers(vigil_core::MAX_WRAPPERS)).unwrap();
+    assert_eq!(s.input(), Some("{\"value\":true}"));
+    assert!(s.truncated().is_empty());
+    s.set_input(&Wrappers(1_000_000)).unwrap();
+    assert_eq!(
+        s.input().unwrap(),
+        format!("{{\"value\":\"{}\"}}", vigil_core::DEPTH_MARKER)
+    );
+    assert!(s.truncated().contains(Truncated::INPUT));
+    // As a map key, too.
+    let mut keys = std::collections::BTreeMap::new();
+    keys.insert(WrappedKey(1_000_000), 1);
+    s.set_metadata("keys", &keys).unwrap();
+    assert!(s.truncated().contains(Truncated::METADATA));
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct WrappedKey(usize);
+
+impl serde::Serialize for WrappedKey {
+    fn serialize<Se: serde::Serializer>(&self, s: Se) -> Result<Se::Ok, Se::Error> {
+        match self.0 {
+            0 => s.serialize_str("k"),
+            n => s.serialize_some(&WrappedKey(n - 1)),
+        }
+    }
+}
+
+#[test]
+fn a_million_levels_do_not_overflow_a_small_stack() {
+    let run = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let at = Timestamp::from_unix_nanos(2_000);
+            let mut s = span("s");
+            s.set_input(&Nest(1_000_000)).unwrap();
+            s.set_output(&Shapes(1_000_000)).unwrap();
+            s.set_metadata("m", &Nest(1_000_000)).unwrap();
+            s.add_event("e", at, &Shapes(1_000_000)).unwrap();
+            let mut buf = String::new();
+            vigil_core::write_json(&mut buf, usize::MAX, &Nest(1_000_000)).unwrap();
+            s
+        })
+        .unwrap();
+    let s = run.join().expect("no stack overflow");
+    let (body, _) = encode_one(&[s], 1 << 16);
+    let got = &body["spans"][0];
+    assert_eq!(depth_of(&got["input"]).1, &json!(vigil_core::DEPTH_MARKER));
+    assert_eq!(
+        got["metadata"]["vigil.truncated"],
+        json!(["input", "output", "metadata", "events"])
+    );
+}
+
+#[test]
+fn a_request_with_deep_payloads_parses_within_serde_jsons_limit() {
+    // serde_json refuses more than 128 levels; the request adds its own.
+    let mut s = span("s");
+    s.set_input(&Nest(200)).unwrap();
+    s.set_output(&Shapes(200)).unwrap();
+    s.set_metadata("m", &Nest(200)).unwrap();
+    s.add_event("e", Timestamp::from_unix_nanos(2_000), &Nest(200))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let e = encode_ingest(&[s], &Envelope::default(), &mut buf).unwrap();
+    let parsed: Result<Value, _> = serde_json::from_slice(&buf[..e.len]);
+    assert!(parsed.is_ok(), "{parsed:?}");
+}
+
+#[test]
+fn write_json_keeps_the_value_as_it_is_but_cut() {
+    let mut buf = String::new();
+    let changes = vigil_core::write_json(&mut buf, 1024, &json!({"a\0": ["\0"]})).unwrap();
+    assert!(
+        changes.is_empty(),
+        "U+0000 is kept for the value's next write"
+    );
+    let back: Value = serde_json::from_str(&buf).unwrap();
+    assert_eq!(back, json!({"a\0": ["\0"]}));
+    let changes = vigil_core::write_json(&mut buf, usize::MAX, &Nest(70)).unwrap();
+    assert!(changes.contains(vigil_core::Changes::DEPTH_CUT));
+    let back: Value = serde_json::from_str(&buf).unwrap();
+    assert_eq!(depth_of(&back), (64, &json!(vigil_core::DEPTH_MARKER)));
+    assert_eq!(
+        vigil_core::write_json(&mut buf, 1024, &Failing),
+        Err(JsonError::Custom)
+    );
+    assert_eq!(buf, "");
+}

@@ -12,12 +12,12 @@ use std::task::{Context as TaskContext, Poll};
 use serde::Serialize;
 use serde_json::Value;
 use vigil_core::{
-    JsonError, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId, Truncated,
+    Changes, JsonError, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId, Truncated,
     UNSERIALIZABLE_KEY,
 };
 
 use crate::client::Client;
-use crate::config::Field;
+use crate::config::{Field, MaskFn};
 use crate::context::{self, Frame, Held, Mail, Start};
 
 /// A span's name: a `&'static str` (no copy), a `String` or a `Cow`.
@@ -183,17 +183,29 @@ pub(crate) fn set_payload_at<T: Serialize + ?Sized>(
     if !recording(f, client, field) {
         return;
     }
-    let result = match client.and_then(|c| c.config().mask.as_ref()) {
-        Some(mask) => match serde_json::to_value(value) {
-            Ok(mut v) => {
-                mask(field, &mut v);
-                write_field(f, field, &v, at)
-            }
-            Err(_) => write_unserializable(f, field, JsonError::Custom, at),
+    let result = match client.and_then(|c| c.config().mask.as_deref()) {
+        Some(mask) => match to_json(value) {
+            Ok(json) => masked(f, mask, field, json, at),
+            Err(e) => write_unserializable(f, field, e, at),
         },
         None => write_field(f, field, value, at),
     };
     report(result);
+}
+
+/// Records `json` (a value made JSON) on the span, through `mask`.
+fn masked(
+    f: &mut Frame,
+    mask: &MaskFn,
+    field: Field<'_>,
+    (mut value, changes): (Value, Changes),
+    at: Option<Timestamp>,
+) -> Result<(), JsonError> {
+    // What making it JSON cut is marked; a U+0000 it kept is replaced, and
+    // counted, as the value is written.
+    let _ = f.span.note(part(field), Ok(changes));
+    mask(field, &mut value);
+    write_field(f, field, &value, at)
 }
 
 /// Records a payload made JSON on another thread (see [`Mail`]) as
@@ -205,14 +217,18 @@ pub(crate) fn set_mailed(
     payload: Payload,
     at: Option<Timestamp>,
 ) {
-    match payload {
-        Ok(value) => set_payload_at(f, client, field, &value, at),
-        Err(e) => {
-            if recording(f, client, field) {
-                report(write_unserializable(f, field, e, at));
-            }
-        }
+    if !recording(f, client, field) {
+        return;
     }
+    let result = match (payload, client.and_then(|c| c.config().mask.as_deref())) {
+        (Ok(json), Some(mask)) => masked(f, mask, field, json, at),
+        (Ok((value, changes)), None) => {
+            let _ = f.span.note(part(field), Ok(changes));
+            write_field(f, field, &value, at)
+        }
+        (Err(e), _) => write_unserializable(f, field, e, at),
+    };
+    report(result);
 }
 
 /// Whether `field` is recorded on the span: it is sampled, and content
@@ -289,13 +305,23 @@ fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
     out
 }
 
-/// A value made JSON for a span that lives elsewhere; `Err` if it could not
-/// be, which the span records as it would a value set where it lives.
-pub(crate) type Payload = Result<Value, JsonError>;
+/// A value made JSON (by [`to_json`]) for a mask hook or a span that lives
+/// elsewhere, with what was cut to make it; `Err` if it could not be made,
+/// which the span records as it would a value set where it lives.
+pub(crate) type Payload = Result<(Value, Changes), JsonError>;
 
-/// `value` as JSON to send to a span elsewhere.
-fn to_json<T: Serialize + ?Sized>(value: &T) -> Payload {
-    serde_json::to_value(value).map_err(|_| JsonError::Custom)
+/// `value` as a JSON value, without the risk of `serde_json::to_value`,
+/// which recurses as deep as the value goes (a value nested 10,000 deep
+/// overflowed a 2 MiB stack): the SDK's writer encodes it, cutting what is
+/// nested deeper than [`vigil_core::MAX_DEPTH`] without looking into it, and
+/// serde_json parses the text, which is then well within its nesting limit.
+/// U+0000 is kept, to be replaced when the value is written to a span.
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Payload {
+    with_scratch(|scratch| {
+        let changes = vigil_core::write_json(scratch, usize::MAX, value)?;
+        let value = serde_json::from_str(scratch).map_err(|_| JsonError::Custom)?;
+        Ok((value, changes))
+    })
 }
 
 /// Payload overflow is counted when the span is submitted; anything else is
@@ -423,7 +449,7 @@ pub fn trace_context<M: Serialize + ?Sized>(
     metadata: &M,
 ) -> SpanGuard {
     let guard = SpanGuard::start(name.into(), SpanKind::Chain, Start::Trace, Some(client));
-    if let Ok(Value::Object(map)) = serde_json::to_value(metadata) {
+    if let Ok((Value::Object(map), _)) = to_json(metadata) {
         for (k, v) in map {
             guard.set_metadata(&k, &v);
         }

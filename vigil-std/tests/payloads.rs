@@ -109,3 +109,131 @@ fn unserializable_values_with_a_mask_or_from_another_thread_leave_a_marker() {
     );
     assert_eq!(c.report.unwrap().stats.payloads_unserializable, 2);
 }
+
+/// `levels` arrays, each holding the next, around `0`.
+struct Nest(usize);
+
+impl serde::Serialize for Nest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        if self.0 == 0 {
+            return s.serialize_u8(0);
+        }
+        let mut seq = s.serialize_seq(Some(1))?;
+        seq.serialize_element(&Nest(self.0 - 1))?;
+        seq.end()
+    }
+}
+
+/// Levels of single-element arrays and objects around the innermost value,
+/// and that value.
+fn depth_of(mut v: &serde_json::Value) -> (usize, &serde_json::Value) {
+    let mut depth = 0;
+    loop {
+        let inner = match v {
+            serde_json::Value::Array(items) if items.len() == 1 => &items[0],
+            serde_json::Value::Object(map) if map.len() == 1 => map.values().next().unwrap(),
+            _ => return (depth, v),
+        };
+        depth += 1;
+        v = inner;
+    }
+}
+
+#[test]
+fn a_payload_nested_200_deep_reaches_capture_cut_with_a_marker() {
+    let c = capture(|| {
+        vigil_std::trace("t", |_| {
+            vigil_std::span("deep", SpanKind::Tool, |s| {
+                s.set_input(&Nest(200));
+                s.set_metadata("m", &Nest(200));
+            });
+        })
+    });
+    let deep = c.span("deep").expect("the request was kept");
+    let marker = json!(DEPTH_MARKER);
+    assert_eq!(depth_of(&deep.input), (65, &marker));
+    assert_eq!(depth_of(&deep.metadata["m"]), (64, &marker));
+    assert_eq!(
+        deep.metadata["vigil.truncated"],
+        json!(["input", "metadata"])
+    );
+    let stats = c.report.unwrap().stats;
+    assert_eq!(stats.spans_delivered, 2);
+    assert_eq!(stats.payloads_truncated, 1);
+}
+
+/// What stands in for what is nested deeper than 64 levels.
+const DEPTH_MARKER: &str = "vigil.truncated: nested deeper than 64";
+
+#[test]
+fn the_console_keeps_a_request_with_a_deep_payload() {
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let out = Shared::default();
+    let printed = out.clone();
+    let config = Config::builder()
+        .transport(move || vigil_std::sink::ConsoleTransport::new(Box::new(out.clone())))
+        .build()
+        .unwrap();
+    let client = vigil_std::Client::new(config).unwrap();
+    client.scope(|| {
+        vigil_std::trace("deep-trace", |t| t.set_input(&Nest(200)));
+    });
+    let report = client.shutdown();
+    assert_eq!(report.stats.spans_delivered, 1, "{report}");
+    assert_eq!(report.stats.spans_rejected, 0);
+    let text = String::from_utf8(printed.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("deep-trace"), "{text}");
+}
+
+#[test]
+fn a_mask_hook_survives_a_payload_nested_100_000_deep() {
+    let run = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let config = Config::builder().mask(|_, v| {
+                if let Some(items) = v.as_array_mut() {
+                    items.push(json!("seen by the mask"));
+                }
+            });
+            let (_, c) = capture_with(config, || {
+                vigil_std::trace("t", |_| {
+                    vigil_std::span("deep", SpanKind::Tool, |s| s.set_input(&Nest(100_000)));
+                    // And from another thread, through the span's context.
+                    vigil_std::span("mailed", SpanKind::Tool, |_| {
+                        let context = vigil_std::Context::current();
+                        std::thread::Builder::new()
+                            .stack_size(2 << 20)
+                            .spawn(move || {
+                                let _attached = context.attach();
+                                vigil_std::current_span().set_output(&Nest(100_000));
+                            })
+                            .unwrap()
+                            .join()
+                            .unwrap();
+                    });
+                })
+            });
+            c
+        })
+        .unwrap();
+    let c = run.join().expect("no stack overflow");
+    let deep = c.span("deep").unwrap();
+    let outer = deep.input["value"].as_array().unwrap();
+    assert_eq!(outer[1], "seen by the mask");
+    assert_eq!(depth_of(&outer[0]), (63, &json!(DEPTH_MARKER)));
+    assert_eq!(deep.metadata["vigil.truncated"], json!(["input"]));
+    let mailed = c.span("mailed").unwrap();
+    assert_eq!(mailed.metadata["vigil.truncated"], json!(["output"]));
+    assert_eq!(c.report.unwrap().stats.payloads_truncated, 2);
+}
