@@ -148,12 +148,24 @@ stats! {
     /// `{"vigil.unserializable": "<why>"}` (counted as the exporter takes
     /// them from the queue).
     payloads_unserializable,
+    /// Payloads (input, output, a metadata entry or an event's attributes)
+    /// left out because the `mask` hook panicked on them, or because their
+    /// span's thread was already unwinding from a panic (the hook is not
+    /// called then: a second panic would abort the process). Each is
+    /// recorded as `{"vigil.masked": "the mask hook panicked"}`.
+    mask_panics,
 }
 
 impl Stats {
     /// Counts an update sent to a span that could not take it.
     pub fn refused_update(&self) {
         add(&self.refused_updates, 1);
+    }
+
+    /// Counts a payload left out because the mask hook panicked (or could
+    /// not be called).
+    pub fn mask_panicked(&self) {
+        add(&self.mask_panics, 1);
     }
 
     /// Counts a span start in `shard`.

@@ -5,6 +5,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context as TaskContext, Poll};
@@ -183,29 +184,69 @@ pub(crate) fn set_payload_at<T: Serialize + ?Sized>(
     if !recording(f, client, field) {
         return;
     }
-    let result = match client.and_then(|c| c.config().mask.as_deref()) {
-        Some(mask) => match to_json(value) {
-            Ok(json) => masked(f, mask, field, json, at),
-            Err(e) => write_unserializable(f, field, e, at),
-        },
+    let result = match masking(client) {
+        Some((client, mask)) => masked(f, client, mask, field, || to_json(value), at),
         None => write_field(f, field, value, at),
     };
     report(result);
 }
 
-/// Records `json` (a value made JSON) on the span, through `mask`.
+/// The client's mask hook, if it has one.
+fn masking(client: Option<&Client>) -> Option<(&Client, &MaskFn)> {
+    let client = client?;
+    Some((client, client.config().mask.as_deref()?))
+}
+
+/// Records the value `json` makes on the span, through `mask`.
+///
+/// The hook is user code: a panic in it is caught, and the field recorded as
+/// [`MASK_PANICKED`] instead (and counted), so that the application and the
+/// span go on. On a thread already unwinding from a panic (a span ending in
+/// a `Drop`), the hook is not called at all, since a second panic there
+/// would abort the process: the field is recorded and counted the same way.
 fn masked(
     f: &mut Frame,
+    client: &Client,
     mask: &MaskFn,
     field: Field<'_>,
-    (mut value, changes): (Value, Changes),
+    json: impl FnOnce() -> Payload,
     at: Option<Timestamp>,
 ) -> Result<(), JsonError> {
+    if std::thread::panicking() {
+        return mask_failed(f, client, field, at);
+    }
+    let (mut value, changes) = match json() {
+        Ok(json) => json,
+        Err(e) => return write_unserializable(f, field, e, at),
+    };
     // What making it JSON cut is marked; a U+0000 it kept is replaced, and
     // counted, as the value is written.
     let _ = f.span.note(part(field), Ok(changes));
-    mask(field, &mut value);
-    write_field(f, field, &value, at)
+    match panic::catch_unwind(AssertUnwindSafe(|| mask(field, &mut value))) {
+        Ok(()) => write_field(f, field, &value, at),
+        Err(payload) => {
+            // Dropping what the panic carries runs user code too.
+            if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(again);
+            }
+            mask_failed(f, client, field, at)
+        }
+    }
+}
+
+/// The key and text of what stands in for a field the mask hook did not
+/// return: `{"vigil.masked": "the mask hook panicked"}`.
+const MASK_PANICKED: (&str, &str) = ("vigil.masked", "the mask hook panicked");
+
+/// Records [`MASK_PANICKED`] in place of `field`, and counts it.
+fn mask_failed(
+    f: &mut Frame,
+    client: &Client,
+    field: Field<'_>,
+    at: Option<Timestamp>,
+) -> Result<(), JsonError> {
+    client.inner.pipeline.stats().mask_panicked();
+    write_field(f, field, &BTreeMap::from([MASK_PANICKED]), at)
 }
 
 /// Records a payload made JSON on another thread (see [`Mail`]) as
@@ -220,13 +261,13 @@ pub(crate) fn set_mailed(
     if !recording(f, client, field) {
         return;
     }
-    let result = match (payload, client.and_then(|c| c.config().mask.as_deref())) {
-        (Ok(json), Some(mask)) => masked(f, mask, field, json, at),
-        (Ok((value, changes)), None) => {
+    let result = match (masking(client), payload) {
+        (Some((client, mask)), payload) => masked(f, client, mask, field, || payload, at),
+        (None, Ok((value, changes))) => {
             let _ = f.span.note(part(field), Ok(changes));
             write_field(f, field, &value, at)
         }
-        (Err(e), _) => write_unserializable(f, field, e, at),
+        (None, Err(e)) => write_unserializable(f, field, e, at),
     };
     report(result);
 }

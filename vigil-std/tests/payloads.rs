@@ -1,9 +1,12 @@
 //! Payloads the server could not store, or that could not be written at all,
 //! never fail a request or the application; each case is counted.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use serde_json::json;
 use vigil_std::sink::{capture, capture_with};
-use vigil_std::{Config, SpanKind};
+use vigil_std::{Config, ConfigBuilder, SpanKind};
 
 #[test]
 fn nuls_are_replaced_and_the_spans_counted() {
@@ -79,10 +82,10 @@ fn unserializable_values_leave_a_marker_and_are_counted() {
 
 #[test]
 fn unserializable_values_with_a_mask_or_from_another_thread_leave_a_marker() {
-    let masked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let masked = Arc::new(AtomicUsize::new(0));
     let seen = masked.clone();
     let config = Config::builder().mask(move |_, _| {
-        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        seen.fetch_add(1, Ordering::Relaxed);
     });
     let (_, c) = capture_with(config, || {
         vigil_std::trace("t", |_| {
@@ -236,4 +239,105 @@ fn a_mask_hook_survives_a_payload_nested_100_000_deep() {
     let mailed = c.span("mailed").unwrap();
     assert_eq!(mailed.metadata["vigil.truncated"], json!(["output"]));
     assert_eq!(c.report.unwrap().stats.payloads_truncated, 2);
+}
+
+/// A mask hook that panics on every payload, and how often it was called.
+fn panicking_mask() -> (ConfigBuilder, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let config = Config::builder().mask(move |_, _| {
+        seen.fetch_add(1, Ordering::Relaxed);
+        panic!("the mask hook fails");
+    });
+    (config, calls)
+}
+
+fn masked_marker() -> serde_json::Value {
+    json!({"vigil.masked": "the mask hook panicked"})
+}
+
+#[test]
+fn a_mask_hook_that_panics_leaves_a_marker_and_the_span_goes_on() {
+    let (config, calls) = panicking_mask();
+    let (after, c) = capture_with(config, || {
+        vigil_std::trace("t", |t| {
+            t.set_input(&json!({"secret": "hunter2"}));
+            "the application goes on"
+        })
+    });
+    assert_eq!(after, "the application goes on");
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    let t = c.span("t").expect("the span is kept");
+    assert_eq!(t.input, masked_marker(), "the value is left out");
+    assert_eq!(t.status, "ok", "the caught panic is not the span's");
+    let stats = c.report.unwrap().stats;
+    assert_eq!(stats.spans_delivered, 1);
+    assert_eq!(stats.mask_panics, 1);
+}
+
+#[test]
+fn a_mask_hook_that_panics_on_metadata_events_and_output_leaves_markers() {
+    let (config, _) = panicking_mask();
+    let (_, c) = capture_with(config, || {
+        vigil_std::trace("t", |t| {
+            t.set_output(&"secret");
+            t.set_metadata("k", &"secret");
+            t.add_event("e", &json!({"secret": 1}));
+        })
+    });
+    let t = c.span("t").unwrap();
+    assert_eq!(t.output, masked_marker());
+    assert_eq!(t.metadata, json!({"k": masked_marker()}));
+    assert_eq!(t.events[0]["name"], "e");
+    assert_eq!(t.events[0]["attributes"], masked_marker());
+    assert_eq!(c.report.unwrap().stats.mask_panics, 3);
+}
+
+#[test]
+fn a_mask_hook_that_panics_on_an_update_from_another_thread_keeps_the_span() {
+    let (config, calls) = panicking_mask();
+    let (_, c) = capture_with(config, || {
+        vigil_std::trace("t", |_| {
+            // Applied (and masked) when the span ends, on this thread.
+            vigil_std::spawn(|| vigil_std::current_span().set_input(&"secret"))
+                .join()
+                .unwrap();
+        })
+    });
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    assert_eq!(c.span("t").unwrap().input, masked_marker());
+    let stats = c.report.unwrap().stats;
+    assert_eq!(stats.spans_started, 1);
+    assert_eq!(stats.spans_ended, 1);
+    assert_eq!(stats.spans_delivered, 1);
+    assert_eq!(stats.mask_panics, 1);
+}
+
+#[test]
+fn a_span_ending_while_its_thread_unwinds_does_not_call_the_mask_hook() {
+    let (config, calls) = panicking_mask();
+    let (_, c) = capture_with(config, || {
+        vigil_std::trace("t", |_| {
+            let unwinding = vigil_std::spawn(|| {
+                let _span = vigil_std::start_span("unwinding", SpanKind::Tool);
+                // Waits for the span, to be applied as it ends.
+                vigil_std::spawn(|| vigil_std::current_span().set_input(&"secret"))
+                    .join()
+                    .unwrap();
+                panic!("the application fails");
+            });
+            assert!(unwinding.join().is_err(), "the thread's own panic");
+        })
+    });
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        0,
+        "not called while unwinding"
+    );
+    let s = c.span("unwinding").expect("the span is kept");
+    assert_eq!(s.input, masked_marker());
+    assert_eq!(s.status, "error");
+    let stats = c.report.unwrap().stats;
+    assert_eq!(stats.spans_delivered, 2);
+    assert_eq!(stats.mask_panics, 1);
 }
