@@ -4,8 +4,10 @@
 //! arbitrary user values: it panics on `char`, tuple variants and
 //! `Error::custom`, and writes invalid JSON for non-string map keys. This
 //! writer accepts every value `Serialize` can describe and always emits
-//! valid JSON or a typed error: control characters escaped, non-finite floats
-//! as `null`, map keys stringified where JSON allows only strings.
+//! valid JSON or a typed error: control characters escaped, U+0000 (which the
+//! server's PostgreSQL database cannot store) replaced by U+FFFD, non-finite
+//! floats as `null`, map keys stringified where JSON allows only strings,
+//! and nothing nested deeper than [`MAX_DEPTH`].
 
 use core::fmt;
 
@@ -42,6 +44,57 @@ impl ser::Error for JsonError {
     }
 }
 
+/// Most levels of arrays and objects nested in a value that the writer
+/// writes (of input, output, a metadata value or event attributes).
+///
+/// An array or object nested deeper (one that already has `MAX_DEPTH` arrays
+/// and objects around it) is written as the string [`DEPTH_MARKER`]
+/// instead, without a look inside it: no value, however deep, can make the
+/// writer overflow the stack. The field is then marked truncated, as one
+/// over its size limit is. The cut also keeps a request within the 128
+/// levels that serde_json (and so [`crate::encode`]'s readers, the server
+/// among them) parses: a request adds at most 7 levels around a value.
+/// `Some`s and newtype structs, which add no level, are followed at most
+/// [`MAX_WRAPPERS`] deep (all those around a value count, whatever lies
+/// between them), then cut the same way.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most `Some`s and newtype structs the writer has open at once, around a
+/// value or a map key, before it writes [`DEPTH_MARKER`] instead.
+pub const MAX_WRAPPERS: usize = 4 * MAX_DEPTH;
+
+/// The string that stands in for an array or object nested deeper than
+/// [`MAX_DEPTH`].
+pub const DEPTH_MARKER: &str = "vigil.truncated: nested deeper than 64";
+
+/// What the writer changed in a value so that the server stores it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Changes(u8);
+
+impl Changes {
+    /// A U+0000 was written as U+FFFD, the replacement character.
+    pub const NUL_REPLACED: Changes = Changes(1);
+    /// An array or object nested deeper than [`MAX_DEPTH`] (or wrappers
+    /// beyond [`MAX_WRAPPERS`]) was written as [`DEPTH_MARKER`].
+    pub const DEPTH_CUT: Changes = Changes(2);
+
+    /// Whether nothing was changed.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every change in `other` was made.
+    pub const fn contains(self, other: Changes) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets together.
+    #[must_use]
+    pub const fn union(self, other: Changes) -> Changes {
+        Changes(self.0 | other.0)
+    }
+}
+
 impl From<Full> for JsonError {
     fn from(_: Full) -> Self {
         JsonError::Full
@@ -51,12 +104,37 @@ impl From<Full> for JsonError {
 /// Where JSON text goes.
 pub(crate) trait Output {
     fn put(&mut self, s: &str) -> Result<(), Full>;
+
+    /// Hears of a change made to the value written (most outputs ignore it).
+    #[inline]
+    fn note(&mut self, _change: Changes) {}
+
+    /// Whether U+0000 is kept (escaped) rather than replaced: for text that
+    /// is parsed back and written again, which replaces it then.
+    #[inline]
+    fn keeps_nul(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Buffer`] that may grow only up to `limit` bytes.
 pub(crate) struct Limited<'a, B> {
     pub(crate) buf: &'a mut B,
     pub(crate) limit: usize,
+    /// What was changed in the text written so far.
+    pub(crate) changes: Changes,
+    pub(crate) keep_nul: bool,
+}
+
+impl<'a, B> Limited<'a, B> {
+    pub(crate) fn new(buf: &'a mut B, limit: usize) -> Self {
+        Limited {
+            buf,
+            limit,
+            changes: Changes::default(),
+            keep_nul: false,
+        }
+    }
 }
 
 impl<B: Buffer> Output for Limited<'_, B> {
@@ -66,6 +144,14 @@ impl<B: Buffer> Output for Limited<'_, B> {
             return Err(Full);
         }
         self.buf.push_str(s)
+    }
+
+    fn note(&mut self, change: Changes) {
+        self.changes = self.changes.union(change);
+    }
+
+    fn keeps_nul(&self) -> bool {
+        self.keep_nul
     }
 }
 
@@ -99,6 +185,8 @@ pub(crate) fn write_str<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), 
 /// Clean stretches (no control character, `"` or `\\`) are skipped 32 bytes
 /// at a time with word-wide bit tests that the compiler can vectorise, and
 /// copied out in one piece; only the bytes around an escape go one by one.
+/// U+0000, a control character, is written as U+FFFD (the server's
+/// PostgreSQL database cannot store U+0000) and noted to `out`.
 pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), Full> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
@@ -155,6 +243,10 @@ pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0c => "\\f",
+            0 if !out.keeps_nul() => {
+                out.note(Changes::NUL_REPLACED);
+                "\u{fffd}"
+            }
             _ => "",
         };
         // `next` is at an ASCII byte, hence on a character boundary.
@@ -184,16 +276,89 @@ where
     O: Output,
     T: Serialize + ?Sized,
 {
-    value.serialize(&mut Writer { out })
+    value.serialize(&mut Writer {
+        out,
+        depth: 0,
+        wrappers: 0,
+    })
 }
 
 struct Writer<'a, O> {
     out: &'a mut O,
+    /// Arrays and objects open around what is written now.
+    depth: usize,
+    /// `Some`s and newtypes open around it.
+    wrappers: usize,
 }
 
-impl<O: Output> Writer<'_, O> {
+impl<'a, O: Output> Writer<'a, O> {
+    /// Opens an array or object (`open`; inside an object keyed `variant`
+    /// when there is one) that `close` ends, unless it would be nested
+    /// deeper than [`MAX_DEPTH`]: then the marker is written, and the
+    /// compound returned writes nothing more and looks at nothing it is given.
+    fn open<'w>(
+        &'w mut self,
+        variant: Option<&str>,
+        open: &str,
+        close: &'static str,
+    ) -> Result<Compound<'w, 'a, O>, JsonError> {
+        let levels = 1 + usize::from(variant.is_some());
+        if !self.enter(levels)? {
+            return Ok(Compound {
+                w: self,
+                first: true,
+                close: "",
+                levels: 0,
+                skip: true,
+            });
+        }
+        if let Some(variant) = variant {
+            self.put("{")?;
+            self.string(variant)?;
+            self.put(":")?;
+        }
+        self.put(open)?;
+        Ok(Compound {
+            w: self,
+            first: true,
+            close,
+            levels,
+            skip: false,
+        })
+    }
+
     fn put(&mut self, s: &str) -> Result<(), JsonError> {
         Ok(self.out.put(s)?)
+    }
+
+    /// Writes [`DEPTH_MARKER`] in place of what is too deep to write.
+    #[cold]
+    fn cut(&mut self) -> Result<(), JsonError> {
+        self.out.note(Changes::DEPTH_CUT);
+        self.string(DEPTH_MARKER)
+    }
+
+    /// Opens `levels` of arrays and objects: `false`, with the marker
+    /// written, if that would nest them deeper than [`MAX_DEPTH`].
+    fn enter(&mut self, levels: usize) -> Result<bool, JsonError> {
+        if self.depth + levels > MAX_DEPTH {
+            self.cut()?;
+            return Ok(false);
+        }
+        self.depth += levels;
+        Ok(true)
+    }
+
+    /// Writes what a `Some` or a newtype holds, unless too many of them are
+    /// open already.
+    fn wrapped<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
+        if self.wrappers >= MAX_WRAPPERS {
+            return self.cut();
+        }
+        self.wrappers += 1;
+        let result = value.serialize(&mut *self);
+        self.wrappers -= 1;
+        result
     }
 
     fn number<T: Serialize>(&mut self, v: T) -> Result<(), JsonError> {
@@ -215,6 +380,10 @@ pub(crate) struct Compound<'w, 'a, O> {
     w: &'w mut Writer<'a, O>,
     first: bool,
     close: &'static str,
+    /// Levels of nesting it opened.
+    levels: usize,
+    /// Too deep: the marker stands for it, and its contents are skipped.
+    skip: bool,
 }
 
 impl<O: Output> Compound<'_, '_, O> {
@@ -226,11 +395,17 @@ impl<O: Output> Compound<'_, '_, O> {
     }
 
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
+        if self.skip {
+            return Ok(());
+        }
         self.separator()?;
         value.serialize(&mut *self.w)
     }
 
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), JsonError> {
+        if self.skip {
+            return Ok(());
+        }
         self.separator()?;
         self.w.string(key)?;
         self.w.put(":")?;
@@ -238,6 +413,7 @@ impl<O: Output> Compound<'_, '_, O> {
     }
 
     fn finish(self) -> Result<(), JsonError> {
+        self.w.depth -= self.levels;
         self.w.put(self.close)
     }
 }
@@ -315,7 +491,7 @@ impl<'w, 'a, O: Output> ser::Serializer for &'w mut Writer<'a, O> {
         self.put("null")
     }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), JsonError> {
-        value.serialize(self)
+        self.wrapped(value)
     }
     fn serialize_unit(self) -> Result<(), JsonError> {
         self.put("null")
@@ -336,7 +512,7 @@ impl<'w, 'a, O: Output> ser::Serializer for &'w mut Writer<'a, O> {
         _name: &'static str,
         value: &T,
     ) -> Result<(), JsonError> {
-        value.serialize(self)
+        self.wrapped(value)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -345,19 +521,18 @@ impl<'w, 'a, O: Output> ser::Serializer for &'w mut Writer<'a, O> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), JsonError> {
+        if !self.enter(1)? {
+            return Ok(());
+        }
         self.put("{")?;
         self.string(variant)?;
         self.put(":")?;
         value.serialize(&mut *self)?;
+        self.depth -= 1;
         self.put("}")
     }
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, JsonError> {
-        self.put("[")?;
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: "]",
-        })
+        self.open(None, "[", "]")
     }
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, JsonError> {
         self.serialize_seq(Some(len))
@@ -376,22 +551,10 @@ impl<'w, 'a, O: Output> ser::Serializer for &'w mut Writer<'a, O> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleVariant, JsonError> {
-        self.put("{")?;
-        self.string(variant)?;
-        self.put(":[")?;
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: "]}",
-        })
+        self.open(Some(variant), "[", "]}")
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, JsonError> {
-        self.put("{")?;
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: "}",
-        })
+        self.open(None, "{", "}")
     }
     fn serialize_struct(
         self,
@@ -407,14 +570,7 @@ impl<'w, 'a, O: Output> ser::Serializer for &'w mut Writer<'a, O> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStructVariant, JsonError> {
-        self.put("{")?;
-        self.string(variant)?;
-        self.put(":{")?;
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: "}}",
-        })
+        self.open(Some(variant), "{", "}}")
     }
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), JsonError> {
         struct Escaping<'o, O>(&'o mut O);
@@ -483,11 +639,17 @@ impl<O: Output> ser::SerializeMap for Compound<'_, '_, O> {
     type Ok = ();
     type Error = JsonError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), JsonError> {
+        if self.skip {
+            return Ok(());
+        }
         self.separator()?;
         key.serialize(KeyWriter(&mut *self.w))?;
         self.w.put(":")
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
+        if self.skip {
+            return Ok(());
+        }
         value.serialize(&mut *self.w)
     }
     fn end(self) -> Result<(), JsonError> {
@@ -499,6 +661,19 @@ impl<O: Output> ser::SerializeMap for Compound<'_, '_, O> {
 struct KeyWriter<'w, 'a, O>(&'w mut Writer<'a, O>);
 
 impl<O: Output> KeyWriter<'_, '_, O> {
+    /// Writes the key a `Some` or a newtype holds, unless too many of them
+    /// are open already (then the marker is the key).
+    fn wrapped<T: Serialize + ?Sized>(self, value: &T) -> Result<(), JsonError> {
+        let w = self.0;
+        if w.wrappers >= MAX_WRAPPERS {
+            return w.cut();
+        }
+        w.wrappers += 1;
+        let result = value.serialize(KeyWriter(&mut *w));
+        w.wrappers -= 1;
+        result
+    }
+
     fn quoted<T: Serialize>(self, v: T) -> Result<(), JsonError> {
         self.0.put("\"")?;
         self.0.number(v)?;
@@ -571,7 +746,7 @@ impl<O: Output> ser::Serializer for KeyWriter<'_, '_, O> {
         Err(JsonError::KeyMustBeString)
     }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), JsonError> {
-        value.serialize(self)
+        self.wrapped(value)
     }
     fn serialize_unit(self) -> Result<(), JsonError> {
         Err(JsonError::KeyMustBeString)
@@ -592,7 +767,7 @@ impl<O: Output> ser::Serializer for KeyWriter<'_, '_, O> {
         _name: &'static str,
         value: &T,
     ) -> Result<(), JsonError> {
-        value.serialize(self)
+        self.wrapped(value)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,

@@ -81,12 +81,12 @@ pub use config::{
 };
 pub use export::{Abandoned, BatchStorage, Deferred, Exporter, Poll, MAX_RETRY_AFTER};
 pub use id::{IdGenerator, SpanId, TraceId};
-pub use json::JsonError;
+pub use json::{Changes, JsonError, DEPTH_MARKER, MAX_DEPTH, MAX_WRAPPERS};
 pub use model::{SpanKind, SpanStatus, UnknownName};
 pub use pipeline::{Lane, Marks, Pipeline, Reserve, LANES};
 pub use span::{
-    write_object, Name, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT, MAX_NAME_CHARS,
-    TRUNCATED_MARKER,
+    write_json, write_object, Name, Repaired, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT,
+    MAX_NAME_CHARS, TRUNCATED_MARKER, UNSERIALIZABLE_KEY,
 };
 pub use stats::{StartedShard, Stats, StatsSnapshot, STARTED_SHARDS};
 pub use time::{Clock, Timestamp, RFC3339_LEN};

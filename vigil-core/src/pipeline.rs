@@ -28,7 +28,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::buffer::Buffer;
 use crate::queue::{Queue, Slot};
-use crate::span::Span;
+use crate::span::{Repaired, Span};
 use crate::stats::{add, StartedShard, Stats, StatsSnapshot, STARTED_SHARDS};
 
 /// A lane past the first: boxed slots.
@@ -332,7 +332,8 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
     }
 
     /// Takes the next span for the exporter, from each lane in turn.
-    /// Truncation is counted here, off the application threads.
+    /// Truncation and repairs are counted here, off the application threads
+    /// (a U+0000 in a span's name is replaced only when the span is sent).
     pub(crate) fn pop(&self) -> Option<Span<B>> {
         let first = self.taken.0.next.load(Ordering::Relaxed);
         let mut found = None;
@@ -353,6 +354,13 @@ impl<B: Buffer, S: AsRef<[Slot<Span<B>>]>> Pipeline<B, S> {
         self.taken.0.popped[lane].fetch_add(1, Ordering::Relaxed);
         if !span.truncated().is_empty() {
             add(&self.stats.payloads_truncated, 1);
+        }
+        let repaired = span.repaired();
+        if repaired.contains(Repaired::NUL) || span.name().contains('\0') {
+            add(&self.stats.nul_replaced, 1);
+        }
+        if repaired.contains(Repaired::UNSERIALIZABLE) {
+            add(&self.stats.payloads_unserializable, 1);
         }
         Some(span)
     }

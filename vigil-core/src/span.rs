@@ -4,13 +4,16 @@
 //! they are set, into the span's own [`Buffer`]s; shipping a span later only
 //! copies text. Each payload field is capped (see [`Span::set_field_limit`]);
 //! a value that does not fit is replaced by a marker and the span's metadata
-//! says which field was cut (`"vigil.truncated": ["input"]`).
+//! says which field was cut (`"vigil.truncated": ["input"]`), as does one
+//! nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH). U+0000, which the server cannot store,
+//! is sent as U+FFFD (see [`Span`]).
 
+use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::buffer::{char_prefix, Buffer};
 use crate::id::{SpanId, TraceId};
-use crate::json::{self, JsonError, Limited, Output};
+use crate::json::{self, Changes, JsonError, Limited, Output};
 use crate::model::{SpanKind, SpanStatus};
 use crate::time::{Timestamp, RFC3339_LEN};
 
@@ -22,6 +25,11 @@ pub const DEFAULT_FIELD_LIMIT: usize = 64 * 1024;
 
 /// What stands in for a payload field that exceeded its cap.
 pub const TRUNCATED_MARKER: &str = "{\"vigil.truncated\":true}";
+
+/// The key of the object that stands in for a value that could not be
+/// written: `{"vigil.unserializable": "<why>"}`, the reason being the
+/// [`JsonError`]'s `Display` text.
+pub const UNSERIALIZABLE_KEY: &str = "vigil.unserializable";
 
 /// Which parts of a span were cut to fit a limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,6 +80,36 @@ impl Truncated {
             .into_iter()
             .filter(move |(flag, _)| self.contains(*flag))
             .map(|(_, name)| name)
+    }
+}
+
+/// What was changed in a span's content so that the server stores it, besides
+/// the cuts to fit a limit ([`Truncated`]). Not listed in `vigil.truncated`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Repaired(u8);
+
+impl Repaired {
+    /// A U+0000 in a payload, a metadata key or an event name was replaced
+    /// by U+FFFD. (One in the span's name is replaced when the span is sent.)
+    pub const NUL: Repaired = Repaired(1);
+    /// A value could not be written (its `Serialize` failed, or a map key had
+    /// no string form): `{"vigil.unserializable": "<why>"}` stands in for it.
+    pub const UNSERIALIZABLE: Repaired = Repaired(2);
+
+    /// Whether nothing was changed.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every change in `other` was made.
+    pub const fn contains(self, other: Repaired) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets together.
+    #[must_use]
+    pub const fn union(self, other: Repaired) -> Repaired {
+        Repaired(self.0 | other.0)
     }
 }
 
@@ -138,6 +176,17 @@ impl<B> From<&'static str> for Name<B> {
 /// `B` stores the name and the encoded payloads: `heapless::String<N>` with no
 /// allocator, `String` with the `alloc` feature.
 ///
+/// Every U+0000 in what a span sends (its name, event names, metadata keys
+/// and values, input, output, event attributes) is sent as U+FFFD, the
+/// replacement character: the server's PostgreSQL database cannot store
+/// U+0000, and one would fail the whole request. Such a span is marked
+/// ([`Repaired::NUL`], for its payloads) and counted in `nul_replaced`.
+///
+/// A value that cannot be written as JSON (its `Serialize` fails, or a map
+/// key has no string form) is recorded as `{"vigil.unserializable": "<why>"}`
+/// in its place, and the setter returns the error; the span is marked
+/// ([`Repaired::UNSERIALIZABLE`]) and counted in `payloads_unserializable`.
+///
 /// ```
 /// use vigil_core::{IdGenerator, Span, SpanKind, SpanStatus, Timestamp};
 ///
@@ -162,6 +211,7 @@ pub struct Span<B> {
     status: SpanStatus,
     root: bool,
     truncated: Truncated,
+    repaired: Repaired,
     field_limit: u32,
     start: Timestamp,
     /// [`NOT_ENDED`] until the span ends.
@@ -195,6 +245,7 @@ impl<B: Buffer> Span<B> {
             status: SpanStatus::Unset,
             root: false,
             truncated: Truncated::default(),
+            repaired: Repaired::default(),
             field_limit: DEFAULT_FIELD_LIMIT as u32,
             start,
             end: NOT_ENDED,
@@ -222,7 +273,8 @@ impl<B: Buffer> Span<B> {
     pub fn parent_id(&self) -> Option<SpanId> {
         (self.parent_id != NO_PARENT).then_some(self.parent_id)
     }
-    /// The name as given (the encoder cuts it to [`MAX_NAME_CHARS`]).
+    /// The name as given (the encoder cuts it to [`MAX_NAME_CHARS`] and
+    /// writes U+0000 as U+FFFD).
     pub fn name(&self) -> &str {
         self.name.as_str()
     }
@@ -249,6 +301,10 @@ impl<B: Buffer> Span<B> {
     /// The parts cut to fit their limits so far.
     pub fn truncated(&self) -> Truncated {
         self.truncated
+    }
+    /// What was changed in the payloads so far so that the server stores them.
+    pub fn repaired(&self) -> Repaired {
+        self.repaired
     }
     /// The input as a JSON object, if set.
     pub fn input(&self) -> Option<&str> {
@@ -295,38 +351,45 @@ impl<B: Buffer> Span<B> {
     /// Records `value` as the input; a non-object value is stored as `{"value": ...}`.
     ///
     /// A value larger than the field limit is replaced by [`TRUNCATED_MARKER`],
-    /// the span is marked, and `Err(JsonError::Full)` returned. On any other
-    /// error the input is left unset.
+    /// the span is marked, and `Err(JsonError::Full)` returned. Arrays and
+    /// objects nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH) (64) levels are replaced by the
+    /// string [`DEPTH_MARKER`](crate::DEPTH_MARKER) (`"vigil.truncated: nested deeper than 64"`),
+    /// without being looked into, and the span is marked. A value that
+    /// cannot be written (see [`UNSERIALIZABLE_KEY`]) is replaced by
+    /// `{"vigil.unserializable": "<why>"}`, the span is marked, and the error
+    /// returned.
     pub fn set_input<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = write_object(&mut self.input, limit, value);
-        self.note(result, Truncated::INPUT)
+        self.note(Truncated::INPUT, result)
     }
 
     /// Records `value` as the output; same rules as [`Span::set_input`].
     pub fn set_output<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = write_object(&mut self.output, limit, value);
-        self.note(result, Truncated::OUTPUT)
+        self.note(Truncated::OUTPUT, result)
     }
 
     /// Sets the input to an already-encoded JSON object (not checked).
     pub fn set_input_json(&mut self, object: &str) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = copy_raw(&mut self.input, limit, object);
-        self.note(result, Truncated::INPUT)
+        self.note(Truncated::INPUT, result)
     }
 
     /// Sets the output to an already-encoded JSON object (not checked).
     pub fn set_output_json(&mut self, object: &str) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = copy_raw(&mut self.output, limit, object);
-        self.note(result, Truncated::OUTPUT)
+        self.note(Truncated::OUTPUT, result)
     }
 
     /// Adds `key: value` to the metadata. A later value for the same key wins
     /// when the server parses it. An entry that would exceed the field limit
-    /// is left out and the span is marked.
+    /// is left out and the span is marked. A value that cannot be written is
+    /// recorded as `key: {"vigil.unserializable": "<why>"}`, the span is
+    /// marked, and the error returned.
     pub fn set_metadata<T: Serialize + ?Sized>(
         &mut self,
         key: &str,
@@ -334,20 +397,24 @@ impl<B: Buffer> Span<B> {
     ) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = append(&mut self.metadata, limit, |out, first| {
-            if !first {
-                out.put(",")?;
-            }
-            json::write_str(out, key)?;
-            out.put(":")?;
-            json::write_value(out, value)
+            metadata_entry(out, first, key, value)
         });
-        self.note(result, Truncated::METADATA)
+        if let Some(e) = unserializable(&result) {
+            let marked = append(&mut self.metadata, limit, |out, first| {
+                metadata_entry(out, first, key, &Unserializable(e))
+            });
+            // A marker that does not fit is left out too, and marked as such.
+            let _ = self.note(Truncated::METADATA, marked);
+        }
+        self.note(Truncated::METADATA, result)
     }
 
     /// Adds an event named `name` at `at` with `attributes`, which are stored
     /// as an object (`()` or `None` as `{}`, another non-object as
     /// `{"value": ...}`). An event that would exceed the field limit is left
-    /// out and the span is marked.
+    /// out and the span is marked. Attributes that cannot be written are
+    /// recorded as `{"vigil.unserializable": "<why>"}` (the event keeps its
+    /// name and time), the span is marked, and the error returned.
     pub fn add_event<T: Serialize + ?Sized>(
         &mut self,
         name: &str,
@@ -356,19 +423,15 @@ impl<B: Buffer> Span<B> {
     ) -> Result<(), JsonError> {
         let limit = self.field_limit();
         let result = append(&mut self.events, limit, |out, first| {
-            if !first {
-                out.put(",")?;
-            }
-            out.put("{\"name\":")?;
-            json::write_str(out, char_prefix(name, MAX_NAME_CHARS).0)?;
-            out.put(",\"timestamp\":\"")?;
-            out.put(at.to_rfc3339(&mut [0; RFC3339_LEN]))?;
-            out.put("\",\"attributes\":")?;
-            write_object_into(out, attributes)?;
-            out.put("}")?;
-            Ok(())
+            event_entry(out, first, name, at, attributes)
         });
-        self.note(result, Truncated::EVENTS)
+        if let Some(e) = unserializable(&result) {
+            let marked = append(&mut self.events, limit, |out, first| {
+                event_entry(out, first, name, at, &Unserializable(e))
+            });
+            let _ = self.note(Truncated::EVENTS, marked);
+        }
+        self.note(Truncated::EVENTS, result)
     }
 
     /// The cap, in bytes, on each payload field.
@@ -376,11 +439,34 @@ impl<B: Buffer> Span<B> {
         self.field_limit as usize
     }
 
-    fn note(&mut self, result: Result<(), JsonError>, part: Truncated) -> Result<(), JsonError> {
-        if result == Err(JsonError::Full) {
-            self.truncated = self.truncated.union(part);
+    /// Marks the span for what writing its `part` changed or cut: `result`
+    /// is what [`write_object`] returned for text then set with
+    /// [`Span::set_input_json`] or [`Span::set_output_json`]. Returns the
+    /// result without the changes.
+    pub fn note(
+        &mut self,
+        part: Truncated,
+        result: Result<Changes, JsonError>,
+    ) -> Result<(), JsonError> {
+        match result {
+            Ok(changes) => {
+                if changes.contains(Changes::NUL_REPLACED) {
+                    self.repaired = self.repaired.union(Repaired::NUL);
+                }
+                if changes.contains(Changes::DEPTH_CUT) {
+                    self.truncated = self.truncated.union(part);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if e == JsonError::Full {
+                    self.truncated = self.truncated.union(part);
+                } else {
+                    self.repaired = self.repaired.union(Repaired::UNSERIALIZABLE);
+                }
+                Err(e)
+            }
         }
-        result
     }
 }
 
@@ -388,58 +474,152 @@ fn non_empty<B: Buffer>(b: &B) -> Option<&str> {
     (!b.is_empty()).then(|| b.as_str())
 }
 
+/// Writes one metadata member, `"key":value`, after a comma unless `first`.
+fn metadata_entry<B: Buffer, T: Serialize + ?Sized>(
+    out: &mut Limited<'_, B>,
+    first: bool,
+    key: &str,
+    value: &T,
+) -> Result<(), JsonError> {
+    if !first {
+        out.put(",")?;
+    }
+    json::write_str(out, key)?;
+    out.put(":")?;
+    json::write_value(out, value)
+}
+
+/// Writes one event object, after a comma unless `first`.
+fn event_entry<B: Buffer, T: Serialize + ?Sized>(
+    out: &mut Limited<'_, B>,
+    first: bool,
+    name: &str,
+    at: Timestamp,
+    attributes: &T,
+) -> Result<(), JsonError> {
+    if !first {
+        out.put(",")?;
+    }
+    out.put("{\"name\":")?;
+    json::write_str(out, char_prefix(name, MAX_NAME_CHARS).0)?;
+    out.put(",\"timestamp\":\"")?;
+    out.put(at.to_rfc3339(&mut [0; RFC3339_LEN]))?;
+    out.put("\",\"attributes\":")?;
+    write_object_into(out, attributes)?;
+    out.put("}")?;
+    Ok(())
+}
+
+/// Stands in for a value that could not be written:
+/// `{"vigil.unserializable": "<why>"}`.
+struct Unserializable(JsonError);
+
+impl Serialize for Unserializable {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(UNSERIALIZABLE_KEY, &format_args!("{}", self.0))?;
+        map.end()
+    }
+}
+
+/// The error of `result` if it is one of a value that could not be written
+/// (not of a size limit reached).
+fn unserializable<T>(result: &Result<T, JsonError>) -> Option<JsonError> {
+    match result {
+        Err(e) if *e != JsonError::Full => Some(*e),
+        _ => None,
+    }
+}
+
 /// Appends to `buf` through `write`, undoing a partial write on error.
 fn append<B: Buffer>(
     buf: &mut B,
     limit: usize,
     write: impl FnOnce(&mut Limited<'_, B>, bool) -> Result<(), JsonError>,
-) -> Result<(), JsonError> {
+) -> Result<Changes, JsonError> {
     let before = buf.len();
     if before == 0 {
         // Metadata and events grow entry by entry: start with room for a few.
         buf.reserve(96);
     }
-    let mut out = Limited { buf, limit };
+    let mut out = Limited::new(buf, limit);
     let result = write(&mut out, before == 0);
+    let changes = out.changes;
     if result.is_err() {
         buf.truncate(before);
     }
-    result
+    result.map(|()| changes)
 }
 
-fn copy_raw<B: Buffer>(buf: &mut B, limit: usize, object: &str) -> Result<(), JsonError> {
+fn copy_raw<B: Buffer>(buf: &mut B, limit: usize, object: &str) -> Result<Changes, JsonError> {
     buf.clear();
-    let result = Limited { buf, limit }.put(object).map_err(JsonError::from);
+    let result = Limited::new(buf, limit)
+        .put(object)
+        .map_err(JsonError::from);
     if result.is_err() {
         mark_truncated(buf);
     }
-    result
+    result.map(|()| Changes::default())
 }
 
 /// Replaces `buf` with the JSON object form of `value` (objects as they are,
 /// `null` as `{}`, anything else as `{"value": ...}`), at most `limit` bytes.
 ///
-/// On `Err(JsonError::Full)` the buffer holds [`TRUNCATED_MARKER`]; on any
-/// other error it is empty. [`Span::set_input`] uses this; callers can use it
-/// to encode once into a scratch buffer and then [`Span::set_input_json`].
+/// Returns what was changed on the way (a U+0000 replaced, what was nested
+/// too deep cut). On `Err(JsonError::Full)` the buffer holds
+/// [`TRUNCATED_MARKER`]; on any other error, `{"vigil.unserializable":
+/// "<why>"}` (either marker only if `limit` holds it, else nothing). [`Span::set_input`] uses this; callers can use it
+/// to encode once into a scratch buffer, then [`Span::set_input_json`] and
+/// [`Span::note`] with the result.
 pub fn write_object<B: Buffer, T: Serialize + ?Sized>(
     buf: &mut B,
     limit: usize,
     value: &T,
-) -> Result<(), JsonError> {
+) -> Result<Changes, JsonError> {
     buf.clear();
-    let result = write_object_into(&mut Limited { buf, limit }, value);
+    let mut out = Limited::new(buf, limit);
+    let result = write_object_into(&mut out, value);
+    let changes = out.changes;
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(changes),
         Err(JsonError::Full) => {
             mark_truncated(buf);
             Err(JsonError::Full)
         }
         Err(e) => {
             buf.clear();
+            let marked = write_object_into(&mut Limited::new(buf, limit), &Unserializable(e));
+            if marked.is_err() {
+                buf.clear();
+            }
             Err(e)
         }
     }
+}
+
+/// Replaces `buf` with the JSON text of `value` as it is (not made an
+/// object), at most `limit` bytes, for a value to be parsed back (into a
+/// `serde_json::Value`, say) and set on a span later. Arrays and objects
+/// nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH) are cut as always, so the text parses
+/// with any parser's nesting limit of 128; U+0000 is kept (escaped), to be
+/// replaced, and counted, when the value is set.
+///
+/// Returns what was changed ([`Changes::DEPTH_CUT`]); on error the buffer is
+/// empty.
+pub fn write_json<B: Buffer, T: Serialize + ?Sized>(
+    buf: &mut B,
+    limit: usize,
+    value: &T,
+) -> Result<Changes, JsonError> {
+    buf.clear();
+    let mut out = Limited::new(buf, limit);
+    out.keep_nul = true;
+    let result = json::write_value(&mut out, value);
+    let changes = out.changes;
+    if result.is_err() {
+        buf.clear();
+    }
+    result.map(|()| changes)
 }
 
 fn mark_truncated<B: Buffer>(buf: &mut B) {

@@ -147,12 +147,32 @@ stats! {
     retries,
     /// Request body bytes sent.
     bytes_sent,
+    /// Spans in which a U+0000 (which the server cannot store) was sent as
+    /// U+FFFD (counted as the exporter takes them from the queue).
+    nul_replaced,
+    /// Spans with a payload field or entry that could not be written as JSON
+    /// (its `Serialize` failed, or a map key had no string form), recorded as
+    /// `{"vigil.unserializable": "<why>"}` (counted as the exporter takes
+    /// them from the queue).
+    payloads_unserializable,
+    /// Payloads (input, output, a metadata entry or an event's attributes)
+    /// left out because the `mask` hook panicked on them, or because their
+    /// span's thread was already unwinding from a panic (the hook is not
+    /// called then: a second panic would abort the process). Each is
+    /// recorded as `{"vigil.masked": "the mask hook panicked"}`.
+    mask_panics,
 }
 
 impl Stats {
     /// Counts an update sent to a span that could not take it.
     pub fn refused_update(&self) {
         add(&self.refused_updates, 1);
+    }
+
+    /// Counts a payload left out because the mask hook panicked (or could
+    /// not be called).
+    pub fn mask_panicked(&self) {
+        add(&self.mask_panics, 1);
     }
 
     /// Counts a span start in `shard`.

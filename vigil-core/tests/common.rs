@@ -47,7 +47,37 @@ pub fn check_ingest(body: &[u8]) -> Value {
         assert!(span["start_time"].as_str().unwrap().ends_with('Z'));
         assert!(span["end_time"].is_null() || span["end_time"].as_str().unwrap().ends_with('Z'));
     }
+    assert_no_nul(&value);
     value
+}
+
+/// PostgreSQL cannot store U+0000: no string or key of a body may hold one.
+pub fn assert_no_nul(value: &Value) {
+    match value {
+        Value::String(s) => assert!(!s.contains('\0'), "U+0000 in {s:?}"),
+        Value::Array(items) => items.iter().for_each(assert_no_nul),
+        Value::Object(map) => {
+            for (k, v) in map {
+                assert!(!k.contains('\0'), "U+0000 in the key {k:?}");
+                assert_no_nul(v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `value` with every U+0000 in its strings and keys replaced by U+FFFD, as
+/// the encoder sends it.
+pub fn without_nul(value: &Value) -> Value {
+    let fix = |s: &str| s.replace('\0', "\u{fffd}");
+    match value {
+        Value::String(s) => Value::String(fix(s)),
+        Value::Array(items) => Value::Array(items.iter().map(without_nul).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (fix(k), without_nul(v))).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 /// Encodes `spans` into one body of up to `cap` bytes and checks it.

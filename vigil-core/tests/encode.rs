@@ -2,14 +2,15 @@
 
 mod common;
 
-use common::{check_ingest, encode_one};
+use common::{check_ingest, encode_one, without_nul};
 use proptest::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use vigil_core::encode::{encode_ingest, encode_patch, EncodeError, Envelope};
 use vigil_core::{
-    IdGenerator, JsonError, Span, SpanKind, SpanStatus, Timestamp, Trace, TRUNCATED_MARKER,
+    IdGenerator, JsonError, Repaired, Span, SpanKind, SpanStatus, Timestamp, Trace,
+    TRUNCATED_MARKER,
 };
 
 type S = Span<String>;
@@ -178,15 +179,17 @@ fn non_finite_floats_become_null_and_odd_serde_shapes_are_valid_json() {
 }
 
 #[test]
-fn keys_without_a_string_form_are_an_error_and_leave_the_field_unset() {
+fn keys_without_a_string_form_are_an_error_and_leave_a_marker() {
     let mut ids = IdGenerator::from_seed(8);
     let mut s = span(&mut ids, "x");
     let mut map = BTreeMap::new();
     map.insert(vec![1], 2);
+    let marker = "{\"vigil.unserializable\":\"a map key has no string form\"}";
     assert_eq!(s.set_input(&map), Err(JsonError::KeyMustBeString));
-    assert_eq!(s.input(), None);
+    assert_eq!(s.input(), Some(marker));
     assert_eq!(s.set_metadata("k", &map), Err(JsonError::KeyMustBeString));
-    assert_eq!(s.metadata_members(), "");
+    assert_eq!(s.metadata_members(), format!("\"k\":{marker}"));
+    assert!(s.repaired().contains(Repaired::UNSERIALIZABLE));
 }
 
 #[test]
@@ -363,17 +366,18 @@ proptest! {
             Ok(e) => {
                 let body = check_ingest(&buf[..e.len]);
                 let got = &body["spans"][0];
-                let expected_name: String = name.chars().take(256).collect();
+                let expected_name: String = name.chars().take(256).collect::<String>().replace('\0', "\u{fffd}");
                 prop_assert_eq!(got["name"].as_str().unwrap(), expected_name.as_str());
                 if got["metadata"].get("vigil.truncated").is_none() {
-                    prop_assert_eq!(&got["input"], &as_object(&input));
-                    prop_assert_eq!(&got["output"], &as_object(&output));
-                    prop_assert_eq!(&got["events"][0]["attributes"], &as_object(&attrs));
-                    prop_assert_eq!(got["events"][0]["name"].as_str().unwrap(), event_name.chars().take(256).collect::<String>());
+                    prop_assert_eq!(&got["input"], &as_object(&without_nul(&input)));
+                    prop_assert_eq!(&got["output"], &as_object(&without_nul(&output)));
+                    prop_assert_eq!(&got["events"][0]["attributes"], &as_object(&without_nul(&attrs)));
+                    prop_assert_eq!(got["events"][0]["name"].as_str().unwrap(), event_name.chars().take(256).collect::<String>().replace('\0', "\u{fffd}"));
                     let floats_back: Vec<Value> = floats.iter().map(|f| serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)).collect();
                     prop_assert_eq!(&got["metadata"]["floats"], &Value::Array(floats_back));
+                    let meta_key = meta_key.replace('\0', "\u{fffd}");
                     if meta_key != "floats" {
-                        prop_assert_eq!(&got["metadata"][&meta_key], &meta);
+                        prop_assert_eq!(&got["metadata"][&meta_key], &without_nul(&meta));
                     }
                 } else {
                     prop_assert!(got["metadata"]["vigil.truncated"].as_array().unwrap().iter().any(|v| v == "oversize" || v == "name"));
@@ -403,8 +407,10 @@ proptest! {
         let mut span = span(&mut IdGenerator::from_seed(1), "s");
         span.set_input(&text).unwrap();
         let input: Value = serde_json::from_str(span.input().unwrap()).unwrap();
-        prop_assert_eq!(input["value"].as_str(), Some(text.as_str()));
-        prop_assert_eq!(span.input().unwrap(), serde_json::to_string(&json!({"value": text})).unwrap());
+        let sent = text.replace('\0', "\u{fffd}");
+        prop_assert_eq!(input["value"].as_str(), Some(sent.as_str()));
+        prop_assert_eq!(span.input().unwrap(), serde_json::to_string(&json!({"value": sent})).unwrap());
+        prop_assert_eq!(span.repaired().contains(Repaired::NUL), text.contains('\0'));
     }
 }
 

@@ -5,15 +5,15 @@ use std::future::Future;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::span::{InstrumentExt, Instrumented, SpanHandle, SpanName};
+use crate::span::{to_json, InstrumentExt, Instrumented, SpanHandle, SpanName};
 use crate::SpanKind;
 
 /// Adds each entry of `metadata` (an object) to the span's metadata.
 pub fn set_metadata_object<T: Serialize + ?Sized>(span: &SpanHandle, metadata: &T) {
-    match serde_json::to_value(metadata) {
-        Ok(Value::Object(map)) => map.iter().for_each(|(k, v)| span.set_metadata(k, v)),
-        Ok(Value::Null) | Err(_) => {}
-        Ok(other) => span.set_metadata("metadata", &other),
+    match to_json(metadata) {
+        Ok((Value::Object(map), _)) => map.iter().for_each(|(k, v)| span.set_metadata(k, v)),
+        Ok((Value::Null, _)) | Err(_) => {}
+        Ok((other, _)) => span.set_metadata("metadata", &other),
     }
 }
 
@@ -28,7 +28,7 @@ pub trait RecordArg {
 
 impl<T: Serialize + ?Sized> RecordArg for Arg<'_, T> {
     fn vigil_value(&self) -> Option<Value> {
-        serde_json::to_value(self.0).ok()
+        to_json(self.0).ok().map(|(value, _)| value)
     }
 }
 

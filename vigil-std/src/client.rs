@@ -132,6 +132,14 @@ impl fmt::Display for ShutdownReport {
             s.patches_delivered,
             s.patches_failed,
         )?;
+        let repaired = s.nul_replaced + s.payloads_unserializable + s.mask_panics;
+        if repaired > 0 {
+            write!(
+                f,
+                "; payloads repaired: NUL replaced in {}, unserializable {}, mask panics {}",
+                s.nul_replaced, s.payloads_unserializable, s.mask_panics
+            )?;
+        }
         if self.interrupted {
             f.write_str("; a request cut short at the deadline may have been stored")?;
         }

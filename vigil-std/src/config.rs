@@ -318,6 +318,15 @@ impl ConfigBuilder {
 
     /// Installs a hook that may rewrite input, output, metadata and event
     /// attributes before they are recorded.
+    ///
+    /// The hook sees each value as JSON, nested at most
+    /// [`vigil_core::MAX_DEPTH`] levels deep (deeper levels are cut before it
+    /// sees them). A panic in the hook is caught: that payload is recorded as
+    /// `{"vigil.masked": "the mask hook panicked"}` and counted in
+    /// `mask_panics`, and the span goes on. On a thread already unwinding
+    /// from a panic (a span ending in a `Drop`), where a second panic would
+    /// abort the process, the hook is not called, and its payloads are
+    /// recorded and counted the same way.
     pub fn mask(mut self, hook: impl Fn(Field<'_>, &mut Value) + Send + Sync + 'static) -> Self {
         self.0.mask = Some(Arc::new(hook));
         self

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
 use vigil_core::{
     IdGenerator, Lane, Name, Reserve, SpanId, SpanKind, SpanStatus, StartedShard, Timestamp,
     TraceId, STARTED_SHARDS,
@@ -22,7 +21,7 @@ use vigil_core::{
 
 use crate::client::{get_client, Client, GENERATION};
 use crate::config::Field;
-use crate::span::{set_payload, set_payload_at};
+use crate::span::{set_mailed, Payload};
 use crate::text::{self, Text};
 use crate::Record;
 
@@ -44,10 +43,10 @@ pub(crate) struct Frame {
 
 /// An update for a span, sent from where only its [`Context`] is known.
 pub(crate) enum Mail {
-    Metadata(String, Value),
-    Event(String, Timestamp, Value),
-    Input(Value),
-    Output(Value),
+    Metadata(String, Payload),
+    Event(String, Timestamp, Payload),
+    Input(Payload),
+    Output(Payload),
     Status(SpanStatus),
     Error(String),
 }
@@ -115,13 +114,13 @@ fn apply_mail(frame: &mut Frame, client: Option<&Client>, mail: Vec<Mail>) {
     for mail in mail {
         match mail {
             Mail::Metadata(key, value) => {
-                set_payload(frame, client, Field::Metadata(&key), &value);
+                set_mailed(frame, client, Field::Metadata(&key), value, None);
             }
             Mail::Event(name, at, value) => {
-                set_payload_at(frame, client, Field::Event(&name), &value, Some(at));
+                set_mailed(frame, client, Field::Event(&name), value, Some(at));
             }
-            Mail::Input(value) => set_payload(frame, client, Field::Input, &value),
-            Mail::Output(value) => set_payload(frame, client, Field::Output, &value),
+            Mail::Input(value) => set_mailed(frame, client, Field::Input, value, None),
+            Mail::Output(value) => set_mailed(frame, client, Field::Output, value, None),
             Mail::Status(status) => {
                 frame.span.set_status(status);
                 frame.status_set = true;
