@@ -36,9 +36,9 @@ fn as_the_application() {
     }
 }
 
-fn run_application(how: &str) -> (TestServer, std::process::Output) {
-    let server = TestServer::builder().no_rate_limit().start();
-    let output = Command::new(std::env::current_exe().unwrap())
+/// Runs this binary as the application, sending to `url`.
+fn run_application(how: &str, url: &str) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "as_the_application",
@@ -46,22 +46,28 @@ fn run_application(how: &str) -> (TestServer, std::process::Output) {
             "--test-threads=1",
         ])
         .env(ROLE, how)
-        .env("VIGIL_ENDPOINT", server.url())
+        .env("VIGIL_ENDPOINT", url)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// The application against a live server, which it leaves behind.
+fn run_against_server(how: &str) -> TestServer {
+    let server = TestServer::builder().no_rate_limit().start();
+    let output = run_application(how, &server.url());
     assert!(output.status.success(), "{output:?}");
-    (server, output)
+    server
 }
 
 #[test]
 fn spans_queued_at_process_exit_are_sent() {
-    let (server, _) = run_application("exit");
+    let server = run_against_server("exit");
     assert_eq!(server.span_count(), 200);
 }
 
 #[test]
 fn spans_queued_when_main_returns_are_sent() {
-    let (server, _) = run_application("return");
+    let server = run_against_server("return");
     assert_eq!(server.span_count(), 200);
 }
 
