@@ -370,9 +370,14 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 break;
             }
         }
+        // One request per trace: bring each trace's spans together, root last
+        // so its request (which names the trace) comes after its children.
+        let key = |s: &Span<B>| (s.trace_id(), s.is_root(), s.start());
+        self.batch.as_mut_slice().sort_unstable_by_key(key);
         // Keep each trace's queued spans in one request: past the batch
         // size, take up to one batch more while a trace in the batch still
         // has its root to come and the queue holds spans.
+        let sorted = self.len;
         let mut open = self.open_traces();
         let limit = self.settings.batch_size.saturating_mul(2);
         while open > 0 && self.len < limit && self.batch.has_room() {
@@ -381,20 +386,27 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             }
             let spans = &self.batch.as_slice()[..self.len];
             let (last, earlier) = spans.split_last().expect("just taken");
-            let same = |s: &&Span<B>| s.trace_id() == last.trace_id();
-            let seen = earlier.iter().any(|s| same(&s));
-            let has_root = earlier.iter().filter(same).any(|s| s.is_root());
+            let trace = last.trace_id();
+            // The sorted part by binary search, the few taken since by a scan.
+            let start = spans[..sorted].partition_point(|s| s.trace_id() < trace);
+            let run = spans[start..sorted]
+                .iter()
+                .take_while(|s| s.trace_id() == trace);
+            let taken = earlier[sorted..].iter().filter(|s| s.trace_id() == trace);
+            let (mut seen, mut has_root) = (false, false);
+            for s in run.chain(taken) {
+                seen = true;
+                has_root |= s.is_root();
+            }
             match (last.is_root(), seen, has_root) {
                 (true, true, false) => open -= 1,
                 (false, false, _) => open += 1,
                 _ => {}
             }
         }
-        // One request per trace: bring each trace's spans together, root last
-        // so its request (which names the trace) comes after its children.
-        self.batch
-            .as_mut_slice()
-            .sort_unstable_by_key(|s| (s.trace_id(), s.is_root(), s.start()));
+        if self.len > sorted {
+            self.batch.as_mut_slice().sort_unstable_by_key(key);
+        }
         self.cursor = 0;
         self.phase = Phase::Spans;
         self.attempts = 0;
@@ -432,18 +444,18 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         }
     }
 
-    /// Traces in the batch whose root is not in it.
+    /// Traces in the (sorted) batch whose root is not in it: the last span
+    /// of each trace's run is its root if it has one.
     fn open_traces(&self) -> usize {
         let spans = &self.batch.as_slice()[..self.len];
         spans
             .iter()
             .enumerate()
             .filter(|(i, s)| {
-                let first = !spans[..*i].iter().any(|o| o.trace_id() == s.trace_id());
-                first
-                    && !spans
-                        .iter()
-                        .any(|o| o.trace_id() == s.trace_id() && o.is_root())
+                let last = spans
+                    .get(i + 1)
+                    .is_none_or(|n| n.trace_id() != s.trace_id());
+                last && !s.is_root()
             })
             .count()
     }
