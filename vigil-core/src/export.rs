@@ -141,6 +141,9 @@ pub struct Abandoned {
     pub patches: usize,
 }
 
+/// Traces cut by a batch whose remaining queued spans the batch follows.
+const FOLLOWED: usize = 8;
+
 /// How long to wait for a producer to finish writing a record it claimed.
 const NOT_READY_PAUSE: Duration = Duration::from_millis(1);
 
@@ -375,33 +378,19 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         let key = |s: &Span<B>| (s.trace_id(), s.is_root(), s.start());
         self.batch.as_mut_slice().sort_unstable_by_key(key);
         // Keep each trace's queued spans in one request: past the batch
-        // size, take up to one batch more while a trace in the batch still
-        // has its root to come and the queue holds spans.
+        // size, take up to one batch more while a trace cut by it still has
+        // its root to come and the queue holds spans. Only the first few
+        // such traces are followed, so each span taken costs a few compares.
         let sorted = self.len;
         let mut open = self.open_traces();
         let limit = self.settings.batch_size.saturating_mul(2);
-        while open > 0 && self.len < limit && self.batch.has_room() {
+        while !open.is_empty() && self.len < limit && self.batch.has_room() {
             if !self.take(pipeline) {
                 break;
             }
-            let spans = &self.batch.as_slice()[..self.len];
-            let (last, earlier) = spans.split_last().expect("just taken");
-            let trace = last.trace_id();
-            // The sorted part by binary search, the few taken since by a scan.
-            let start = spans[..sorted].partition_point(|s| s.trace_id() < trace);
-            let run = spans[start..sorted]
-                .iter()
-                .take_while(|s| s.trace_id() == trace);
-            let taken = earlier[sorted..].iter().filter(|s| s.trace_id() == trace);
-            let (mut seen, mut has_root) = (false, false);
-            for s in run.chain(taken) {
-                seen = true;
-                has_root |= s.is_root();
-            }
-            match (last.is_root(), seen, has_root) {
-                (true, true, false) => open -= 1,
-                (false, false, _) => open += 1,
-                _ => {}
+            let last = &self.batch.as_slice()[self.len - 1];
+            if last.is_root() {
+                open.retain(|id| *id != last.trace_id());
             }
         }
         if self.len > sorted {
@@ -444,20 +433,22 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         }
     }
 
-    /// Traces in the (sorted) batch whose root is not in it: the last span
-    /// of each trace's run is its root if it has one.
-    fn open_traces(&self) -> usize {
+    /// Up to [`FOLLOWED`] traces in the (sorted) batch whose root is not in
+    /// it: the last span of a trace's run is its root if it has one.
+    fn open_traces(&self) -> heapless::Vec<TraceId, FOLLOWED> {
         let spans = &self.batch.as_slice()[..self.len];
+        let last_of_run = |(i, s): &(usize, &Span<B>)| {
+            spans
+                .get(i + 1)
+                .is_none_or(|n| n.trace_id() != s.trace_id())
+        };
         spans
             .iter()
             .enumerate()
-            .filter(|(i, s)| {
-                let last = spans
-                    .get(i + 1)
-                    .is_none_or(|n| n.trace_id() != s.trace_id());
-                last && !s.is_root()
-            })
-            .count()
+            .filter(|e| last_of_run(e) && !e.1.is_root())
+            .map(|(_, s)| s.trace_id())
+            .take(FOLLOWED)
+            .collect()
     }
 
     fn finish_batch<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) {
