@@ -83,6 +83,11 @@ impl Truncated {
     }
 }
 
+/// Where [`Repaired`] sits in a span's marks byte, above [`Truncated`].
+const REPAIRED_SHIFT: u32 = 6;
+const TRUNCATED_BITS: u8 = (1 << REPAIRED_SHIFT) - 1;
+const _: () = assert!(Truncated::OVERSIZE.0 < 1 << REPAIRED_SHIFT);
+
 /// What was changed in a span's content so that the server stores it, besides
 /// the cuts to fit a limit ([`Truncated`]). Not listed in `vigil.truncated`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -210,8 +215,12 @@ pub struct Span<B> {
     kind: SpanKind,
     status: SpanStatus,
     root: bool,
-    truncated: Truncated,
-    repaired: Repaired,
+    /// [`Truncated`] in the low six bits, [`Repaired`] in the top two: one
+    /// byte, so that `vigil-std`'s record stays 120 bytes and its queue slot
+    /// two cache lines. A byte more pads the slot to 136 bytes, which puts
+    /// the span a thread writes and the one the exporter takes on one line:
+    /// `hot_path` on two threads then took a median 900 ns a span, not 130.
+    marks: u8,
     field_limit: u32,
     start: Timestamp,
     /// [`NOT_ENDED`] until the span ends.
@@ -244,8 +253,7 @@ impl<B: Buffer> Span<B> {
             kind,
             status: SpanStatus::Unset,
             root: false,
-            truncated: Truncated::default(),
-            repaired: Repaired::default(),
+            marks: 0,
             field_limit: DEFAULT_FIELD_LIMIT as u32,
             start,
             end: NOT_ENDED,
@@ -300,11 +308,11 @@ impl<B: Buffer> Span<B> {
     }
     /// The parts cut to fit their limits so far.
     pub fn truncated(&self) -> Truncated {
-        self.truncated
+        Truncated(self.marks & TRUNCATED_BITS)
     }
     /// What was changed in the payloads so far so that the server stores them.
     pub fn repaired(&self) -> Repaired {
-        self.repaired
+        Repaired(self.marks >> REPAIRED_SHIFT)
     }
     /// The input as a JSON object, if set.
     pub fn input(&self) -> Option<&str> {
@@ -451,18 +459,18 @@ impl<B: Buffer> Span<B> {
         match result {
             Ok(changes) => {
                 if changes.contains(Changes::NUL_REPLACED) {
-                    self.repaired = self.repaired.union(Repaired::NUL);
+                    self.marks |= Repaired::NUL.0 << REPAIRED_SHIFT;
                 }
                 if changes.contains(Changes::DEPTH_CUT) {
-                    self.truncated = self.truncated.union(part);
+                    self.marks |= part.0;
                 }
                 Ok(())
             }
             Err(e) => {
                 if e == JsonError::Full {
-                    self.truncated = self.truncated.union(part);
+                    self.marks |= part.0;
                 } else {
-                    self.repaired = self.repaired.union(Repaired::UNSERIALIZABLE);
+                    self.marks |= Repaired::UNSERIALIZABLE.0 << REPAIRED_SHIFT;
                 }
                 Err(e)
             }

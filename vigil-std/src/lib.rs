@@ -65,3 +65,16 @@ pub use vigil_macros::{span, trace};
 
 /// The record type the std flavour ships: a span with recycled heap buffers.
 pub(crate) type Record = vigil_core::Span<text::Text>;
+
+#[cfg(test)]
+mod tests {
+    /// A queue slot that is a whole number of cache lines is never shared by
+    /// the span a thread is writing and the one the exporter is taking; a
+    /// slot 8 bytes longer (136 bytes) made `hot_path` on two threads cost a
+    /// median 900 ns a span instead of 130.
+    #[test]
+    fn a_queue_slot_is_whole_cache_lines() {
+        let slot = std::mem::size_of::<vigil_core::queue::Slot<crate::Record>>();
+        assert_eq!(slot % 64, 0, "{slot}");
+    }
+}
