@@ -139,3 +139,18 @@ fn the_report_names_every_kind_of_loss() {
         assert!(text.contains(part), "{part} in {text}");
     }
 }
+
+#[test]
+fn an_endpoint_given_with_its_v1_prefix_reaches_the_server() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let config = Config::builder()
+        .endpoint(format!("{}/v1", server.url()))
+        .api_key(server.api_key())
+        .build()
+        .unwrap();
+    let client = Client::new(config).unwrap();
+    client.scope(|| vigil::trace("t", |_| ()));
+    let report = client.shutdown();
+    assert_eq!(report.stats.spans_delivered, 1, "{report}");
+    assert_eq!(server.span_count(), 1);
+}

@@ -140,8 +140,9 @@ impl fmt::Debug for HeaderNames<'_> {
 }
 
 /// An option with a value the SDK cannot work with. [`ConfigError::field`]
-/// names the option.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// names the option. Its `Debug` is its `Display`, so that an error returned
+/// from `main` reads as a sentence.
+#[derive(Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// `endpoint` is empty.
@@ -283,6 +284,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl core::error::Error for ConfigError {}
 
 impl Config<'_> {
@@ -345,9 +352,12 @@ impl Config<'_> {
         Ok(())
     }
 
-    /// The endpoint without surrounding spaces or trailing `/`.
+    /// The endpoint without surrounding spaces, trailing `/`, or a trailing
+    /// `/v1` (the API's own prefix, which requests add): `http://host/v1`
+    /// and `http://host` are the same server.
     pub fn base_url(&self) -> &str {
-        self.endpoint.trim().trim_end_matches('/')
+        let url = self.endpoint.trim().trim_end_matches('/');
+        url.strip_suffix("/v1").unwrap_or(url).trim_end_matches('/')
     }
 
     /// The timeout as a [`Duration`] (zero if invalid).

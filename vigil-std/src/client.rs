@@ -166,6 +166,7 @@ impl Client {
     /// queued until the queue is full, then dropped and counted.
     pub fn new(config: Config) -> Result<Client, ConfigError> {
         config.validate()?;
+        crate::panic::install_hook();
         let capacity = if config.enabled {
             config.max_queue_size
         } else {
@@ -278,6 +279,9 @@ impl Client {
     /// much longer than `timeout`, even when the server does not answer:
     /// spans still held then are counted as dropped.
     pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
+        // A client shut down is no longer the global one: spans made from
+        // now on find no client rather than one that drops them.
+        uninstall(self);
         let deadline = deadline_after(timeout);
         let control = &self.inner.control;
         {

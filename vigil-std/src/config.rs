@@ -349,8 +349,10 @@ impl ConfigBuilder {
     }
 }
 
-/// A `VIGIL_*` environment variable the SDK cannot use.
-#[derive(Clone, Debug, PartialEq)]
+/// A `VIGIL_*` environment variable the SDK cannot use. Its `Debug` is its
+/// `Display`, naming the variable, so that an error returned from `main`
+/// reads as a sentence.
+#[derive(Clone, PartialEq)]
 pub enum EnvError {
     /// The variable does not parse.
     Malformed {
@@ -382,10 +384,37 @@ impl fmt::Display for EnvError {
                 var,
                 value,
                 expected,
-            } => write!(f, "environment variable {var}={value:?} is not {expected}"),
-            EnvError::Invalid(e) => write!(f, "configuration from the environment: {e}"),
+            } => write!(f, "{var}={value:?}: must be {expected}"),
+            EnvError::Invalid(e) => {
+                let text = e.to_string();
+                let reason = text.split_once(": ").map_or(text.as_str(), |(_, r)| r);
+                match env_var_of(e.field()) {
+                    Some(var) => write!(f, "{var}: {reason}"),
+                    None => write!(f, "configuration from the environment: {text}"),
+                }
+            }
         }
     }
+}
+
+impl fmt::Debug for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The variable [`Config::from_env`] reads an option from.
+fn env_var_of(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "endpoint" => "VIGIL_ENDPOINT",
+        "api_key" => "VIGIL_API_KEY",
+        "batch_size" => "VIGIL_BATCH_SIZE",
+        "flush_interval_ms" => "VIGIL_FLUSH_INTERVAL_MS",
+        "max_queue_size" => "VIGIL_MAX_QUEUE_SIZE",
+        "timeout_seconds" => "VIGIL_TIMEOUT_SECONDS",
+        "sample_rate" => "VIGIL_SAMPLE_RATE",
+        _ => return None,
+    })
 }
 
 impl std::error::Error for EnvError {

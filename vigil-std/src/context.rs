@@ -777,7 +777,9 @@ fn end(frame: &mut Frame) {
     let status = if frame.status_set {
         frame.span.status()
     } else if std::thread::panicking() && !frame.started_panicking {
-        let _ = frame.span.set_metadata("error", "panicked");
+        let _ = frame
+            .span
+            .set_metadata("error", &crate::panic::description());
         SpanStatus::Error
     } else {
         SpanStatus::Ok

@@ -35,6 +35,7 @@ mod config;
 mod context;
 mod convenience;
 pub mod integrations;
+mod panic;
 pub mod sink;
 mod span;
 mod text;

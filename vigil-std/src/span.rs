@@ -564,7 +564,9 @@ impl<F: Future> Future for Instrumented<F> {
                 // executor may catch the panic and drop it later), the span
                 // ends failed.
                 if std::thread::panicking() && !frame.status_set && !frame.started_panicking {
-                    let _ = frame.span.set_metadata("error", "panicked");
+                    let _ = frame
+                        .span
+                        .set_metadata("error", &crate::panic::description());
                     frame.span.set_status(SpanStatus::Error);
                     frame.status_set = true;
                 }

@@ -94,8 +94,9 @@ fn openai_calls_become_llm_spans_with_the_replay_keys() {
     );
     assert_eq!(
         s.input,
-        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2,
-               "max_tokens": 50, "top_p": null, "stop": null})
+        // The whole request: replay keys as sent (no `null` for `top_p` or
+        // `stop`, which were not), and every other field too.
+        openai_request("gpt-4o", false)
     );
     assert_eq!(
         s.output,
@@ -127,7 +128,11 @@ fn anthropic_calls_become_llm_spans_with_the_replay_keys() {
     let s = c.span("anthropic.messages").unwrap();
     assert_eq!(
         s.input,
-        json!({"model": "claude-x-tools", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 50, "system": "Be brief."})
+        // The whole request, and the system prompt also as the first
+        // message, where the server's replay reads it.
+        json!({"model": "claude-x-tools",
+               "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+               "max_tokens": 50, "system": "Be brief.", "stream": false, "temperature": 0.5})
     );
     assert_eq!(s.output["content"], json!(["Hello from the fake."]));
     assert_eq!(s.output["stop_reason"], "tool_use");

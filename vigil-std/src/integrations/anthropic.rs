@@ -1,18 +1,34 @@
 //! Anthropic messages as `llm` spans, with the keys the Vigil server replays from.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// The span name of an Anthropic message.
 pub const SPAN_NAME: &str = "anthropic.messages";
 
-/// The replayable input: exactly `model`, `messages`, `max_tokens`, `system`.
+/// The input of a request: the request itself, every field kept, with its
+/// top-level `system` prompt also put first in `messages` as a
+/// `role: "system"` message, since the server's replay takes the system
+/// prompt only from such a message (and forwards `temperature`, `top_p`
+/// and `stop_sequences` when present). A prompt given as content blocks
+/// becomes their text, joined.
 pub fn input(request: &Value) -> Value {
-    let mut input = Map::new();
-    for key in ["model", "messages", "max_tokens", "system"] {
-        input.insert(
-            key.to_owned(),
-            request.get(key).cloned().unwrap_or(Value::Null),
-        );
+    let Value::Object(fields) = request else {
+        return json!({ "value": request });
+    };
+    let mut input = fields.clone();
+    let system = match fields.get("system") {
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(Value::Array(blocks)) => Some(
+            blocks
+                .iter()
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => None,
+    };
+    if let (Some(system), Some(Value::Array(messages))) = (system, input.get_mut("messages")) {
+        messages.insert(0, json!({ "role": "system", "content": system }));
     }
     Value::Object(input)
 }

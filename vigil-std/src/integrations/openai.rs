@@ -1,29 +1,21 @@
 //! OpenAI chat completions (and compatible servers: Azure, Ollama, vLLM,
 //! OpenRouter) as `llm` spans, with the keys the Vigil server replays from.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// The span name of an OpenAI chat completion.
 pub const SPAN_NAME: &str = "openai.chat.completions";
 
-/// The replayable input of a request: exactly `model`, `messages`,
-/// `temperature`, `max_tokens`, `top_p`, `stop` (`null` when not sent).
+/// The input of a request: the request itself, every field kept (`tools`,
+/// `tool_choice`, `response_format`, `seed`...). The server replays from
+/// `model`, `messages` and, when present, `temperature`, `max_tokens`,
+/// `top_p`, `stop`: a parameter the application did not send stays absent
+/// (the server would forward a `null`).
 pub fn input(request: &Value) -> Value {
-    let mut input = Map::new();
-    for key in [
-        "model",
-        "messages",
-        "temperature",
-        "max_tokens",
-        "top_p",
-        "stop",
-    ] {
-        input.insert(
-            key.to_owned(),
-            request.get(key).cloned().unwrap_or(Value::Null),
-        );
+    match request {
+        Value::Object(_) => request.clone(),
+        other => json!({ "value": other }),
     }
-    Value::Object(input)
 }
 
 /// The output of a (non-streamed) response: `model`, `content`, `role`,
