@@ -111,6 +111,8 @@ pub struct ShutdownReport {
     /// Its spans are counted in `dropped_at_shutdown`, but the server may
     /// have stored them before the connection closed.
     pub interrupted: bool,
+    /// Where the spans were sent.
+    pub destination: crate::Destination,
 }
 
 impl fmt::Display for ShutdownReport {
@@ -118,9 +120,10 @@ impl fmt::Display for ShutdownReport {
         let s = &self.stats;
         write!(
             f,
-            "delivered {} of {} spans in {} requests; dropped {} (queue full {}, rejected {}, after retries {}, oversize {}, at shutdown {}, after close {}); trace statuses set {}, not set {}",
+            "delivered {} of {} spans to {} in {} requests; dropped {} (queue full {}, rejected {}, after retries {}, oversize {}, at shutdown {}, after close {}); trace statuses set {}, not set {}",
             s.spans_delivered,
             s.spans_ended,
+            self.destination,
             s.requests,
             s.dropped(),
             s.dropped_queue_full,
@@ -338,6 +341,7 @@ impl Client {
             completed,
             stats,
             interrupted,
+            destination: self.inner.config.destination,
         }
     }
 
@@ -763,6 +767,7 @@ pub fn init_from_env() -> Result<Client, crate::EnvError> {
         config.transport = Some(Arc::new(|| {
             Box::new(ConsoleTransport::stdout()) as BoxTransport
         }));
+        config.destination = crate::Destination::Console;
     }
     init(config).map_err(crate::EnvError::Invalid)
 }

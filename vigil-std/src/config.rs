@@ -59,6 +59,8 @@ pub struct Config {
     pub(crate) retry_backoff: Duration,
     pub(crate) mask: Option<Arc<MaskFn>>,
     pub(crate) transport: Option<Arc<dyn Fn() -> BoxTransport + Send + Sync>>,
+    /// Where spans go, as [`Config::destination`] tells.
+    pub(crate) destination: Destination,
 }
 
 impl Default for Config {
@@ -83,6 +85,7 @@ impl Default for Config {
             retry_backoff: vigil_core::ExportSettings::default().backoff_base,
             mask: None,
             transport: None,
+            destination: Destination::Server,
         }
     }
 }
@@ -219,9 +222,15 @@ impl Config {
         }
     }
 
-    /// The server URL.
+    /// The server URL (see [`Config::destination`]: spans go elsewhere
+    /// when a transport is set).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+    /// Where spans go: the server at [`Config::endpoint`], the console, or
+    /// a transport of the application's.
+    pub fn destination(&self) -> Destination {
+        self.destination
     }
     /// The API key (empty when none).
     pub fn api_key(&self) -> &str {
@@ -258,6 +267,28 @@ fn parse<T: std::str::FromStr>(
             .map_err(|_| EnvError::malformed(name, v, expected))?;
     }
     Ok(())
+}
+
+/// Where a client's spans go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Destination {
+    /// The Vigil server at the configured endpoint.
+    Server,
+    /// Printed as trees (`init_from_env` without `VIGIL_ENDPOINT`).
+    Console,
+    /// A transport the application set.
+    Custom,
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Destination::Server => "the server",
+            Destination::Console => "the console",
+            Destination::Custom => "the configured transport",
+        })
+    }
 }
 
 /// Sets options one by one; [`ConfigBuilder::build`] validates them.
@@ -339,6 +370,7 @@ impl ConfigBuilder {
         make: impl Fn() -> T + Send + Sync + 'static,
     ) -> Self {
         self.0.transport = Some(Arc::new(move || Box::new(make()) as BoxTransport));
+        self.0.destination = Destination::Custom;
         self
     }
 

@@ -46,7 +46,7 @@ pub use client::{
     flush, get_client, init, init_from_env, shutdown, shutdown_timeout, Client, ShutdownGuard,
     ShutdownReport,
 };
-pub use config::{BoxTransport, Config, ConfigBuilder, EnvError, Field, MaskFn};
+pub use config::{BoxTransport, Config, ConfigBuilder, Destination, EnvError, Field, MaskFn};
 pub use context::{spawn, Context, ContextGuard};
 pub use convenience::{attach_metadata, log_event, log_llm_call, log_tool_call};
 pub use integrations::{

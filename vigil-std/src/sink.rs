@@ -433,6 +433,9 @@ pub fn render_tree(spans: &[CapturedSpan]) -> String {
                 format_duration(s.duration()),
                 s.status
             );
+            if let Some(error) = error_message(s) {
+                let _ = write!(out, ": {}", shorten(&error, 80));
+            }
             for (label, v) in [("in", &s.input), ("out", &s.output)] {
                 if !v.is_null() {
                     let _ = write!(out, "  {label}={}", short(v));
@@ -441,8 +444,32 @@ pub fn render_tree(spans: &[CapturedSpan]) -> String {
             if let Some(usage) = s.output.get("usage").filter(|u| u.is_object()) {
                 let _ = write!(out, "  usage={usage}");
             }
+            // The error is shown after the status already.
+            let meta: serde_json::Map<String, Value> = s
+                .metadata
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| k.as_str() != "error")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !meta.is_empty() {
+                let _ = write!(out, "  meta={}", short(&Value::Object(meta)));
+            }
             if !s.events.is_empty() {
-                let _ = write!(out, "  events={}", s.events.len());
+                let names: Vec<String> = s
+                    .events
+                    .iter()
+                    .take(3)
+                    .map(|e| shorten(e.get("name").and_then(Value::as_str).unwrap_or("?"), 24))
+                    .collect();
+                let more = s.events.len().saturating_sub(names.len());
+                let more = if more > 0 {
+                    format!(" +{more}")
+                } else {
+                    String::new()
+                };
+                let _ = write!(out, "  events=[{}{more}]", names.join(", "));
             }
             out.push('\n');
             walk(out, children, Some(&s.span_id), &next, false);
@@ -453,11 +480,27 @@ pub fn render_tree(spans: &[CapturedSpan]) -> String {
 }
 
 fn short(v: &Value) -> String {
-    let text = v.to_string();
-    match text.char_indices().nth(60) {
+    shorten(&v.to_string(), 60)
+}
+
+/// `text` cut to `chars` characters, with `…` when cut.
+fn shorten(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
         Some((at, _)) => format!("{}…", &text[..at]),
-        None => text,
+        None => text.to_owned(),
     }
+}
+
+/// Why a failed span failed: its `error` metadata, or its output's `error`.
+fn error_message(s: &CapturedSpan) -> Option<String> {
+    if s.status != "error" {
+        return None;
+    }
+    let error = s.metadata.get("error").or_else(|| s.output.get("error"))?;
+    Some(match error {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    })
 }
 
 fn format_duration(d: Duration) -> String {

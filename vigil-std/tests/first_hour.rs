@@ -14,7 +14,7 @@ fn from_env(vars: &[(&str, &str)]) -> Result<Config, vigil_std::EnvError> {
 }
 
 #[test]
-fn a_shut_down_client_is_no_longer_the_global_one() {
+fn a_shut_down_client_is_no_longer_the_global_one_and_the_console_says_it_is_the_console() {
     let client = vigil_std::init(
         Config::builder()
             .transport(NullTransport::default)
@@ -28,6 +28,17 @@ fn a_shut_down_client_is_no_longer_the_global_one() {
     // Spans made now find no client: not counted as dropped anywhere.
     vigil_std::trace("after", |_| ());
     assert_eq!(client.stats().dropped_after_close, 0);
+
+    // Without VIGIL_ENDPOINT, `init_from_env` prints trees, and says so.
+    std::env::remove_var("VIGIL_ENDPOINT");
+    let client = vigil_std::init_from_env().unwrap();
+    assert_eq!(
+        client.config().destination(),
+        vigil_std::Destination::Console
+    );
+    let report = client.shutdown();
+    assert_eq!(report.destination, vigil_std::Destination::Console);
+    assert!(report.to_string().contains("to the console"), "{report}");
 }
 
 #[test]

@@ -74,7 +74,7 @@ fn the_console_prints_each_trace_as_a_tree() {
     assert!(lines[1].starts_with("├─ retrieve [retriever] "), "{text}");
     assert!(lines[1].contains(r#"out={"value":["doc"]}"#));
     assert!(
-        lines[2].starts_with("└─ llm:gpt-4 [llm] ") && lines[2].ends_with("events=1"),
+        lines[2].starts_with("└─ llm:gpt-4 [llm] ") && lines[2].ends_with("events=[token]"),
         "{text}"
     );
 }
@@ -111,5 +111,38 @@ fn the_console_holds_a_bounded_number_of_rootless_traces() {
     assert!(
         text.lines().next().unwrap().starts_with("orphan-0 [tool]"),
         "{text}"
+    );
+}
+
+#[test]
+fn the_console_shows_errors_metadata_and_event_names() {
+    let out = Shared::default();
+    let sink = out.clone();
+    let config = Config::builder().transport(move || ConsoleTransport::new(Box::new(sink.clone())));
+    let client = Client::new(config.build().unwrap()).unwrap();
+    client.scope(|| {
+        vigil_std::trace("answer", |_| {
+            let _ = vigil_std::try_span("fetch", SpanKind::Tool, |s| {
+                s.set_metadata("url", &"https://example.com");
+                vigil_std::log_event("connect", &());
+                vigil_std::log_event("a-very-long-event-name-that-goes-on-and-on", &());
+                for _ in 0..3 {
+                    vigil_std::log_event("retry", &());
+                }
+                Err::<(), _>(std::io::Error::other("connection refused"))
+            });
+        });
+    });
+    client.shutdown();
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let fetch = text.lines().find(|l| l.contains("fetch [tool]")).unwrap();
+    assert!(fetch.contains(" error: connection refused"), "{fetch}");
+    assert!(
+        fetch.contains(r#"meta={"url":"https://example.com"}"#),
+        "{fetch}"
+    );
+    assert!(
+        fetch.contains("events=[connect, a-very-long-event-name-t…, retry +2]"),
+        "{fetch}"
     );
 }
