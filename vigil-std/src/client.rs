@@ -153,6 +153,12 @@ impl fmt::Display for ShutdownReport {
     }
 }
 
+// A client can be used across `catch_unwind`: its shared state is atomics,
+// and mutexes whose poisoning every lock ignores (`lock`), so a panic in the
+// middle of any call leaves nothing another call could see half-done.
+impl std::panic::UnwindSafe for Client {}
+impl std::panic::RefUnwindSafe for Client {}
+
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -262,20 +263,68 @@ pub fn capture<R>(f: impl FnOnce() -> R) -> Captured {
 /// [`capture`] with options (batch size, sampling, masking...), also returning
 /// what `f` returned.
 pub fn capture_with<R>(builder: crate::ConfigBuilder, f: impl FnOnce() -> R) -> (R, Captured) {
+    let (client, store) = capture_client(builder);
+    let out = context::with_scoped_client(&client, f);
+    (out, finish_capture(&client, &store))
+}
+
+/// [`capture`] for async code, in any executor: what `future` records
+/// while it is polled (on whatever thread polls it) is captured.
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     struct Noop;
+/// #     impl std::task::Wake for Noop { fn wake(self: std::sync::Arc<Self>) {} }
+/// #     let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// use vigil_std::{sink::capture_async, InstrumentExt, SpanKind};
+///
+/// let captured = block_on(capture_async(async {
+///     async { 42 }.in_span("answer", SpanKind::Agent).await
+/// }));
+/// assert!(captured.span("answer").is_some());
+/// ```
+///
+/// When the future is done, the spans are flushed with a short blocking
+/// wait (as [`capture`] does), which is fine in a test.
+pub async fn capture_async<F: Future>(future: F) -> Captured {
+    capture_async_with(Config::builder(), future).await.1
+}
+
+/// [`capture_async`] with options, also returning the future's output.
+pub async fn capture_async_with<F: Future>(
+    builder: crate::ConfigBuilder,
+    future: F,
+) -> (F::Output, Captured) {
+    let (client, store) = capture_client(builder);
+    let mut future = std::pin::pin!(future);
+    let out = std::future::poll_fn(|cx| {
+        context::with_scoped_client(&client, || future.as_mut().poll(cx))
+    })
+    .await;
+    (out, finish_capture(&client, &store))
+}
+
+fn capture_client(builder: crate::ConfigBuilder) -> (Client, MemoryStore) {
     let (transport, store) = MemoryTransport::new();
     let config = builder
         .flush_interval_ms(10)
         .transport(move || transport.clone())
         .build();
-    let client = match config.and_then(Client::new) {
-        Ok(c) => c,
+    match config.and_then(Client::new) {
+        Ok(c) => (c, store),
         Err(e) => panic!("capture: invalid configuration: {e}"),
-    };
-    let out = context::with_scoped_client(&client, f);
+    }
+}
+
+fn finish_capture(client: &Client, store: &MemoryStore) -> Captured {
     let report = client.shutdown_timeout(Duration::from_secs(60));
     let mut captured = store.captured();
     captured.report = Some(report);
-    (out, captured)
+    captured
 }
 
 /// Appends each ingest request's body as one line of JSON to a file.

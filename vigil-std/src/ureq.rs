@@ -19,6 +19,21 @@
 
 use std::io::{self, Read};
 
+/// The `ureq` this middleware is built for: build agents with it (and its
+/// `config_builder` for timeouts), so that versions match.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use vigil_std::ureq::ureq;
+///
+/// let agent: ureq::Agent = ureq::Agent::config_builder()
+///     .timeout_global(Some(Duration::from_secs(30)))
+///     .middleware(vigil_std::ureq::VigilMiddleware)
+///     .build()
+///     .into();
+/// ```
+pub use ::ureq;
+
 use ::ureq::http::{Request, Response};
 use ::ureq::middleware::{Middleware, MiddlewareNext};
 use ::ureq::{AsSendBody, Body, SendBody};

@@ -2,6 +2,7 @@
 //! reached `main` as `Debug` noise, an endpoint ending in `/v1`.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use vigil_std::{sink::NullTransport, Config};
 
@@ -77,4 +78,42 @@ fn an_endpoint_ending_in_v1_is_the_same_server() {
             "{endpoint}"
         );
     }
+}
+
+#[test]
+fn a_client_crosses_catch_unwind_without_assert_unwind_safe() {
+    let client = vigil_std::Client::new(
+        Config::builder()
+            .transport(NullTransport::default)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let result = std::panic::catch_unwind(|| client.stats().spans_started);
+    assert_eq!(result.unwrap(), 0);
+}
+
+#[test]
+fn capture_has_an_async_form_for_any_executor() {
+    use vigil_std::{InstrumentExt, SpanKind};
+    // A future polled on another thread than the one that made it.
+    let future =
+        vigil_std::sink::capture_async(async { async { 7 }.in_span("step", SpanKind::Tool).await });
+    let captured = std::thread::spawn(move || {
+        struct Noop;
+        impl std::task::Wake for Noop {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let std::task::Poll::Ready(c) = future.as_mut().poll(&mut cx) {
+                break c;
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(captured.span("step").unwrap().kind, "tool");
 }
