@@ -152,6 +152,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Builder {
     api_key: String,
     rate: Option<RateLimit>,
+    port: u16,
 }
 
 impl Builder {
@@ -176,8 +177,23 @@ impl Builder {
         self
     }
 
+    /// Listens on `port` of 127.0.0.1 (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
     /// Starts listening.
+    ///
+    /// # Panics
+    ///
+    /// When the port cannot be bound; [`Builder::try_start`] returns the error.
     pub fn start(self) -> TestServer {
+        self.try_start().expect("bind 127.0.0.1")
+    }
+
+    /// Starts listening, or says why it cannot.
+    pub fn try_start(self) -> io::Result<TestServer> {
         let shared = Arc::new(Shared {
             api_key: self.api_key,
             rate: self.rate,
@@ -187,14 +203,14 @@ impl Builder {
             epoch: AtomicU64::new(0),
             connections: AtomicU64::new(0),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local address");
+        let listener = TcpListener::bind(("127.0.0.1", self.port))?;
+        let addr = listener.local_addr()?;
         let accept = spawn_acceptor(listener, shared.clone());
-        TestServer {
+        Ok(TestServer {
             addr,
             shared,
             accept: Mutex::new(Some(accept)),
-        }
+        })
     }
 }
 
@@ -214,6 +230,7 @@ impl TestServer {
     /// Options.
     pub fn builder() -> Builder {
         Builder {
+            port: 0,
             api_key: "test-key".to_owned(),
             rate: Some(RateLimit {
                 capacity: 100.0,

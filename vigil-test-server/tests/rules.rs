@@ -241,3 +241,28 @@ fn down_means_refused_and_up_is_the_same_port() {
     server.come_up();
     assert_eq!(call(&server, "GET", "/health", &Value::Null, &[]).0, 200);
 }
+
+#[test]
+fn the_binary_prints_its_url_and_key_and_serves_there() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-test-server"))
+        .args(["--port", "0", "--api-key", "k1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    let second = lines.next().unwrap().unwrap();
+    assert_eq!(second, format!("VIGIL_ENDPOINT={url} VIGIL_API_KEY=k1"));
+    let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
