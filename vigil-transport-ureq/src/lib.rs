@@ -78,6 +78,8 @@ pub struct UreqTransport {
     logged: Mutex<HashSet<u16>>,
     /// The agent's resolver (they share a cache).
     resolver: CachingResolver,
+    /// Requests are failing without an answer: said once, until one is answered.
+    failing: bool,
 }
 
 impl std::fmt::Debug for UreqTransport {
@@ -128,6 +130,7 @@ impl UreqTransport {
             base,
             logged: Mutex::new(HashSet::new()),
             resolver,
+            failing: false,
         }
     }
 
@@ -197,9 +200,23 @@ impl Transport for UreqTransport {
             Err(error) => {
                 // The name may point elsewhere now: look it up again.
                 self.resolver.forget();
-                return outcome_of_error(&error);
+                let outcome = outcome_of_error(&error);
+                if !self.failing && matches!(outcome, Outcome::Retry { .. }) {
+                    self.failing = true;
+                    log::warn!(
+                        "vigil: the Vigil server at {:?} cannot be reached: {error}; spans wait in the queue and are sent when it answers",
+                        vigil_core::RedactedUrl(&self.base)
+                    );
+                }
+                return outcome;
             }
         };
+        if std::mem::take(&mut self.failing) {
+            log::warn!(
+                "vigil: the Vigil server at {:?} answers again",
+                vigil_core::RedactedUrl(&self.base)
+            );
+        }
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
