@@ -154,3 +154,34 @@ fn an_endpoint_given_with_its_v1_prefix_reaches_the_server() {
     assert_eq!(report.stats.spans_delivered, 1, "{report}");
     assert_eq!(server.span_count(), 1);
 }
+
+#[test]
+fn sessions_users_tags_release_and_environment_reach_the_trace() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let config = Config::builder()
+        .endpoint(server.url())
+        .api_key(server.api_key())
+        .release("1.4.2")
+        .environment("staging")
+        .build()
+        .unwrap();
+    let client = Client::new(config).unwrap();
+    client.scope(|| {
+        vigil::trace("chat-turn", |trace| {
+            trace.set_session_id("conv-7");
+            trace.set_tags(&["beta", "support"]);
+            vigil::span("answer", SpanKind::Llm, |_| {
+                vigil::current_trace().set_user_id("user-3");
+            });
+        })
+    });
+    let report = client.shutdown();
+    assert!(report.completed, "{report}");
+    let trace = &server.traces()[0];
+    let m = &trace.metadata;
+    assert_eq!(m[vigil::keys::SESSION_ID], "conv-7", "{m:?}");
+    assert_eq!(m[vigil::keys::USER_ID], "user-3");
+    assert_eq!(m[vigil::keys::TAGS], serde_json::json!(["beta", "support"]));
+    assert_eq!(m[vigil::keys::RELEASE], "1.4.2");
+    assert_eq!(m[vigil::keys::ENVIRONMENT], "staging");
+}

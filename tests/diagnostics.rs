@@ -24,7 +24,12 @@ impl log::Log for Capture {
 }
 
 fn said(what: &str) -> usize {
-    WARNINGS.lock().unwrap().iter().filter(|w| w.contains(what)).count()
+    WARNINGS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|w| w.contains(what))
+        .count()
 }
 
 #[test]
@@ -47,7 +52,12 @@ fn an_unreachable_server_is_said_once_and_its_return_too() {
         client.scope(|| vigil::trace(format!("t{i}"), |_| ()));
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(said("cannot be reached"), 1, "{:?}", WARNINGS.lock().unwrap());
+    assert_eq!(
+        said("cannot be reached"),
+        1,
+        "{:?}",
+        WARNINGS.lock().unwrap()
+    );
     let line = WARNINGS.lock().unwrap()[0].clone();
     assert!(line.contains(&server.url()), "{line}");
     server.come_up();

@@ -198,6 +198,10 @@ pub struct Exporter<
     last_flush: Duration,
     flush_requested: bool,
     rng: IdGenerator,
+    /// Metadata members every trace gets (release, environment), before its own.
+    trace_defaults: B,
+    /// The defaults and a root's own members, joined.
+    members: B,
 }
 
 impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter<B, L, D> {
@@ -223,7 +227,19 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             last_flush: Duration::ZERO,
             flush_requested: false,
             rng: IdGenerator::from_seed(seed),
+            trace_defaults: B::default(),
+            members: B::default(),
         }
+    }
+
+    /// Gives every trace the metadata `members` (encoded JSON object members
+    /// without the braces, `"release":"1.2"`), sent before the trace's own,
+    /// which win on a repeated key. Refused when they do not fit a `B`.
+    pub fn set_trace_metadata(&mut self, members: &str) -> Result<(), crate::Full> {
+        let mut defaults = B::default();
+        defaults.push_str(members)?;
+        self.trace_defaults = defaults;
+        Ok(())
     }
 
     /// The settings.
@@ -488,10 +504,18 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         let spans = &self.batch.as_slice()[self.cursor..end];
         let root = spans.last().filter(|s| s.is_root());
         let has_root = root.is_some();
+        let members = match root {
+            Some(r) => join_members(
+                &mut self.members,
+                self.trace_defaults.as_str(),
+                r.metadata_members(),
+            ),
+            None => "",
+        };
         let envelope = Envelope {
             project_id: self.project_id.as_str(),
             trace_name: root.map(|r| r.name()),
-            trace_metadata: root.map_or("", |r| r.metadata_members()),
+            trace_metadata: members,
         };
         let trace_id = spans[0].trace_id();
         let encoded = encode_ingest(spans, &envelope, buf).or_else(|e| {
@@ -578,7 +602,12 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         // The root is the span just before the cursor.
         let root = &self.batch.as_slice()[self.cursor - 1];
         let trace_id = root.trace_id();
-        let len = encode_patch(root.status(), root.metadata_members(), buf)
+        let members = join_members(
+            &mut self.members,
+            self.trace_defaults.as_str(),
+            root.metadata_members(),
+        );
+        let len = encode_patch(root.status(), members, buf)
             .or_else(|_| encode_patch(root.status(), "", buf))
             .unwrap_or(0);
         if self.ingest_deferred(trace_id) {
@@ -843,6 +872,22 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             Ok(h) => self.rng.next_u64() % (h + 1),
         };
         nominal - half + Duration::from_nanos(jitter_nanos)
+    }
+}
+
+/// `defaults` and `own` metadata members as one list, in `scratch` when both
+/// are there (or `own` alone when they do not fit).
+fn join_members<'a, B: Buffer>(scratch: &'a mut B, defaults: &str, own: &'a str) -> &'a str {
+    if defaults.is_empty() {
+        return own;
+    }
+    scratch.clear();
+    let joined = scratch.push_str(defaults).is_ok()
+        && (own.is_empty() || (scratch.push_str(",").is_ok() && scratch.push_str(own).is_ok()));
+    if joined {
+        scratch.as_str()
+    } else {
+        own
     }
 }
 

@@ -614,6 +614,10 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
     let seed = crate::context::entropy();
     let mut exporter: Exporter<Text, Vec<Record>, Vec<Deferred<Text>>> =
         Exporter::new(settings, &config.project_id, seed);
+    let defaults = trace_defaults(config);
+    if exporter.set_trace_metadata(&defaults).is_err() {
+        log::warn!("vigil: release and environment are too long to send with traces");
+    }
     let mut buf = vec![0u8; config.max_request_bytes.max(4096)];
     let origin = Instant::now();
     let control = &inner.control;
@@ -692,6 +696,21 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         }
         control.sleeping.store(false, Ordering::Relaxed);
     }
+}
+
+/// The metadata members every trace gets: `release` and `environment`.
+fn trace_defaults(config: &Config) -> String {
+    let mut members = serde_json::Map::new();
+    for (key, value) in [
+        (crate::keys::RELEASE, &config.release),
+        (crate::keys::ENVIRONMENT, &config.environment),
+    ] {
+        if !value.is_empty() {
+            members.insert(key.to_owned(), value.as_str().into());
+        }
+    }
+    let object = serde_json::Value::Object(members).to_string();
+    object[1..object.len() - 1].to_owned()
 }
 
 /// The exporter loop panicked (an SDK bug; transport panics are caught per

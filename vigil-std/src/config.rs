@@ -53,6 +53,8 @@ pub struct Config {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) sample_rate: f64,
     pub(crate) capture_content: bool,
+    pub(crate) release: String,
+    pub(crate) environment: String,
     pub(crate) max_field_bytes: usize,
     pub(crate) max_request_bytes: usize,
     pub(crate) shutdown_timeout: Duration,
@@ -79,6 +81,8 @@ impl Default for Config {
             headers: Vec::new(),
             sample_rate: 1.0,
             capture_content: true,
+            release: String::new(),
+            environment: String::new(),
             max_field_bytes: vigil_core::DEFAULT_FIELD_LIMIT,
             max_request_bytes: 1 << 20,
             shutdown_timeout: Duration::from_secs(5),
@@ -128,7 +132,8 @@ impl Config {
     /// Like [`Config::from_env`], reading variables through `var`:
     /// `VIGIL_ENDPOINT`, `VIGIL_API_KEY`, `VIGIL_PROJECT_ID`, `VIGIL_ENABLED`,
     /// `VIGIL_BATCH_SIZE`, `VIGIL_FLUSH_INTERVAL_MS`, `VIGIL_MAX_QUEUE_SIZE`,
-    /// `VIGIL_TIMEOUT_SECONDS`, `VIGIL_SAMPLE_RATE`.
+    /// `VIGIL_TIMEOUT_SECONDS`, `VIGIL_SAMPLE_RATE`, `VIGIL_RELEASE`,
+    /// `VIGIL_ENVIRONMENT`.
     pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
         let mut c = Config::default();
         // Values from secrets files and manifests often end in a newline.
@@ -179,6 +184,12 @@ impl Config {
             "a number from 0.0 to 1.0",
             &mut c.sample_rate,
         )?;
+        if let Some(v) = var("VIGIL_RELEASE") {
+            c.release = v;
+        }
+        if let Some(v) = var("VIGIL_ENVIRONMENT") {
+            c.environment = v;
+        }
         c.validate().map_err(EnvError::Invalid)?;
         Ok(c)
     }
@@ -331,6 +342,12 @@ impl ConfigBuilder {
         sample_rate: f64,
         /// When false, input and output are never recorded (default true).
         capture_content: bool,
+        /// The application's version, in every trace's metadata as
+        /// `release` (default none; `VIGIL_RELEASE`).
+        release: impl Into<String>,
+        /// Where the application runs (`production`, `staging`...), in every
+        /// trace's metadata as `environment` (default none; `VIGIL_ENVIRONMENT`).
+        environment: impl Into<String>,
         /// Cap on each encoded payload field of a span, in bytes (default 64 KiB).
         max_field_bytes: usize,
         /// Largest request body, in bytes (default 1 MiB); bigger traces are split.

@@ -64,6 +64,22 @@ pub use vigil_core::{
 };
 pub use vigil_macros::{span, trace};
 
+/// The metadata keys under which a trace's session, user, tags, release and
+/// environment travel (the server has no fields of its own for them), as
+/// Langfuse and the OpenTelemetry GenAI conventions group traces.
+pub mod keys {
+    /// The conversation a trace belongs to ([`crate::SpanHandle::set_session_id`]).
+    pub const SESSION_ID: &str = "session_id";
+    /// Whom a trace served ([`crate::SpanHandle::set_user_id`]).
+    pub const USER_ID: &str = "user_id";
+    /// A trace's labels, an array of strings ([`crate::SpanHandle::set_tags`]).
+    pub const TAGS: &str = "tags";
+    /// The application's version (`release` in the configuration, `VIGIL_RELEASE`).
+    pub const RELEASE: &str = "release";
+    /// Where the application runs (`environment`, `VIGIL_ENVIRONMENT`).
+    pub const ENVIRONMENT: &str = "environment";
+}
+
 /// The record type the std flavour ships: a span with recycled heap buffers.
 pub(crate) type Record = vigil_core::Span<text::Text>;
 

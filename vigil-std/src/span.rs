@@ -109,6 +109,27 @@ impl SpanHandle {
         );
     }
 
+    /// Puts the trace in a conversation: `session_id` in its metadata
+    /// ([`keys::SESSION_ID`](crate::keys::SESSION_ID)). Meant for a trace's
+    /// handle ([`current_trace`], a trace's guard); on a span's, it is the
+    /// span's metadata.
+    pub fn set_session_id(&self, id: &str) {
+        self.set_metadata(crate::keys::SESSION_ID, id);
+    }
+
+    /// Says whom the trace served: `user_id` in its metadata
+    /// ([`keys::USER_ID`](crate::keys::USER_ID)); see [`SpanHandle::set_session_id`].
+    pub fn set_user_id(&self, id: &str) {
+        self.set_metadata(crate::keys::USER_ID, id);
+    }
+
+    /// Labels the trace: `tags`, an array of strings, in its metadata
+    /// ([`keys::TAGS`](crate::keys::TAGS)); a later call replaces the tags.
+    pub fn set_tags<S: AsRef<str>>(&self, tags: &[S]) {
+        let tags: Vec<&str> = tags.iter().map(AsRef::as_ref).collect();
+        self.set_metadata(crate::keys::TAGS, &tags);
+    }
+
     /// Adds an event named `name`, stamped now, with `attributes` (an
     /// object; `()` for none).
     pub fn add_event<T: Serialize + ?Sized>(&self, name: &str, attributes: &T) {

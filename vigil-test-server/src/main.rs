@@ -40,7 +40,11 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("cannot listen: {e}")),
     };
     println!("Vigil test server at {}", server.url());
-    println!("VIGIL_ENDPOINT={} VIGIL_API_KEY={}", server.url(), server.api_key());
+    println!(
+        "VIGIL_ENDPOINT={} VIGIL_API_KEY={}",
+        server.url(),
+        server.api_key()
+    );
     let mut shown = HashSet::new();
     loop {
         std::thread::sleep(Duration::from_millis(500));
