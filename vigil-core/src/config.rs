@@ -190,7 +190,7 @@ pub enum ConfigError {
 }
 
 /// Largest `max_queue_size` accepted: its slots are allocated up front.
-pub const MAX_QUEUE_SIZE: usize = 1 << 20;
+pub const MAX_QUEUE_SIZE: usize = 1 << 24;
 /// Smallest `max_request_bytes` accepted: one span with its envelope.
 pub const MIN_REQUEST_BYTES: usize = 4096;
 /// Largest `max_request_bytes` accepted: the request buffer is allocated up front.
