@@ -21,6 +21,7 @@
 pub use vigil_std::*;
 
 /// The `no_std` core: span model, queue, encoder, export state machine.
+#[doc(inline)]
 pub use vigil_core as core;
 
 /// The README's examples, compiled and run as doc tests so they stay true.

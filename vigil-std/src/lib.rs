@@ -7,16 +7,16 @@
 //! they are dropped and counted rather than waited for.
 //!
 //! ```
-//! use vigil_std::{sink::capture, SpanKind};
+//! use vigil::{sink::capture, SpanKind};
 //!
 //! let captured = capture(|| {
-//!     vigil_std::trace("answer-question", |trace| {
+//!     vigil::trace("answer-question", |trace| {
 //!         trace.set_input(&serde_json::json!({"question": "What is Rust?"}));
-//!         let docs = vigil_std::span("retrieve", SpanKind::Retriever, |span| {
+//!         let docs = vigil::span("retrieve", SpanKind::Retriever, |span| {
 //!             span.set_output(&["rust-lang.org"]);
 //!             1
 //!         });
-//!         vigil_std::log_event("docs-found", &serde_json::json!({"count": docs}));
+//!         vigil::log_event("docs-found", &serde_json::json!({"count": docs}));
 //!     });
 //! });
 //! assert_eq!(captured.traces.len(), 1);
