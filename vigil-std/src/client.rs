@@ -23,13 +23,14 @@ type Slots = Box<[Slot<Record>]>;
 /// A handle to an initialised SDK: cheap to clone, shared by all threads.
 ///
 /// ```
-/// use vigil_std::{sink::NullTransport, Client, Config};
+/// use vigil::{sink::NullTransport, Client, Config};
 ///
 /// let client = Client::new(Config::builder().transport(NullTransport::default).build()?)?;
+/// client.scope(|| vigil::trace("job", |_| ()));
 /// client.flush(std::time::Duration::from_secs(1));
 /// let report = client.shutdown();
-/// assert_eq!(report.stats.dropped(), 0);
-/// # Ok::<(), vigil_core::ConfigError>(())
+/// assert_eq!((report.stats.spans_delivered, report.stats.dropped()), (1, 0));
+/// # Ok::<(), vigil::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct Client {
@@ -242,12 +243,27 @@ impl Client {
     }
 
     /// The counters as they are now.
+    ///
+    /// ```
+    /// # let client = vigil::Client::new(vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap()).unwrap();
+    /// client.scope(|| vigil::trace("job", |_| ()));
+    /// let stats = client.stats();
+    /// assert_eq!(stats.spans_started, 1);
+    /// assert_eq!(stats.dropped(), 0);
+    /// ```
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.pipeline.snapshot()
     }
 
     /// Sends everything ended so far and waits until it is delivered or
     /// dropped, or `timeout` passes. Returns true if everything was handled.
+    ///
+    /// ```
+    /// # let client = vigil::Client::new(vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap()).unwrap();
+    /// client.scope(|| vigil::trace("job", |_| ()));
+    /// assert!(client.flush(std::time::Duration::from_secs(5)));
+    /// assert_eq!(client.stats().spans_delivered, 1);
+    /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
         if !self.is_enabled() {
             return true;
@@ -280,6 +296,13 @@ impl Client {
 
     /// Flushes within the configured `shutdown_timeout`, stops the exporter
     /// and reports what was delivered and dropped.
+    ///
+    /// ```
+    /// # let client = vigil::Client::new(vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap()).unwrap();
+    /// let report = client.shutdown();
+    /// assert!(report.completed);
+    /// println!("{report}"); // delivered 0 of 0 spans to the configured transport in 0 requests; ...
+    /// ```
     pub fn shutdown(&self) -> ShutdownReport {
         self.shutdown_timeout(self.inner.config.shutdown_timeout)
     }
@@ -287,6 +310,12 @@ impl Client {
     /// Flushes within `timeout`, stops the exporter, and reports. Never takes
     /// much longer than `timeout`, even when the server does not answer:
     /// spans still held then are counted as dropped.
+    ///
+    /// ```
+    /// # let client = vigil::Client::new(vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap()).unwrap();
+    /// let report = client.shutdown_timeout(std::time::Duration::from_secs(1));
+    /// assert_eq!(report.stats.dropped_at_shutdown, 0);
+    /// ```
     pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
         // A client shut down is no longer the global one: spans made from
         // now on find no client rather than one that drops them.
@@ -354,11 +383,28 @@ impl Client {
     /// Runs `f` with this client as the current thread's client: spans that
     /// `f` starts (and their children, on any thread or future they are
     /// carried to) go to this client rather than the global one.
+    ///
+    /// ```
+    /// # let client = vigil::Client::new(vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap()).unwrap();
+    /// client.scope(|| {
+    ///     vigil::trace("job", |_| vigil::span("step", vigil::SpanKind::Tool, |_| ()));
+    /// });
+    /// assert_eq!(client.stats().spans_started, 2);
+    /// ```
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
         crate::context::with_scoped_client(self, f)
     }
 
-    /// Shuts down when the returned guard is dropped.
+    /// Shuts down when the returned guard is dropped (and removes the client
+    /// from the global slot if it is there).
+    ///
+    /// ```
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let _guard = vigil::init_from_env()?.shutdown_on_drop();
+    ///     vigil::trace("job", |_| ());
+    ///     Ok(()) // flushed here
+    /// }
+    /// ```
     pub fn shutdown_on_drop(self) -> ShutdownGuard {
         ShutdownGuard(Some(self))
     }
@@ -768,6 +814,20 @@ pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// [`shutdown`]: what is still queued is sent within `shutdown_timeout`,
 /// and if anything could not be, a warning says what (through `log`, or on
 /// stderr when no logger is installed).
+///
+/// ```
+/// # fn main() -> Result<(), vigil::ConfigError> {
+/// let client = vigil::init(
+///     vigil::Config::builder()
+///         .endpoint("http://localhost:8000")
+///         .api_key("my-key")
+///         .project_id("support-agent")
+///         .build()?,
+/// )?;
+/// assert!(vigil::get_client().is_some());
+/// # client.shutdown_timeout(std::time::Duration::from_millis(100));
+/// # Ok(()) }
+/// ```
 pub fn init(config: Config) -> Result<Client, ConfigError> {
     let client = Client::new(config)?;
     at_exit::register();
@@ -786,6 +846,17 @@ pub fn init(config: Config) -> Result<Client, ConfigError> {
 
 /// [`init`] with [`Config::from_env`]: `VIGIL_ENDPOINT`, `VIGIL_API_KEY`, ...
 /// When `VIGIL_ENDPOINT` is not set, finished traces are printed to stdout as trees.
+///
+/// ```
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let _client = vigil::init_from_env()?; // an error here prints as a sentence
+///     vigil::trace("job", |_| ());
+///     if let Some(report) = vigil::shutdown() {
+///         println!("{report}");
+///     }
+///     Ok(())
+/// }
+/// ```
 pub fn init_from_env() -> Result<Client, crate::EnvError> {
     let mut config = Config::from_env()?;
     if std::env::var_os("VIGIL_ENDPOINT").is_none() && config.transport.is_none() {
@@ -798,18 +869,33 @@ pub fn init_from_env() -> Result<Client, crate::EnvError> {
 }
 
 /// The global client, if [`init`] was called and [`shutdown`] was not.
+///
+/// ```
+/// if let Some(client) = vigil::get_client() {
+///     println!("{} spans delivered so far", client.stats().spans_delivered);
+/// }
+/// ```
 pub fn get_client() -> Option<Client> {
     GLOBAL.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Shuts down the global client (see [`Client::shutdown`]) and removes it.
 /// Returns `None` when there was none.
+///
+/// ```
+/// assert!(vigil::shutdown().is_none(), "no client was started");
+/// ```
 pub fn shutdown() -> Option<ShutdownReport> {
     let client = take_global()?;
     Some(client.shutdown())
 }
 
 /// [`shutdown`] with an explicit deadline.
+///
+/// ```
+/// let report = vigil::shutdown_timeout(std::time::Duration::from_secs(2));
+/// assert!(report.is_none(), "no client was started");
+/// ```
 pub fn shutdown_timeout(timeout: Duration) -> Option<ShutdownReport> {
     let client = take_global()?;
     Some(client.shutdown_timeout(timeout))
@@ -817,6 +903,11 @@ pub fn shutdown_timeout(timeout: Duration) -> Option<ShutdownReport> {
 
 /// Sends everything ended so far through the global client, waiting up to
 /// `timeout`. True if everything was handled (or there is no client).
+///
+/// ```
+/// // At the end of a batch job's step, before a risky operation:
+/// assert!(vigil::flush(std::time::Duration::from_secs(2)));
+/// ```
 pub fn flush(timeout: Duration) -> bool {
     get_client().is_none_or(|c| c.flush(timeout))
 }

@@ -7,11 +7,27 @@ use crate::context;
 use crate::span::{current_span, current_trace, start_span};
 
 /// Adds an event to the current span.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::span("fetch", vigil::SpanKind::Tool, |_| {
+///         vigil::log_event("cache-miss", &serde_json::json!({ "key": "doc-7" }));
+///     });
+/// });
+/// assert_eq!(captured.span("fetch").unwrap().events[0]["name"], "cache-miss");
+/// ```
 pub fn log_event<T: Serialize + ?Sized>(name: &str, attributes: &T) {
     current_span().add_event(name, attributes);
 }
 
 /// Attaches `key: value` to the current span, or else to the current trace.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::trace("answer", |_| vigil::attach_metadata("version", &"1.2"));
+/// });
+/// assert_eq!(captured.span("answer").unwrap().metadata["version"], "1.2");
+/// ```
 pub fn attach_metadata<T: Serialize + ?Sized>(key: &str, value: &T) {
     let span = current_span();
     if span.id().is_some() {
@@ -23,6 +39,19 @@ pub fn attach_metadata<T: Serialize + ?Sized>(key: &str, value: &T) {
 
 /// Records an LLM call that already happened as an ended `llm` span named
 /// `llm:{model}`.
+///
+/// ```
+/// use serde_json::json;
+///
+/// let captured = vigil::sink::capture(|| {
+///     vigil::trace("answer", |_| {
+///         let input = json!({ "model": "gpt-4o", "messages": [{ "role": "user", "content": "Hi" }] });
+///         vigil::log_llm_call("gpt-4o", &input, &json!({ "content": "Hello!" }));
+///     });
+/// });
+/// let llm = captured.span("llm:gpt-4o").unwrap();
+/// assert_eq!((llm.kind.as_str(), llm.output["content"].as_str()), ("llm", Some("Hello!")));
+/// ```
 pub fn log_llm_call<I, O>(model: &str, input: &I, output: &O)
 where
     I: Serialize + ?Sized,
@@ -33,6 +62,13 @@ where
 
 /// Records a tool call that already happened as an ended `tool` span named
 /// `tool:{name}`.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::log_tool_call("search", &serde_json::json!({ "q": "rust" }), &["rust-lang.org"]);
+/// });
+/// assert_eq!(captured.span("tool:search").unwrap().output["value"][0], "rust-lang.org");
+/// ```
 pub fn log_tool_call<I, O>(name: &str, input: &I, output: &O)
 where
     I: Serialize + ?Sized,
