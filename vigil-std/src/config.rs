@@ -31,7 +31,7 @@ pub type BoxTransport = Box<dyn Transport + Send>;
 /// environment with [`Config::from_env`].
 ///
 /// ```
-/// let config = vigil_std::Config::builder()
+/// let config = vigil::Config::builder()
 ///     .endpoint("https://vigil.example.com")
 ///     .api_key("secret")
 ///     .batch_size(50)
@@ -119,12 +119,26 @@ impl fmt::Debug for Config {
 
 impl Config {
     /// A builder starting from the defaults.
+    ///
+    /// ```
+    /// let config = vigil::Config::builder().project_id("support-agent").build().unwrap();
+    /// assert_eq!(config.project_id(), "support-agent");
+    /// assert_eq!(config.endpoint(), "http://localhost:8000");
+    /// ```
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder(Config::default())
     }
 
     /// The defaults overridden by `VIGIL_*` environment variables (see
     /// [`Config::from_env_with`] for the list).
+    ///
+    /// ```
+    /// // With VIGIL_ENDPOINT=https://vigil.example.com and VIGIL_API_KEY=... set:
+    /// match vigil::Config::from_env() {
+    ///     Ok(config) => println!("sending to {}", config.endpoint()),
+    ///     Err(e) => eprintln!("{e}"), // e.g. `VIGIL_SAMPLE_RATE: must be from 0.0 to 1.0 (got 2)`
+    /// }
+    /// ```
     pub fn from_env() -> Result<Config, EnvError> {
         Self::from_env_with(|name| std::env::var(name).ok())
     }
@@ -134,6 +148,22 @@ impl Config {
     /// `VIGIL_BATCH_SIZE`, `VIGIL_FLUSH_INTERVAL_MS`, `VIGIL_MAX_QUEUE_SIZE`,
     /// `VIGIL_TIMEOUT_SECONDS`, `VIGIL_SAMPLE_RATE`, `VIGIL_RELEASE`,
     /// `VIGIL_ENVIRONMENT`.
+    ///
+    /// ```
+    /// let config = vigil::Config::from_env_with(|name| match name {
+    ///     "VIGIL_ENDPOINT" => Some("https://vigil.example.com/v1".into()),
+    ///     "VIGIL_BATCH_SIZE" => Some("50".into()),
+    ///     _ => None,
+    /// })
+    /// .unwrap();
+    /// assert_eq!(config.endpoint(), "https://vigil.example.com/v1");
+    ///
+    /// let error = vigil::Config::from_env_with(|name| {
+    ///     (name == "VIGIL_SAMPLE_RATE").then(|| "2".into())
+    /// })
+    /// .unwrap_err();
+    /// assert_eq!(error.to_string(), "VIGIL_SAMPLE_RATE: must be from 0.0 to 1.0 (got 2)");
+    /// ```
     pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
         let mut c = Config::default();
         // Values from secrets files and manifests often end in a newline.
@@ -195,6 +225,11 @@ impl Config {
     }
 
     /// Checks every option, reporting the first at fault.
+    ///
+    /// ```
+    /// let config = vigil::Config::builder().build().unwrap();
+    /// assert!(config.validate().is_ok());
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         let headers: Vec<(&str, &str)> = self
             .headers
@@ -358,7 +393,15 @@ impl ConfigBuilder {
         retry_backoff: Duration,
     }
 
-    /// Adds a header sent with every request.
+    /// Adds a header sent with every request. Headers the transport sets
+    /// itself (`Authorization`, `Content-Type`, `Content-Length`, `Host`...)
+    /// are refused by [`ConfigBuilder::build`].
+    ///
+    /// ```
+    /// let config = vigil::Config::builder().header("X-Team", "agents").build().unwrap();
+    /// assert_eq!(config.headers()[0].0, "X-Team");
+    /// assert!(vigil::Config::builder().header("Content-Length", "5").build().is_err());
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.0.headers.push((name.into(), value.into()));
         self
@@ -375,6 +418,22 @@ impl ConfigBuilder {
     /// from a panic (a span ending in a `Drop`), where a second panic would
     /// abort the process, the hook is not called, and its payloads are
     /// recorded and counted the same way.
+    ///
+    /// ```
+    /// use vigil::Field;
+    ///
+    /// let builder = vigil::Config::builder().mask(|field, value| {
+    ///     if let (Field::Input, Some(object)) = (field, value.as_object_mut()) {
+    ///         object.remove("api_key");
+    ///     }
+    /// });
+    /// let (_, captured) = vigil::sink::capture_with(builder, || {
+    ///     vigil::span("call", vigil::SpanKind::Tool, |s| {
+    ///         s.set_input(&serde_json::json!({ "q": "hi", "api_key": "sk-1" }));
+    ///     })
+    /// });
+    /// assert_eq!(captured.span("call").unwrap().input, serde_json::json!({ "q": "hi" }));
+    /// ```
     pub fn mask(mut self, hook: impl Fn(Field<'_>, &mut Value) + Send + Sync + 'static) -> Self {
         self.0.mask = Some(Arc::new(hook));
         self
@@ -382,6 +441,26 @@ impl ConfigBuilder {
 
     /// Sends through transports made by `make` instead of the default one
     /// (called once per client).
+    ///
+    /// ```
+    /// use vigil::{Outcome, Request, Transport};
+    ///
+    /// /// Counts spans instead of sending them.
+    /// #[derive(Default)]
+    /// struct Counting(usize);
+    ///
+    /// impl Transport for Counting {
+    ///     fn send(&mut self, request: &Request<'_>) -> Outcome {
+    ///         self.0 += request.spans;
+    ///         Outcome::Delivered
+    ///     }
+    /// }
+    ///
+    /// let config = vigil::Config::builder().transport(Counting::default).build().unwrap();
+    /// let client = vigil::Client::new(config).unwrap();
+    /// client.scope(|| vigil::trace("job", |_| ()));
+    /// assert_eq!(client.shutdown().stats.spans_delivered, 1);
+    /// ```
     pub fn transport<T: Transport + Send + 'static>(
         mut self,
         make: impl Fn() -> T + Send + Sync + 'static,
@@ -392,6 +471,12 @@ impl ConfigBuilder {
     }
 
     /// Validates and returns the configuration.
+    ///
+    /// ```
+    /// let error = vigil::Config::builder().batch_size(0).build().unwrap_err();
+    /// assert_eq!(error.field(), "batch_size");
+    /// assert_eq!(error.to_string(), "invalid `batch_size`: must be at least 1 (got 0)");
+    /// ```
     pub fn build(self) -> Result<Config, ConfigError> {
         self.0.validate()?;
         Ok(self.0)

@@ -244,11 +244,11 @@ impl Captured {
 /// may run in parallel) and returns every trace and span it recorded.
 ///
 /// ```
-/// use vigil_std::{sink::capture, SpanKind};
+/// use vigil::{sink::capture, SpanKind};
 ///
 /// let captured = capture(|| {
-///     vigil_std::trace("answer", |_| {
-///         vigil_std::log_llm_call("gpt-4", &serde_json::json!({"prompt": "Hi"}), &"Hello");
+///     vigil::trace("answer", |_| {
+///         vigil::log_llm_call("gpt-4", &serde_json::json!({"prompt": "Hi"}), &"Hello");
 ///     })
 /// });
 /// let llm = captured.span("llm:gpt-4").unwrap();
@@ -280,7 +280,7 @@ pub fn capture_with<R>(builder: crate::ConfigBuilder, f: impl FnOnce() -> R) -> 
 /// #     let mut f = std::pin::pin!(f);
 /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
 /// # }
-/// use vigil_std::{sink::capture_async, InstrumentExt, SpanKind};
+/// use vigil::{sink::capture_async, InstrumentExt, SpanKind};
 ///
 /// let captured = block_on(capture_async(async {
 ///     async { 42 }.in_span("answer", SpanKind::Agent).await

@@ -1,8 +1,8 @@
 //! Auto-instrumentation of OpenAI and Anthropic calls made through `ureq`.
 //!
 //! ```no_run
-//! vigil_std::activate_all_integrations();
-//! let agent = vigil_std::ureq::instrumented_agent();
+//! vigil::activate_all_integrations();
+//! let agent = vigil::ureq::instrumented_agent();
 //! let response = agent
 //!     .post("https://api.openai.com/v1/chat/completions")
 //!     .header("Authorization", "Bearer sk-...")
@@ -24,11 +24,11 @@ use std::io::{self, Read};
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use vigil_std::ureq::ureq;
+/// use vigil::ureq::ureq;
 ///
 /// let agent: ureq::Agent = ureq::Agent::config_builder()
 ///     .timeout_global(Some(Duration::from_secs(30)))
-///     .middleware(vigil_std::ureq::VigilMiddleware)
+///     .middleware(vigil::ureq::VigilMiddleware)
 ///     .build()
 ///     .into();
 /// ```

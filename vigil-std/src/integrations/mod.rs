@@ -27,6 +27,10 @@ const NAMES: [&str; 2] = ["openai", "anthropic"];
 static ACTIVE: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
 /// The integrations this build knows: `["openai", "anthropic"]`.
+///
+/// ```
+/// assert_eq!(vigil::available_integrations(), ["openai", "anthropic"]);
+/// ```
 pub fn available_integrations() -> &'static [&'static str] {
     &NAMES
 }
@@ -34,9 +38,9 @@ pub fn available_integrations() -> &'static [&'static str] {
 /// Turns on the integration called `name`.
 ///
 /// ```
-/// vigil_std::activate_integration("openai").unwrap();
-/// assert!(vigil_std::is_integration_active("openai"));
-/// let err = vigil_std::activate_integration("cohere").unwrap_err();
+/// vigil::activate_integration("openai").unwrap();
+/// assert!(vigil::is_integration_active("openai"));
+/// let err = vigil::activate_integration("cohere").unwrap_err();
 /// assert_eq!(err.to_string(), "unknown integration \"cohere\"; available: openai, anthropic");
 /// ```
 pub fn activate_integration(name: &str) -> Result<(), UnknownIntegration> {
@@ -49,11 +53,22 @@ pub fn activate_integration(name: &str) -> Result<(), UnknownIntegration> {
 }
 
 /// Turns on every integration.
+///
+/// ```
+/// vigil::activate_all_integrations();
+/// assert!(vigil::is_integration_active("anthropic"));
+/// ```
 pub fn activate_all_integrations() {
     ACTIVE.iter().for_each(|a| a.store(true, Ordering::Relaxed));
 }
 
 /// Turns off the integration called `name` (unknown names are ignored).
+///
+/// ```
+/// vigil::activate_integration("openai").unwrap();
+/// vigil::deactivate_integration("openai");
+/// assert!(!vigil::is_integration_active("openai"));
+/// ```
 pub fn deactivate_integration(name: &str) {
     if let Some(at) = NAMES.iter().position(|n| *n == name) {
         ACTIVE[at].store(false, Ordering::Relaxed);
@@ -61,6 +76,10 @@ pub fn deactivate_integration(name: &str) {
 }
 
 /// Whether the integration called `name` is on.
+///
+/// ```
+/// assert!(!vigil::is_integration_active("openai"), "off until activated");
+/// ```
 pub fn is_integration_active(name: &str) -> bool {
     NAMES
         .iter()
@@ -176,9 +195,9 @@ impl Accumulator {
 ///
 /// ```
 /// use serde_json::json;
-/// use vigil_std::integrations::{LlmCall, Provider};
+/// use vigil::integrations::{LlmCall, Provider};
 ///
-/// let captured = vigil_std::sink::capture(|| {
+/// let captured = vigil::sink::capture(|| {
 ///     let request = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]});
 ///     let call = LlmCall::start(Provider::OpenAi, &request);
 ///     // ... send `request` with any client ...
