@@ -100,6 +100,14 @@ struct ControlState {
 }
 
 /// What a shutdown achieved.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| vigil::trace("job", |_| ()));
+/// let report = captured.report.unwrap();
+/// assert!(report.completed);
+/// assert_eq!(report.stats.spans_delivered, 1);
+/// assert!(report.to_string().starts_with("delivered 1 of 1 spans"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -557,6 +565,12 @@ pub struct ShutdownGuard(Option<Client>);
 
 impl ShutdownGuard {
     /// The client.
+    ///
+    /// ```
+    /// let config = vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap();
+    /// let guard = vigil::Client::new(config).unwrap().shutdown_on_drop();
+    /// assert!(guard.client().unwrap().is_enabled());
+    /// ```
     pub fn client(&self) -> Option<&Client> {
         self.0.as_ref()
     }

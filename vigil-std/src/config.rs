@@ -316,6 +316,16 @@ fn parse<T: std::str::FromStr>(
 }
 
 /// Where a client's spans go.
+///
+/// ```
+/// let config = vigil::Config::builder().build().unwrap();
+/// assert_eq!(config.destination(), vigil::Destination::Server);
+/// let config = vigil::Config::builder()
+///     .transport(vigil::sink::NullTransport::default)
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.destination(), vigil::Destination::Custom);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Destination {
@@ -486,6 +496,14 @@ impl ConfigBuilder {
 /// A `VIGIL_*` environment variable the SDK cannot use. Its `Debug` is its
 /// `Display`, naming the variable, so that an error returned from `main`
 /// reads as a sentence.
+///
+/// ```
+/// let error = vigil::Config::from_env_with(|name| {
+///     (name == "VIGIL_BATCH_SIZE").then(|| "many".into())
+/// })
+/// .unwrap_err();
+/// assert_eq!(format!("{error:?}"), r#"VIGIL_BATCH_SIZE="many": must be a whole number"#);
+/// ```
 #[derive(Clone, PartialEq)]
 pub enum EnvError {
     /// The variable does not parse.

@@ -67,6 +67,14 @@ pub use vigil_macros::{span, trace};
 /// The metadata keys under which a trace's session, user, tags, release and
 /// environment travel (the server has no fields of its own for them), as
 /// Langfuse and the OpenTelemetry GenAI conventions group traces.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::trace("chat-turn", |t| t.set_session_id("conv-7"));
+/// });
+/// let trace = captured.trace("chat-turn").unwrap();
+/// assert_eq!(trace.metadata[vigil::keys::SESSION_ID], "conv-7");
+/// ```
 pub mod keys {
     /// The conversation a trace belongs to ([`crate::SpanHandle::set_session_id`]).
     pub const SESSION_ID: &str = "session_id";

@@ -17,6 +17,16 @@ use crate::config::Config;
 use crate::context;
 
 /// Accepts every request and keeps nothing.
+///
+/// ```
+/// let config = vigil::Config::builder()
+///     .transport(vigil::sink::NullTransport::default)
+///     .build()
+///     .unwrap();
+/// let client = vigil::Client::new(config).unwrap();
+/// client.scope(|| vigil::trace("benchmark-run", |_| ()));
+/// assert_eq!(client.shutdown().stats.spans_delivered, 1);
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NullTransport;
 
@@ -38,6 +48,18 @@ pub struct SentRequest {
 }
 
 /// Keeps every request in memory, shared with the [`MemoryStore`] it came with.
+///
+/// ```
+/// use vigil::sink::MemoryTransport;
+///
+/// let (transport, store) = MemoryTransport::new();
+/// let config = vigil::Config::builder().transport(move || transport.clone()).build().unwrap();
+/// let client = vigil::Client::new(config).unwrap();
+/// client.scope(|| vigil::trace("job", |_| ()));
+/// client.shutdown();
+/// assert_eq!(store.requests().len(), 2, "the ingest and the trace's status");
+/// assert_eq!(store.captured().span("job").unwrap().status, "ok");
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct MemoryTransport {
     store: MemoryStore,
@@ -230,11 +252,25 @@ impl Captured {
     }
 
     /// The first span named `name`.
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| vigil::trace("job", |_| ()));
+    /// assert_eq!(captured.span("job").unwrap().kind, "chain");
+    /// assert!(captured.span("nothing").is_none());
+    /// ```
     pub fn span(&self, name: &str) -> Option<&CapturedSpan> {
         self.spans().find(|s| s.name == name)
     }
 
     /// The first trace named `name`.
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::trace("job", |t| t.set_metadata("run", &7));
+    /// });
+    /// let trace = captured.trace("job").unwrap();
+    /// assert_eq!((trace.status.as_deref(), &trace.metadata["run"]), (Some("ok"), &serde_json::json!(7)));
+    /// ```
     pub fn trace(&self, name: &str) -> Option<&CapturedTrace> {
         self.traces.iter().find(|t| t.name.as_deref() == Some(name))
     }
@@ -262,6 +298,18 @@ pub fn capture<R>(f: impl FnOnce() -> R) -> Captured {
 
 /// [`capture`] with options (batch size, sampling, masking...), also returning
 /// what `f` returned.
+///
+/// ```
+/// let builder = vigil::Config::builder().capture_content(false);
+/// let (answer, captured) = vigil::sink::capture_with(builder, || {
+///     vigil::span("llm", vigil::SpanKind::Llm, |s| {
+///         s.set_input(&"a private prompt");
+///         42
+///     })
+/// });
+/// assert_eq!(answer, 42);
+/// assert!(captured.span("llm").unwrap().input.is_null(), "content not captured");
+/// ```
 pub fn capture_with<R>(builder: crate::ConfigBuilder, f: impl FnOnce() -> R) -> (R, Captured) {
     let (client, store) = capture_client(builder);
     let out = context::with_scoped_client(&client, f);
@@ -328,6 +376,21 @@ fn finish_capture(client: &Client, store: &MemoryStore) -> Captured {
 }
 
 /// Appends each ingest request's body as one line of JSON to a file.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("vigil-doc-{}.jsonl", std::process::id()));
+/// let p = path.clone();
+/// let config = vigil::Config::builder()
+///     .transport(move || vigil::sink::JsonLinesTransport::create(&p).unwrap())
+///     .build()
+///     .unwrap();
+/// let client = vigil::Client::new(config).unwrap();
+/// client.scope(|| vigil::trace("job", |_| ()));
+/// client.shutdown();
+/// let line = std::fs::read_to_string(&path).unwrap();
+/// assert!(line.contains("\"trace_name\":\"job\""));
+/// # std::fs::remove_file(path).unwrap();
+/// ```
 pub struct JsonLinesTransport {
     out: BufWriter<File>,
 }
@@ -366,7 +429,21 @@ impl Transport for JsonLinesTransport {
 const MAX_PENDING_TRACES: usize = 1000;
 
 /// Prints each finished trace as an indented tree: name, kind, duration,
-/// status and a short view of input and output.
+/// status (with the error of a failed span), and a short view of input,
+/// output, metadata and event names.
+///
+/// ```
+/// let config = vigil::Config::builder()
+///     .transport(vigil::sink::ConsoleTransport::stderr)
+///     .build()
+///     .unwrap();
+/// let client = vigil::Client::new(config).unwrap();
+/// client.scope(|| vigil::trace("job", |_| vigil::span("step", vigil::SpanKind::Tool, |_| ())));
+/// client.shutdown();
+/// // stderr:
+/// // job [chain] 41µs ok
+/// // └─ step [tool] 3µs ok
+/// ```
 pub struct ConsoleTransport {
     out: Box<dyn Write + Send>,
     pending: HashMap<String, Vec<CapturedSpan>>,
@@ -445,6 +522,16 @@ impl ConsoleTransport {
 }
 
 /// The tree view of one trace's spans.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::trace("job", |_| vigil::span("step", vigil::SpanKind::Tool, |_| ()));
+/// });
+/// let spans: Vec<_> = captured.spans().cloned().collect();
+/// let tree = vigil::sink::render_tree(&spans);
+/// assert!(tree.starts_with("job [chain] "));
+/// assert!(tree.lines().nth(1).unwrap().starts_with("└─ step [tool] "));
+/// ```
 pub fn render_tree(spans: &[CapturedSpan]) -> String {
     let mut out = String::new();
     let ids: std::collections::HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
