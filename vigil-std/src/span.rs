@@ -48,6 +48,14 @@ impl SpanHandle {
     }
 
     /// The span's id, if it is being recorded.
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("step", vigil::SpanKind::Tool, |s| assert!(s.id().is_some()));
+    /// });
+    /// assert!(vigil::current_span().id().is_none(), "no span outside");
+    /// # drop(captured);
+    /// ```
     pub fn id(&self) -> Option<SpanId> {
         self.id
     }
@@ -61,6 +69,14 @@ impl SpanHandle {
 
     /// Whether the span is live and recorded on this thread (or reached
     /// through an attached [`crate::Context`]).
+    ///
+    /// ```
+    /// let builder = vigil::Config::builder().sample_rate(0.0);
+    /// let (recording, _) = vigil::sink::capture_with(builder, || {
+    ///     vigil::trace("job", |t| t.is_recording())
+    /// });
+    /// assert!(!recording, "sampled out");
+    /// ```
     pub fn is_recording(&self) -> bool {
         self.with(|f| f.sampled)
             .or_else(|| Some(context::remote_ids(self.id?)?.1))
@@ -86,6 +102,18 @@ impl SpanHandle {
     }
 
     /// Records the input (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("search", vigil::SpanKind::Retriever, |s| {
+    ///         s.set_input(&serde_json::json!({ "query": "rust" }));
+    ///         s.set_output(&["rust-lang.org"]); // a non-object is stored as {"value": ...}
+    ///     });
+    /// });
+    /// let span = captured.span("search").unwrap();
+    /// assert_eq!(span.input["query"], "rust");
+    /// assert_eq!(span.output["value"][0], "rust-lang.org");
+    /// ```
     pub fn set_input<T: Serialize + ?Sized>(&self, value: &T) {
         self.update(
             |f, c| set_payload(f, c, Field::Input, value),
@@ -102,6 +130,13 @@ impl SpanHandle {
     }
 
     /// Adds `key: value` to the span's metadata.
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("call", vigil::SpanKind::Llm, |s| s.set_metadata("temperature", &0.2));
+    /// });
+    /// assert_eq!(captured.span("call").unwrap().metadata["temperature"], 0.2);
+    /// ```
     pub fn set_metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
         self.update(
             |f, c| set_payload(f, c, Field::Metadata(key), value),
@@ -113,6 +148,20 @@ impl SpanHandle {
     /// ([`keys::SESSION_ID`](crate::keys::SESSION_ID)). Meant for a trace's
     /// handle ([`current_trace`], a trace's guard); on a span's, it is the
     /// span's metadata.
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::trace("chat-turn", |t| {
+    ///         t.set_session_id("conv-7");
+    ///         t.set_user_id("user-3");
+    ///         t.set_tags(&["beta", "support"]);
+    ///     });
+    /// });
+    /// let trace = captured.trace("chat-turn").unwrap();
+    /// assert_eq!(trace.metadata["session_id"], "conv-7");
+    /// assert_eq!(trace.metadata["user_id"], "user-3");
+    /// assert_eq!(trace.metadata["tags"][1], "support");
+    /// ```
     pub fn set_session_id(&self, id: &str) {
         self.set_metadata(crate::keys::SESSION_ID, id);
     }
@@ -132,6 +181,13 @@ impl SpanHandle {
 
     /// Adds an event named `name`, stamped now, with `attributes` (an
     /// object; `()` for none).
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("stream", vigil::SpanKind::Llm, |s| s.add_event("first_token", &()));
+    /// });
+    /// assert_eq!(captured.span("stream").unwrap().events[0]["name"], "first_token");
+    /// ```
     pub fn add_event<T: Serialize + ?Sized>(&self, name: &str, attributes: &T) {
         let at = context::now();
         self.update(
@@ -141,6 +197,13 @@ impl SpanHandle {
     }
 
     /// Sets the status now (otherwise it is decided when the span ends).
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("check", vigil::SpanKind::Tool, |s| s.set_status(vigil::SpanStatus::Error));
+    /// });
+    /// assert_eq!(captured.span("check").unwrap().status, "error");
+    /// ```
     pub fn set_status(&self, status: SpanStatus) {
         self.update(
             |f, _| {
@@ -152,6 +215,14 @@ impl SpanHandle {
     }
 
     /// Marks the span failed with `message` (kept in metadata as `error`).
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("fetch", vigil::SpanKind::Tool, |s| s.record_error(&"timed out"));
+    /// });
+    /// let span = captured.span("fetch").unwrap();
+    /// assert_eq!((span.status.as_str(), &span.metadata["error"]), ("error", &serde_json::json!("timed out")));
+    /// ```
     pub fn record_error(&self, message: &dyn Display) {
         let message = message.to_string();
         self.update(
@@ -165,6 +236,13 @@ impl SpanHandle {
     }
 
     /// Records `result`: an `Err` marks the span failed with its message.
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("parse", vigil::SpanKind::Tool, |s| s.record_result(&"x".parse::<u8>()));
+    /// });
+    /// assert_eq!(captured.span("parse").unwrap().status, "error");
+    /// ```
     pub fn record_result<T, E: Display>(&self, result: &Result<T, E>) {
         if let Err(e) = result {
             self.record_error(e);
@@ -172,12 +250,26 @@ impl SpanHandle {
     }
 
     /// Renames the span.
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("tool", vigil::SpanKind::Tool, |s| s.set_name(format!("tool:{}", "search")));
+    /// });
+    /// assert!(captured.span("tool:search").is_some());
+    /// ```
     pub fn set_name(&self, name: impl Into<SpanName>) {
         let name = name.into();
         self.with(|f| f.span.set_name(crate::text::name(name)));
     }
 
     /// Changes the span's kind.
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("step", vigil::SpanKind::Custom, |s| s.set_kind(vigil::SpanKind::Agent));
+    /// });
+    /// assert_eq!(captured.span("step").unwrap().kind, "agent");
+    /// ```
     pub fn set_kind(&self, kind: SpanKind) {
         self.with(|f| f.span.set_kind(kind));
     }
@@ -422,6 +514,16 @@ impl SpanGuard {
     }
 
     /// The span's handle.
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     let guard = vigil::start_span("step", vigil::SpanKind::Tool);
+    ///     let handle = guard.handle(); // Copy: can be kept after the guard moves
+    ///     handle.set_output(&"done");
+    ///     guard.end();
+    /// });
+    /// assert_eq!(captured.span("step").unwrap().output["value"], "done");
+    /// ```
     pub fn handle(&self) -> SpanHandle {
         self.handle
     }
@@ -449,11 +551,11 @@ impl Drop for SpanGuard {
 /// when there is none); it ends when the guard drops.
 ///
 /// ```
-/// use vigil_std::{sink::capture, SpanKind};
+/// use vigil::{sink::capture, SpanKind};
 ///
 /// let captured = capture(|| {
-///     let _trace = vigil_std::start_trace("pipeline");
-///     let search = vigil_std::start_span("search", SpanKind::Tool);
+///     let _trace = vigil::start_trace("pipeline");
+///     let search = vigil::start_span("search", SpanKind::Tool);
 ///     search.set_input(&serde_json::json!({"query": "rust"}));
 /// });
 /// assert_eq!(captured.span("search").unwrap().input["query"], "rust");
@@ -463,17 +565,46 @@ pub fn start_span(name: impl Into<SpanName>, kind: SpanKind) -> SpanGuard {
 }
 
 /// Starts a new trace (its root span, kind `chain`); it ends when the guard drops.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     let trace = vigil::start_trace("nightly-job");
+///     trace.set_metadata("run", &42);
+/// });
+/// assert_eq!(captured.trace("nightly-job").unwrap().metadata["run"], 42);
+/// ```
 pub fn start_trace(name: impl Into<SpanName>) -> SpanGuard {
     SpanGuard::start(name.into(), SpanKind::Chain, Start::Trace, None)
 }
 
 /// Runs `f` inside a new span; returns what `f` returns.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     let n = vigil::span("count", vigil::SpanKind::Tool, |s| {
+///         s.set_input(&"three words here");
+///         3
+///     });
+///     assert_eq!(n, 3);
+/// });
+/// assert_eq!(captured.span("count").unwrap().status, "ok");
+/// ```
 pub fn span<R>(name: impl Into<SpanName>, kind: SpanKind, f: impl FnOnce(&SpanHandle) -> R) -> R {
     let guard = start_span(name, kind);
     f(&guard)
 }
 
 /// Runs `f` inside a new span, marking it failed if `f` returns `Err`.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     let parsed: Result<u8, _> = vigil::try_span("parse", vigil::SpanKind::Tool, |_| "300".parse::<u8>());
+///     assert!(parsed.is_err());
+/// });
+/// let span = captured.span("parse").unwrap();
+/// assert_eq!(span.status, "error");
+/// assert_eq!(span.metadata["error"], "number too large to fit in target type");
+/// ```
 pub fn try_span<T, E: Display>(
     name: impl Into<SpanName>,
     kind: SpanKind,
@@ -486,12 +617,30 @@ pub fn try_span<T, E: Display>(
 }
 
 /// Runs `f` inside a new trace; returns what `f` returns.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::trace("answer-question", |t| {
+///         t.set_input(&serde_json::json!({ "question": "What is Rust?" }));
+///         vigil::span("retrieve", vigil::SpanKind::Retriever, |_| ());
+///     });
+/// });
+/// let trace = captured.trace("answer-question").unwrap();
+/// assert_eq!((trace.spans.len(), trace.status.as_deref()), (2, Some("ok")));
+/// ```
 pub fn trace<R>(name: impl Into<SpanName>, f: impl FnOnce(&SpanHandle) -> R) -> R {
     let guard = start_trace(name);
     f(&guard)
 }
 
 /// Runs `f` inside a new trace, marking it failed if `f` returns `Err`.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     let _ = vigil::try_trace("job", |_| Err::<(), _>("no input"));
+/// });
+/// assert_eq!(captured.trace("job").unwrap().status.as_deref(), Some("error"));
+/// ```
 pub fn try_trace<T, E: Display>(
     name: impl Into<SpanName>,
     f: impl FnOnce(&SpanHandle) -> Result<T, E>,
@@ -505,6 +654,17 @@ pub fn try_trace<T, E: Display>(
 /// Starts a trace on `client` with `metadata` (an object, or `()`), as the
 /// Python SDK's `trace_context`; the trace ends when the guard drops, with
 /// status `error` if that happens during a panic.
+///
+/// ```
+/// let config = vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap();
+/// let client = vigil::Client::new(config).unwrap();
+/// {
+///     let trace = vigil::trace_context(&client, "pipeline", &serde_json::json!({ "version": "1.0" }));
+///     trace.set_session_id("conv-7");
+///     vigil::span("step", vigil::SpanKind::Tool, |_| ()); // a child, sent to `client`
+/// }
+/// assert_eq!(client.shutdown().stats.spans_delivered, 2);
+/// ```
 pub fn trace_context<M: Serialize + ?Sized>(
     client: &Client,
     name: impl Into<SpanName>,
@@ -520,6 +680,13 @@ pub fn trace_context<M: Serialize + ?Sized>(
 }
 
 /// [`trace_context`] around a closure; an `Err` result marks the trace failed.
+///
+/// ```
+/// let config = vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap();
+/// let client = vigil::Client::new(config).unwrap();
+/// let answer = vigil::with_trace_context(&client, "pipeline", &(), |_| Ok::<_, std::io::Error>(42));
+/// assert_eq!(answer.unwrap(), 42);
+/// ```
 pub fn with_trace_context<M, T, E>(
     client: &Client,
     name: impl Into<SpanName>,
@@ -538,12 +705,32 @@ where
 
 /// The innermost span of this thread (or of the future being polled), or
 /// the span of the [`crate::Context`] attached here.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::span("outer", vigil::SpanKind::Agent, |_| {
+///         vigil::current_span().set_metadata("step", &1); // on "outer"
+///     });
+/// });
+/// assert_eq!(captured.span("outer").unwrap().metadata["step"], 1);
+/// ```
 pub fn current_span() -> SpanHandle {
     SpanHandle::new(context::current_id())
 }
 
 /// The root span of the current trace, which holds the trace's name,
 /// metadata and status; a no-op handle if the root lives on another thread.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::trace("chat-turn", |_| {
+///         vigil::span("llm", vigil::SpanKind::Llm, |_| {
+///             vigil::current_trace().set_user_id("user-3"); // on the trace, from a child
+///         });
+///     });
+/// });
+/// assert_eq!(captured.trace("chat-turn").unwrap().metadata["user_id"], "user-3");
+/// ```
 pub fn current_trace() -> SpanHandle {
     SpanHandle::new(context::current_root_id())
 }
