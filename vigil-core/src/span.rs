@@ -31,9 +31,34 @@ pub const TRUNCATED_MARKER: &str = "{\"vigil.truncated\":true}";
 /// [`JsonError`]'s `Display` text.
 pub const UNSERIALIZABLE_KEY: &str = "vigil.unserializable";
 
+/// `is_empty`, `contains` and `union` for a set of flags in a `u8`.
+macro_rules! flag_set {
+    ($set:ident) => {
+        impl $set {
+            /// Whether no flag is set.
+            pub const fn is_empty(self) -> bool {
+                self.0 == 0
+            }
+
+            /// Whether every flag of `other` is set.
+            pub const fn contains(self, other: $set) -> bool {
+                self.0 & other.0 == other.0
+            }
+
+            /// Both sets together.
+            #[must_use]
+            pub const fn union(self, other: $set) -> $set {
+                $set(self.0 | other.0)
+            }
+        }
+    };
+}
+
 /// Which parts of a span were cut to fit a limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Truncated(u8);
+
+flag_set!(Truncated);
 
 impl Truncated {
     /// The name was longer than [`MAX_NAME_CHARS`].
@@ -57,22 +82,6 @@ impl Truncated {
         (Self::EVENTS, "events"),
         (Self::OVERSIZE, "oversize"),
     ];
-
-    /// Whether nothing was cut.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Whether every part in `other` was cut.
-    pub const fn contains(self, other: Truncated) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Both sets together.
-    #[must_use]
-    pub const fn union(self, other: Truncated) -> Truncated {
-        Truncated(self.0 | other.0)
-    }
 
     /// The names of the parts cut, as they appear in `vigil.truncated`.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
@@ -101,22 +110,9 @@ impl Repaired {
     /// no string form): `{"vigil.unserializable": "<why>"}` stands in for it.
     pub const UNSERIALIZABLE: Repaired = Repaired(2);
 
-    /// Whether nothing was changed.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Whether every change in `other` was made.
-    pub const fn contains(self, other: Repaired) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Both sets together.
-    #[must_use]
-    pub const fn union(self, other: Repaired) -> Repaired {
-        Repaired(self.0 | other.0)
-    }
 }
+
+flag_set!(Repaired);
 
 /// The parent id of a root span: all zeros, which no generated id is.
 const NO_PARENT: SpanId = SpanId::from_bytes([0; 16]);
