@@ -8,6 +8,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -19,8 +20,9 @@ const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"
 ///
 /// Options: `name = "..."` (default: `module::function`), `kind = "..."`
 /// (default `chain`), `metadata = <expr>` (any `Serialize` object), `input`
-/// (record the arguments), `output` (record the return value), `skip(arg, ...)`,
-/// `crate = "path"` (where the SDK is, when the crate renames it).
+/// (record the arguments), `output` (record the return value), `skip(arg, ...)`
+/// (leave those arguments out; `self` is never recorded, and `skip(self)` is
+/// accepted), `skip_all` (record no argument), `crate = "path"` (where the SDK is, when the crate renames it).
 #[proc_macro_attribute]
 pub fn trace(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr, item, true)
@@ -71,6 +73,7 @@ struct Options {
     input: bool,
     output: bool,
     skip: Vec<Ident>,
+    skip_all: Option<Ident>,
 }
 
 impl Parse for Options {
@@ -113,14 +116,15 @@ impl Parse for Options {
                     let content;
                     syn::parenthesized!(content in input);
                     let names: Punctuated<Ident, Token![,]> =
-                        content.parse_terminated(Ident::parse, Token![,])?;
+                        content.parse_terminated(Ident::parse_any, Token![,])?;
                     options.skip.extend(names);
                 }
+                "skip_all" => options.skip_all = Some(key),
                 other => {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
-                            "unknown option `{other}`; expected `name`, `kind`, `metadata`, `input`, `output`, `skip(...)` or `crate`"
+                            "unknown option `{other}`; expected `name`, `kind`, `metadata`, `input`, `output`, `skip(...)`, `skip_all` or `crate`"
                         ),
                     ))
                 }
@@ -204,6 +208,12 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
             "a `const fn` cannot be instrumented: recording a span is not a const operation",
         ));
     }
+    if let (Some(all), Some(_)) = (&options.skip_all, options.skip.first()) {
+        return Err(syn::Error::new(
+            all.span(),
+            "`skip_all` already leaves every argument out: remove `skip(...)` or `skip_all`",
+        ));
+    }
     for name in &options.skip {
         let known = sig.inputs.iter().any(|arg| match arg {
             FnArg::Typed(t) => matches!(&*t.pat, Pat::Ident(p) if p.ident == *name),
@@ -237,7 +247,7 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
     let input = options.input.then(|| {
         let fields = sig.inputs.iter().filter_map(|arg| match arg {
             FnArg::Typed(t) => match &*t.pat {
-                Pat::Ident(p) if !options.skip.contains(&p.ident) => {
+                Pat::Ident(p) if options.skip_all.is_none() && !options.skip.contains(&p.ident) => {
                     let ident = &p.ident;
                     let key = ident.to_string();
                     Some(quote!((#key, (&#sdk::__private::Arg(&#ident)).vigil_value())))
