@@ -80,7 +80,8 @@ impl Parse for Options {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut options = Options::default();
         while !input.is_empty() {
-            let key: Ident = input.parse()?;
+            // `parse_any`: `crate` is a keyword.
+            let key = Ident::parse_any(input)?;
             match key.to_string().as_str() {
                 "name" => {
                     input.parse::<Token![=]>()?;
