@@ -6,7 +6,7 @@
 #![deny(missing_docs)]
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::TokenStream as TokenStream2;
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
@@ -18,8 +18,8 @@ const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"
 
 /// Records every call of the function as a new trace (its root span).
 ///
-/// Options: `name = "..."` (default: `module::function`), `kind = "..."`
-/// (default `chain`), `metadata = <expr>` (any `Serialize` object), `input`
+/// Options: `name = "..."` (default: `module::function`), `kind = "..."` or
+/// `kind = SpanKind::..` (default `chain`), `metadata = <expr>` (any `Serialize` object), `input`
 /// (record the arguments), `output` (record the return value), `skip(arg, ...)`
 /// (leave those arguments out; `self` is never recorded, and `skip(self)` is
 /// accepted), `skip_all` (record no argument), `crate = "path"` (where the SDK is, when the crate renames it).
@@ -64,11 +64,18 @@ fn expand(attr: TokenStream, item: TokenStream, is_trace: bool) -> TokenStream {
     }
 }
 
+/// The `kind` option: a string checked here, or a path to a `SpanKind`
+/// (`SpanKind::Llm`), left to the compiler.
+enum Kind {
+    Named(String),
+    Path(syn::Path),
+}
+
 #[derive(Default)]
 struct Options {
     krate: Option<syn::Path>,
     name: Option<LitStr>,
-    kind: Option<(String, Span)>,
+    kind: Option<Kind>,
     metadata: Option<Expr>,
     input: bool,
     output: bool,
@@ -89,18 +96,28 @@ impl Parse for Options {
                 }
                 "kind" => {
                     input.parse::<Token![=]>()?;
-                    let kind: LitStr = input.parse()?;
-                    let value = kind.value();
-                    if !KINDS.contains(&value.as_str()) {
-                        return Err(syn::Error::new(
-                            kind.span(),
-                            format!(
-                                "unknown span kind {value:?}; expected one of: {}",
-                                KINDS.join(", ")
-                            ),
-                        ));
+                    if !input.peek(LitStr) {
+                        let path = input.parse::<syn::Path>().map_err(|e| {
+                            syn::Error::new(
+                                e.span(),
+                                "expected the kind as a string (`kind = \"llm\"`) or a path (`kind = SpanKind::Llm`)",
+                            )
+                        })?;
+                        options.kind = Some(Kind::Path(path));
+                    } else {
+                        let kind: LitStr = input.parse()?;
+                        let value = kind.value();
+                        if !KINDS.contains(&value.as_str()) {
+                            return Err(syn::Error::new(
+                                kind.span(),
+                                format!(
+                                    "unknown span kind {value:?}; expected one of: {}",
+                                    KINDS.join(", ")
+                                ),
+                            ));
+                        }
+                        options.kind = Some(Kind::Named(value));
                     }
-                    options.kind = Some((value, kind.span()));
                 }
                 "metadata" => {
                     input.parse::<Token![=]>()?;
@@ -234,13 +251,21 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
         None => quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
     };
     let default_kind = if is_trace { "chain" } else { "custom" };
-    let kind = kind_tokens(
-        options
-            .kind
-            .as_ref()
-            .map_or(default_kind, |(k, _)| k.as_str()),
-    );
-    let kind = quote!(#sdk::#kind);
+    let kind = match &options.kind {
+        // The user's path, as written: the compiler checks it is a `SpanKind`.
+        Some(Kind::Path(path)) => quote_spanned!(path.span()=> {
+            let kind: #sdk::SpanKind = #path;
+            kind
+        }),
+        Some(Kind::Named(kind)) => {
+            let kind = kind_tokens(kind);
+            quote!(#sdk::#kind)
+        }
+        None => {
+            let kind = kind_tokens(default_kind);
+            quote!(#sdk::#kind)
+        }
+    };
 
     let metadata = options.metadata.as_ref().map(|expr| {
         quote_spanned!(expr.span()=> #sdk::__private::set_metadata_object(&__vigil_span, &(#expr));)
