@@ -18,7 +18,9 @@ const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"
 
 /// Records every call of the function as a new trace (its root span).
 ///
-/// Options: `name = "..."` (default: `module::function`), `kind = "..."` or
+/// Options: `name = "..."` or `name = <expr>` (a `&'static str`, `String` or
+/// `Cow<'static, str>`, made at each call; `#[trace("name")]` for short;
+/// default: `module::function`), `kind = "..."` or
 /// `kind = SpanKind::..` (default `chain`), `metadata = <expr>` (any `Serialize` object), `input`
 /// (record the arguments), `output` (record the return value), `skip(arg, ...)`
 /// (leave those arguments out; `self` is never recorded, and `skip(self)` is
@@ -74,7 +76,8 @@ enum Kind {
 #[derive(Default)]
 struct Options {
     krate: Option<syn::Path>,
-    name: Option<LitStr>,
+    /// A string literal, or any expression convertible to a `SpanName`.
+    name: Option<Expr>,
     kind: Option<Kind>,
     metadata: Option<Expr>,
     input: bool,
@@ -86,12 +89,31 @@ struct Options {
 impl Parse for Options {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut options = Options::default();
+        // `#[span("answer")]`: the name, first.
+        if input.peek(LitStr) {
+            let name: LitStr = input.parse()?;
+            options.name = Some(syn::parse_quote!(#name));
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
         while !input.is_empty() {
+            if input.peek(LitStr) {
+                return Err(input.error(
+                    "a name in quotes comes first (`#[span(\"answer\", ..)]`); elsewhere, write `name = \"answer\"`",
+                ));
+            }
             // `parse_any`: `crate` is a keyword.
             let key = Ident::parse_any(input)?;
             match key.to_string().as_str() {
                 "name" => {
                     input.parse::<Token![=]>()?;
+                    if options.name.is_some() {
+                        return Err(syn::Error::new(
+                            key.span(),
+                            "the span's name is given twice",
+                        ));
+                    }
                     options.name = Some(input.parse()?);
                 }
                 "kind" => {
@@ -247,7 +269,7 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
     let sdk = sdk_path(options.krate.as_ref());
     let fn_name = sig.ident.to_string();
     let name = match &options.name {
-        Some(lit) => quote!(#lit),
+        Some(expr) => quote_spanned!(expr.span()=> #sdk::__private::span_name(#expr)),
         None => quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
     };
     let default_kind = if is_trace { "chain" } else { "custom" };

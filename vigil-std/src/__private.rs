@@ -1,5 +1,6 @@
 //! Support for the `#[trace]`/`#[span]` expansions; not a public API.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use serde::Serialize;
@@ -7,6 +8,52 @@ use serde_json::{Map, Value};
 
 use crate::span::{to_json, InstrumentExt, Instrumented, SpanHandle, SpanName};
 use crate::SpanKind;
+
+/// What a span's name can be made of (`name = ..` in the macros). Implemented
+/// for each type rather than for every `Into<SpanName>`, so that the compiler
+/// reports a wrong type with this message.
+#[diagnostic::on_unimplemented(
+    message = "a span's name is a `&'static str`, a `String` or a `Cow<'static, str>`, not `{Self}`",
+    label = "not a span name"
+)]
+pub trait IntoSpanName {
+    /// The name.
+    fn into_span_name(self) -> SpanName;
+}
+
+impl IntoSpanName for &'static str {
+    #[inline(always)]
+    fn into_span_name(self) -> SpanName {
+        SpanName::Static(self)
+    }
+}
+
+impl IntoSpanName for String {
+    #[inline(always)]
+    fn into_span_name(self) -> SpanName {
+        self.into()
+    }
+}
+
+impl IntoSpanName for Cow<'static, str> {
+    #[inline(always)]
+    fn into_span_name(self) -> SpanName {
+        self.into()
+    }
+}
+
+impl IntoSpanName for SpanName {
+    #[inline(always)]
+    fn into_span_name(self) -> SpanName {
+        self
+    }
+}
+
+/// The span's name, from a `name = ..` option.
+#[inline(always)]
+pub fn span_name(name: impl IntoSpanName) -> SpanName {
+    name.into_span_name()
+}
 
 /// Adds each entry of `metadata` (an object) to the span's metadata.
 pub fn set_metadata_object<T: Serialize + ?Sized>(span: &SpanHandle, metadata: &T) {
