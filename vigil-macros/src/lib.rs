@@ -20,7 +20,8 @@ const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"
 ///
 /// Options: `name = "..."` or `name = <expr>` (a `&'static str`, `String` or
 /// `Cow<'static, str>`, made at each call; `#[trace("name")]` for short;
-/// default: `module::function`), `kind = "..."` or
+/// default: `module::function`, or `Type::method` for a function with a
+/// `self` receiver or `Self` in its signature), `kind = "..."` or
 /// `kind = SpanKind::..` (default `chain`), `metadata = <expr>` (any `Serialize` object), `input`
 /// (record the arguments), `output` (record the return value), `skip(arg, ...)`
 /// (leave those arguments out; `self` is never recorded, and `skip(self)` is
@@ -217,6 +218,22 @@ fn kind_tokens(kind: &str) -> TokenStream2 {
     quote!(SpanKind::#variant)
 }
 
+/// Whether the function is surely an associated function, where `Self` can
+/// be named: it has a `self` receiver or mentions `Self` in its signature. An
+/// associated function that does neither cannot be told from a free one.
+fn is_associated(sig: &syn::Signature) -> bool {
+    fn mentions_self(tokens: TokenStream2) -> bool {
+        tokens.into_iter().any(|t| match t {
+            proc_macro2::TokenTree::Ident(i) => i == "Self",
+            proc_macro2::TokenTree::Group(g) => mentions_self(g.stream()),
+            _ => false,
+        })
+    }
+    let (inputs, output, generics) = (&sig.inputs, &sig.output, &sig.generics);
+    let where_clause = &generics.where_clause;
+    sig.receiver().is_some() || mentions_self(quote!(#inputs #output #generics #where_clause))
+}
+
 /// Whether the declared return type is spelled `Result<..>` (any path ending so).
 fn returns_result(output: &ReturnType) -> bool {
     match output {
@@ -267,9 +284,15 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
         }
     }
     let sdk = sdk_path(options.krate.as_ref());
-    let fn_name = sig.ident.to_string();
+    let fn_name = sig.ident.unraw().to_string();
     let name = match &options.name {
         Some(expr) => quote_spanned!(expr.span()=> #sdk::__private::span_name(#expr)),
+        // `Type::method`, made once per type (a trait's default method has
+        // one `Self` per implementor).
+        None if is_associated(sig) => quote!({
+            static NAME: #sdk::__private::MethodName = #sdk::__private::MethodName::new(#fn_name);
+            NAME.get(::core::any::type_name::<Self>())
+        }),
         None => quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
     };
     let default_kind = if is_trace { "chain" } else { "custom" };

@@ -1,7 +1,9 @@
 //! Support for the `#[trace]`/`#[span]` expansions; not a public API.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -53,6 +55,89 @@ impl IntoSpanName for SpanName {
 #[inline(always)]
 pub fn span_name(name: impl IntoSpanName) -> SpanName {
     name.into_span_name()
+}
+
+/// The default name of a method's span, `Type::method`, made once for each
+/// type (`Self`) it is called on and then kept, so that calls allocate and
+/// format nothing.
+pub struct MethodName {
+    method: &'static str,
+    /// The first type's name (from `type_name`) and the span name made for it.
+    first: OnceLock<(&'static str, &'static str)>,
+}
+
+impl MethodName {
+    /// The name of `method`'s spans.
+    pub const fn new(method: &'static str) -> Self {
+        MethodName {
+            method,
+            first: OnceLock::new(),
+        }
+    }
+
+    /// The span name for `Self`, of which `type_name` is `type_name::<Self>()`.
+    #[inline]
+    pub fn get(&self, type_name: &'static str) -> &'static str {
+        match self.first.get() {
+            Some(&(ty, name)) if same(ty, type_name) => name,
+            _ => self.make(type_name),
+        }
+    }
+
+    /// The first call, or a call on another type than the first (a trait's
+    /// default method, a blanket impl): the names made for those are kept
+    /// in one map for the process.
+    #[cold]
+    #[inline(never)]
+    fn make(&self, type_name: &'static str) -> &'static str {
+        let make = || -> &'static str {
+            let name = format!("{}::{}", short_type_name(type_name), self.method);
+            Box::leak(name.into_boxed_str())
+        };
+        let &(ty, name) = self.first.get_or_init(|| (type_name, make()));
+        if same(ty, type_name) {
+            return name;
+        }
+        static OTHERS: Mutex<BTreeMap<(&'static str, &'static str), &'static str>> =
+            Mutex::new(BTreeMap::new());
+        let mut others = OTHERS.lock().unwrap_or_else(PoisonError::into_inner);
+        others.entry((type_name, self.method)).or_insert_with(make)
+    }
+}
+
+/// Whether two names from `type_name` are the same (usually the same string).
+#[inline(always)]
+fn same(a: &'static str, b: &'static str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+/// A type's name without module paths or generic arguments:
+/// `Agent` for `my_app::agents::Agent<alloc::string::String>`,
+/// `&Agent` for `&my_app::Agent`, `(A, B)` for `(my_app::A, my_app::B)`.
+fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut depth = 0usize;
+    // The start in `out` of the path segment being written.
+    let mut segment = 0;
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            _ if depth > 0 => {}
+            ':' if chars.peek() == Some(&':') => {
+                chars.next();
+                out.truncate(segment);
+            }
+            c => {
+                if !(c.is_alphanumeric() || c == '_') {
+                    segment = out.len() + c.len_utf8();
+                }
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Adds each entry of `metadata` (an object) to the span's metadata.
@@ -124,4 +209,28 @@ pub fn in_trace<F: Future>(
     kind: SpanKind,
 ) -> Instrumented<F> {
     crate::span::instrument(future, name.into(), kind, crate::context::Start::Trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_type_name;
+
+    #[test]
+    fn short_type_names_drop_module_paths_and_generic_arguments() {
+        for (full, short) in [
+            ("my_app::agents::SupportAgent", "SupportAgent"),
+            ("my_app::Agent<alloc::string::String>", "Agent"),
+            ("my_app::Agent<my_app::Inner<u8>, 3>", "Agent"),
+            ("alloc::vec::Vec<my_app::Doc>", "Vec"),
+            ("&my_app::Agent", "&Agent"),
+            ("&mut my_app::Agent<'_>", "&mut Agent"),
+            ("dyn my_app::Tool", "dyn Tool"),
+            ("(my_app::A, my_app::B<u8>)", "(A, B)"),
+            ("[my_app::A; 3]", "[A; 3]"),
+            ("u32", "u32"),
+            ("Agent", "Agent"),
+        ] {
+            assert_eq!(short_type_name(full), short, "{full}");
+        }
+    }
 }
