@@ -23,7 +23,8 @@ const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"
 /// default: `module::function`, or `Type::method` for a function with a
 /// `self` receiver or `Self` in its signature), `kind = "..."` or
 /// `kind = SpanKind::..` (default `chain`), `metadata = <expr>` (any `Serialize` object), `input`
-/// (record the arguments), `output` (record the return value), `skip(arg, ...)`
+/// (record the arguments; one whose type is not `Serialize` is a compile error
+/// that suggests `skip`), `output` (record the return value), `skip(arg, ...)`
 /// (leave those arguments out; `self` is never recorded, and `skip(self)` is
 /// accepted), `skip_all` (record no argument), `crate = "path"` (where the SDK is, when the crate renames it).
 #[proc_macro_attribute]
@@ -218,6 +219,30 @@ fn kind_tokens(kind: &str) -> TokenStream2 {
     quote!(SpanKind::#variant)
 }
 
+/// Fails to compile, pointing at the argument, unless its type is
+/// `Serialize`: an argument recorded as input must be (or be skipped). A
+/// trait of its own per argument, so that the message can name it.
+fn serializable_check(ident: &Ident, sdk: &TokenStream2) -> TokenStream2 {
+    let name = ident.unraw().to_string();
+    let message = format!(
+        "the argument `{name}` is recorded as input, but its type `{{T}}` does not implement `serde::Serialize`"
+    );
+    let note = format!(
+        "leave it out of the input with `skip({name})` (or `skip_all`), or make its type `serde::Serialize` (derive it, or add the bound)"
+    );
+    quote_spanned! {ident.span()=> {
+        #[diagnostic::on_unimplemented(message = #message, label = "not `Serialize`", note = #note)]
+        trait RecordedAsInput<T: ?::core::marker::Sized> {}
+        impl RecordedAsInput<()> for #sdk::__private::Serializable {}
+        fn recorded_as_input<C>(_: C)
+        where
+            C: #sdk::__private::Checked + RecordedAsInput<<C as #sdk::__private::Checked>::Arg>,
+        {
+        }
+        recorded_as_input((&#sdk::__private::Arg(&#ident)).vigil_check());
+    }}
+}
+
 /// Whether the function is surely an associated function, where `Self` can
 /// be named: it has a `self` receiver or mentions `Self` in its signature. An
 /// associated function that does neither cannot be told from a free one.
@@ -316,20 +341,30 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
         quote_spanned!(expr.span()=> #sdk::__private::set_metadata_object(&__vigil_span, &(#expr));)
     });
     let input = options.input.then(|| {
-        let fields = sig.inputs.iter().filter_map(|arg| match arg {
-            FnArg::Typed(t) => match &*t.pat {
-                Pat::Ident(p) if options.skip_all.is_none() && !options.skip.contains(&p.ident) => {
-                    let ident = &p.ident;
-                    let key = ident.to_string();
-                    Some(quote!((#key, (&#sdk::__private::Arg(&#ident)).vigil_value())))
-                }
-                _ => None,
-            },
-            FnArg::Receiver(_) => None,
+        let recorded: Vec<&Ident> = sig
+            .inputs
+            .iter()
+            .filter_map(|arg| match arg {
+                FnArg::Typed(t) => match &*t.pat {
+                    Pat::Ident(p)
+                        if options.skip_all.is_none() && !options.skip.contains(&p.ident) =>
+                    {
+                        Some(&p.ident)
+                    }
+                    _ => None,
+                },
+                FnArg::Receiver(_) => None,
+            })
+            .collect();
+        let checks = recorded.iter().map(|ident| serializable_check(ident, &sdk));
+        let fields = recorded.iter().map(|ident| {
+            let key = ident.unraw().to_string();
+            quote!((#key, (&#sdk::__private::Arg(&#ident)).vigil_value()))
         });
         quote!({
             #[allow(unused_imports)]
             use #sdk::__private::{RecordArg as _, SkipArg as _};
+            #(#checks)*
             __vigil_span.set_input(&#sdk::__private::object([#(#fields),*]));
         })
     });

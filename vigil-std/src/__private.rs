@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use serde::Serialize;
@@ -152,10 +153,36 @@ pub fn set_metadata_object<T: Serialize + ?Sized>(span: &SpanHandle, metadata: &
 /// An argument, recorded if its type is `Serialize`, skipped otherwise.
 pub struct Arg<'a, T: ?Sized>(pub &'a T);
 
+/// What [`RecordArg::vigil_check`] finds: the argument's type is `Serialize`.
+pub struct Serializable;
+
+/// What [`SkipArg::vigil_check`] finds: the argument's type, `T`, is not
+/// `Serialize`. The macros make that an error for an argument recorded as
+/// input.
+pub struct NotSerializable<T: ?Sized>(PhantomData<T>);
+
+/// What `vigil_check` found, and of which argument type.
+pub trait Checked {
+    /// The argument's type if it is not `Serialize`, else `()`.
+    type Arg: ?Sized;
+}
+
+impl Checked for Serializable {
+    type Arg = ();
+}
+
+impl<T: ?Sized> Checked for NotSerializable<T> {
+    type Arg = T;
+}
+
 /// Picked for `Serialize` arguments (autoref specialisation).
 pub trait RecordArg {
     /// The argument as JSON.
     fn vigil_value(&self) -> Option<Value>;
+    /// [`Serializable`].
+    fn vigil_check(&self) -> Serializable {
+        Serializable
+    }
 }
 
 impl<T: Serialize + ?Sized> RecordArg for Arg<'_, T> {
@@ -166,11 +193,18 @@ impl<T: Serialize + ?Sized> RecordArg for Arg<'_, T> {
 
 /// Picked for every other argument.
 pub trait SkipArg {
+    /// The argument's type.
+    type Arg: ?Sized;
     /// Nothing.
     fn vigil_value(&self) -> Option<Value>;
+    /// [`NotSerializable`].
+    fn vigil_check(&self) -> NotSerializable<Self::Arg> {
+        NotSerializable(PhantomData)
+    }
 }
 
 impl<T: ?Sized> SkipArg for &Arg<'_, T> {
+    type Arg = T;
     fn vigil_value(&self) -> Option<Value> {
         None
     }
