@@ -12,6 +12,8 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::visit_mut::VisitMut;
 use syn::{parse_macro_input, Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Token, Type};
 
 const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"];
@@ -38,7 +40,10 @@ pub fn trace(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// returning `Result` ends its span with status `error` and the error's
 /// message when it returns `Err` (the error type must implement `Display`);
 /// a panic marks it `error` and propagates. `async fn` works on any executor:
-/// the span is current during every poll. A plain `fn` that returns a future
+/// the span is a child of the span current where the function is called
+/// (even when the future is spawned, or moved to another thread, before it
+/// is first polled), it starts at the first poll, and it is current during
+/// every poll. A plain `fn` that returns a future
 /// (`impl Future`, or a boxed one as `#[async_trait]` writes) is timed while
 /// it builds the future, not while the future runs: instrument the future
 /// itself with `InstrumentExt::in_span` there.
@@ -219,6 +224,217 @@ fn kind_tokens(kind: &str) -> TokenStream2 {
     quote!(SpanKind::#variant)
 }
 
+/// Turns `async fn f(args) -> T` into `fn f(args) -> impl Future<Output = T>`
+/// (whose body, written by the caller, takes the context at the call and
+/// returns an `async move` block): names the elided lifetimes of the
+/// arguments and of the return type, so that the future can capture them, and
+/// binds each argument in the block, returning those bindings. An argument
+/// bound to a name is moved under that name (taking its `mut`); a pattern is
+/// taken as `__vigil_argN` and destructured in the block.
+fn desugar_async(function: &mut ItemFn, sdk: &TokenStream2) -> Vec<TokenStream2> {
+    let sig = &mut function.sig;
+    let mut named = NameElided::default();
+    for arg in &mut sig.inputs {
+        named.visit_fn_arg_mut(arg);
+    }
+    if let (Some(lifetime), ReturnType::Type(_, ty)) = (output_lifetime(sig), &mut sig.output) {
+        FillElided(lifetime).visit_type_mut(ty);
+    }
+    let mut rebind = Vec::new();
+    for (i, arg) in sig.inputs.iter_mut().enumerate() {
+        let FnArg::Typed(arg) = arg else { continue };
+        match &mut *arg.pat {
+            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                let (mutability, ident) = (p.mutability.take(), &p.ident);
+                rebind.push(quote!(let #mutability #ident = #ident;));
+            }
+            pat => {
+                let taken = quote::format_ident!("__vigil_arg{i}");
+                let original = std::mem::replace(
+                    pat,
+                    Pat::Ident(syn::PatIdent {
+                        attrs: Vec::new(),
+                        by_ref: None,
+                        mutability: None,
+                        ident: taken.clone(),
+                        subpat: None,
+                    }),
+                );
+                rebind.push(match original {
+                    // Kept to the end, as in an `async fn`.
+                    Pat::Wild(_) => quote!(let #taken = #taken;),
+                    original => quote!(let #original = #taken;),
+                });
+            }
+        }
+    }
+    let declared = sig.generics.lifetimes().count();
+    for (at, lifetime) in named.fresh.iter().enumerate() {
+        let param = syn::GenericParam::Lifetime(syn::LifetimeParam::new(lifetime.clone()));
+        sig.generics.params.insert(declared + at, param);
+    }
+    // Every lifetime the signature names (the function's, the impl's), and
+    // those of `Self`, as an `async fn` would capture them.
+    let mut lifetimes = Lifetimes::default();
+    lifetimes.visit_signature(sig);
+    let mut captured: Vec<_> = lifetimes
+        .free()
+        .filter(|l| l.ident != "static")
+        .map(|l| quote!(&#l ()))
+        .collect();
+    if is_associated(sig) {
+        captured.push(quote!(::core::marker::PhantomData<Self>));
+    }
+    let captures =
+        (!captured.is_empty()).then(|| quote!(+ #sdk::__private::Captures<(#(#captured,)*)>));
+    let output = match &sig.output {
+        ReturnType::Type(_, ty) => quote!(#ty),
+        ReturnType::Default => quote!(()),
+    };
+    sig.asyncness = None;
+    sig.output = syn::parse_quote!(-> impl ::core::future::Future<Output = #output> #captures);
+    // In a trait impl, the `Captures` bound refines the trait's `async fn`.
+    function
+        .attrs
+        .push(syn::parse_quote!(#[allow(refining_impl_trait)]));
+    rebind
+}
+
+/// Names each elided lifetime of the arguments (`&T`, `&self`, `'_`) with a
+/// fresh one; not those of `fn(&T)` and `Fn(&T)`, which are their own.
+#[derive(Default)]
+struct NameElided {
+    fresh: Vec<syn::Lifetime>,
+}
+
+impl NameElided {
+    fn fresh(&mut self) -> syn::Lifetime {
+        let name = format!("'__vigil_life{}", self.fresh.len());
+        let lifetime = syn::Lifetime::new(&name, proc_macro2::Span::call_site());
+        self.fresh.push(lifetime.clone());
+        lifetime
+    }
+
+    fn name(&mut self, lifetime: &mut Option<syn::Lifetime>) {
+        match lifetime {
+            Some(l) if l.ident != "_" => {}
+            _ => *lifetime = Some(self.fresh()),
+        }
+    }
+}
+
+impl VisitMut for NameElided {
+    fn visit_receiver_mut(&mut self, receiver: &mut syn::Receiver) {
+        if receiver.colon_token.is_some() {
+            // `self: Type`
+            return self.visit_type_mut(&mut receiver.ty);
+        }
+        // `&self`: the type (`&Self`) is printed from `reference`, and kept
+        // the same.
+        if let Some((_, lifetime)) = &mut receiver.reference {
+            self.name(lifetime);
+            if let Type::Reference(ty) = &mut *receiver.ty {
+                ty.lifetime = lifetime.clone();
+            }
+        }
+    }
+
+    fn visit_type_reference_mut(&mut self, ty: &mut syn::TypeReference) {
+        self.name(&mut ty.lifetime);
+        self.visit_type_mut(&mut ty.elem);
+    }
+
+    fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+        if lifetime.ident == "_" {
+            *lifetime = self.fresh();
+        }
+    }
+
+    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+
+    fn visit_parenthesized_generic_arguments_mut(
+        &mut self,
+        _: &mut syn::ParenthesizedGenericArguments,
+    ) {
+    }
+}
+
+/// The lifetime that elided ones in the return type stand for, once those of
+/// the arguments are named: the only one of the arguments, else that of a
+/// `&self` (or of a reference in the type of `self`); `None` if elision does
+/// not apply (then the return type is left as written, and the compiler
+/// says what it would have said).
+fn output_lifetime(sig: &syn::Signature) -> Option<syn::Lifetime> {
+    let mut inputs = Lifetimes::default();
+    for arg in &sig.inputs {
+        inputs.visit_fn_arg(arg);
+    }
+    let named: Vec<_> = inputs.free().collect();
+    if let [only] = &named[..] {
+        return Some((*only).clone());
+    }
+    let receiver = sig.receiver()?;
+    if let Some((_, lifetime)) = &receiver.reference {
+        return lifetime.clone();
+    }
+    let mut in_self = Lifetimes::default();
+    in_self.visit_type(&receiver.ty);
+    in_self.0.into_iter().next()
+}
+
+/// The lifetimes named in what is visited, each once, but for those of a
+/// `for<'x>` binder.
+#[derive(Default)]
+struct Lifetimes(Vec<syn::Lifetime>, Vec<syn::Lifetime>);
+
+impl Lifetimes {
+    fn free(&self) -> impl Iterator<Item = &syn::Lifetime> {
+        self.0.iter().filter(|l| !self.1.contains(l))
+    }
+}
+
+impl<'a> Visit<'a> for Lifetimes {
+    fn visit_lifetime(&mut self, lifetime: &'a syn::Lifetime) {
+        if !self.0.contains(lifetime) {
+            self.0.push(lifetime.clone());
+        }
+    }
+
+    fn visit_bound_lifetimes(&mut self, binder: &'a syn::BoundLifetimes) {
+        for param in &binder.lifetimes {
+            if let syn::GenericParam::Lifetime(param) = param {
+                self.1.push(param.lifetime.clone());
+            }
+        }
+    }
+}
+
+/// Fills the elided lifetimes of a return type with `.0`.
+struct FillElided(syn::Lifetime);
+
+impl VisitMut for FillElided {
+    fn visit_type_reference_mut(&mut self, ty: &mut syn::TypeReference) {
+        if ty.lifetime.as_ref().is_none_or(|l| l.ident == "_") {
+            ty.lifetime = Some(self.0.clone());
+        }
+        self.visit_type_mut(&mut ty.elem);
+    }
+
+    fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+        if lifetime.ident == "_" {
+            *lifetime = self.0.clone();
+        }
+    }
+
+    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+
+    fn visit_parenthesized_generic_arguments_mut(
+        &mut self,
+        _: &mut syn::ParenthesizedGenericArguments,
+    ) {
+    }
+}
+
 /// Fails to compile, pointing at the argument, unless its type is
 /// `Serialize`: an argument recorded as input must be (or be skipped). A
 /// trait of its own per argument, so that the message can name it.
@@ -283,7 +499,7 @@ fn mentions_impl(ty: &Type) -> bool {
 }
 
 fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Result<TokenStream2> {
-    let sig = &function.sig;
+    let sig = &function.sig.clone();
     if let Some(constness) = &sig.constness {
         return Err(syn::Error::new(
             constness.span(),
@@ -403,12 +619,12 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
         None => future,
     };
     let closure_ret = ret.as_ref().map(|ty| quote!(-> #ty));
-    let block = &function.block;
+    let block = &function.block.clone();
     let body = if sig.asyncness.is_some() {
-        let start = if is_trace {
-            quote!(#sdk::__private::in_trace(__vigil_future, #name, #kind))
+        let (context, start) = if is_trace {
+            (quote!(context_for_trace), quote!(in_trace_from))
         } else {
-            quote!(#sdk::__private::in_span(__vigil_future, #name, #kind))
+            (quote!(context_for_span), quote!(in_span_from))
         };
         let inner = typed(quote!(async move #block));
         let outer = typed(quote!(async move {
@@ -420,9 +636,20 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
             #record_output
             __vigil_result
         }));
+        // The future keeps the arguments, as the `async fn`'s would, even
+        // those the body does not use.
+        let keep_self = sig.receiver().map(|_| quote!(let _ = &self;));
+        let rebind = desugar_async(&mut function, &sdk);
+        // The context is taken at the call; the span starts in it at the
+        // first poll, wherever that is.
         quote! {
-            let __vigil_future = #outer;
-            #start.await
+            let __vigil_context = #sdk::__private::#context();
+            async move {
+                #keep_self
+                #(#rebind)*
+                let __vigil_future = #outer;
+                #sdk::__private::#start(__vigil_context, __vigil_future, #name, #kind).await
+            }
         }
     } else {
         let start = if is_trace {

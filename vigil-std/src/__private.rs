@@ -9,8 +9,9 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::context::Start;
 use crate::span::{to_json, InstrumentExt, Instrumented, SpanHandle, SpanName};
-use crate::SpanKind;
+use crate::{Context, SpanKind};
 
 /// What a span's name can be made of (`name = ..` in the macros). Implemented
 /// for each type rather than for every `Into<SpanName>`, so that the compiler
@@ -231,40 +232,47 @@ pub fn typed_future<T, F: Future<Output = T>>(future: F) -> F {
     future
 }
 
-/// The future as a span of `kind`, child of the current span.
-pub fn in_span<F: Future>(future: F, name: impl Into<SpanName>, kind: SpanKind) -> Instrumented<F> {
-    future.in_span(name, kind)
+/// Names lifetimes that the future of an instrumented `async fn` captures
+/// (`impl Future + Captures<(&'a (), ..)>`), as the `async fn` would.
+pub trait Captures<T: ?Sized> {}
+
+impl<T: ?Sized, U: ?Sized> Captures<T> for U {}
+
+/// Where the span of a future made now (by an instrumented `async fn`) is to
+/// start: the current span, and client.
+#[inline]
+pub fn context_for_span() -> Context {
+    Context::for_future(Start::Child)
 }
 
-/// The future as a new trace whose root span has `kind`.
-pub fn in_trace<F: Future>(
+/// Where the trace of a future made now is to start: the current client.
+#[inline]
+pub fn context_for_trace() -> Context {
+    Context::for_future(Start::Trace)
+}
+
+/// The future as a span of `kind`, child of the span of `context` (taken
+/// where the future was made), started now, at its first poll.
+#[inline(always)]
+pub fn in_span_from<F: Future>(
+    context: Context,
     future: F,
     name: impl Into<SpanName>,
     kind: SpanKind,
 ) -> Instrumented<F> {
-    crate::span::instrument(future, name.into(), kind, crate::context::Start::Trace)
+    let _attached = context.attach_for(Start::Child);
+    future.in_span(name, kind)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::short_type_name;
-
-    #[test]
-    fn short_type_names_drop_module_paths_and_generic_arguments() {
-        for (full, short) in [
-            ("my_app::agents::SupportAgent", "SupportAgent"),
-            ("my_app::Agent<alloc::string::String>", "Agent"),
-            ("my_app::Agent<my_app::Inner<u8>, 3>", "Agent"),
-            ("alloc::vec::Vec<my_app::Doc>", "Vec"),
-            ("&my_app::Agent", "&Agent"),
-            ("&mut my_app::Agent<'_>", "&mut Agent"),
-            ("dyn my_app::Tool", "dyn Tool"),
-            ("(my_app::A, my_app::B<u8>)", "(A, B)"),
-            ("[my_app::A; 3]", "[A; 3]"),
-            ("u32", "u32"),
-            ("Agent", "Agent"),
-        ] {
-            assert_eq!(short_type_name(full), short, "{full}");
-        }
-    }
+/// The future as a new trace whose root span has `kind`, recorded by the
+/// client of `context` (taken where the future was made).
+#[inline(always)]
+pub fn in_trace_from<F: Future>(
+    context: Context,
+    future: F,
+    name: impl Into<SpanName>,
+    kind: SpanKind,
+) -> Instrumented<F> {
+    let _attached = context.attach_for(Start::Trace);
+    crate::span::instrument(future, name.into(), kind, Start::Trace)
 }
