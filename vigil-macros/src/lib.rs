@@ -2,7 +2,8 @@
 //!
 //! Use them through `vigil` or `vigil-std` (`#[vigil::span(kind = "llm")]`).
 //! The expansion refers to whichever of the two the calling crate depends on
-//! (or to the `crate = "..."` option).
+//! (or to the `crate = "..."` option). The options are described on
+//! [`macro@span`].
 #![deny(missing_docs)]
 
 use proc_macro::TokenStream;
@@ -18,35 +19,225 @@ use syn::{parse_macro_input, Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType
 
 const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"];
 
-/// Records every call of the function as a new trace (its root span).
+/// Records every call of the function as a new trace: its root span, even
+/// when a span is current.
 ///
-/// Options: `name = "..."` or `name = <expr>` (a `&'static str`, `String` or
-/// `Cow<'static, str>`, made at each call; `#[trace("name")]` for short;
-/// default: `module::function`, or `Type::method` for a function with a
-/// `self` receiver or `Self` in its signature), `kind = "..."` or
-/// `kind = SpanKind::..` (default `chain`), `metadata = <expr>` (any `Serialize` object), `input`
-/// (record the arguments; one whose type is not `Serialize` is a compile error
-/// that suggests `skip`), `output` (record the return value), `skip(arg, ...)`
-/// (leave those arguments out; `self` is never recorded, and `skip(self)` is
-/// accepted), `skip_all` (record no argument), `crate = "path"` (where the SDK is, when the crate renames it).
+/// The options are those of [`macro@span`]; `kind` defaults to `chain`, and
+/// `metadata` becomes the trace's metadata. An `async fn`'s trace goes to the
+/// client current where the function is called (a scoped one, as in
+/// `vigil::sink::capture`, follows the future to the thread that polls it).
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::sink::capture;
+///
+/// #[vigil::trace("answer", metadata = json!({"version": "1.0"}), input)]
+/// fn answer(question: &str) -> usize {
+///     retrieve(question).len()
+/// }
+///
+/// #[vigil::span(kind = "retriever")]
+/// fn retrieve(query: &str) -> Vec<String> {
+///     vec![format!("{query}: rust-lang.org")]
+/// }
+///
+/// let captured = capture(|| answer("What is Rust?"));
+/// let trace = captured.trace("answer").unwrap();
+/// assert_eq!(trace.metadata["version"], "1.0");
+/// let root = captured.span("answer").unwrap();
+/// assert_eq!((root.kind.as_str(), root.parent_span_id.clone()), ("chain", None));
+/// assert_eq!(root.input["question"], "What is Rust?");
+/// let retrieve = captured.spans().find(|s| s.name.ends_with("::retrieve")).unwrap();
+/// assert_eq!(retrieve.parent_span_id, Some(root.span_id.clone()));
+/// ```
 #[proc_macro_attribute]
 pub fn trace(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr, item, true)
 }
 
-/// Records every call of the function as a span, child of the current span.
+/// Records every call of the function as a span, child of the current span
+/// (or the root of a new trace when none is current).
 ///
-/// Options as for [`macro@trace`]; `kind` defaults to `custom`. A function
-/// returning `Result` ends its span with status `error` and the error's
-/// message when it returns `Err` (the error type must implement `Display`);
-/// a panic marks it `error` and propagates. `async fn` works on any executor:
-/// the span is a child of the span current where the function is called
-/// (even when the future is spawned, or moved to another thread, before it
-/// is first polled), it starts at the first poll, and it is current during
-/// every poll. A plain `fn` that returns a future
-/// (`impl Future`, or a boxed one as `#[async_trait]` writes) is timed while
-/// it builds the future, not while the future runs: instrument the future
-/// itself with `InstrumentExt::in_span` there.
+/// ```
+/// use vigil::sink::capture;
+///
+/// #[vigil::span(kind = "tool", input, output)]
+/// fn search(query: &str, limit: usize) -> Vec<String> {
+///     (0..limit).map(|i| format!("{query} #{i}")).collect()
+/// }
+///
+/// let captured = capture(|| vigil::trace("pipeline", |_| search("rust", 2)));
+/// let span = captured.spans().find(|s| s.name.ends_with("::search")).unwrap();
+/// assert_eq!(span.kind, "tool");
+/// assert_eq!(span.input, serde_json::json!({"query": "rust", "limit": 2}));
+/// assert_eq!(span.output["value"][1], "rust #1");
+/// ```
+///
+/// # Options
+///
+/// Options are separated by commas, in any order, except the name in
+/// quotes, which comes first.
+///
+/// - `"answer"`: the span's name; short for `name = "answer"`.
+/// - `name = ..`: the span's name, a string literal or any expression of
+///   type `&'static str`, `String` or `Cow<'static, str>`, evaluated at
+///   each call when the span starts (it may use the arguments). A static
+///   name costs nothing per call.
+/// - Without a name, a free function's span is named `module::function`
+///   (`module_path!()` and the function's name), and a method's
+///   `Type::method`: the type's name without its path or generic arguments
+///   (`Agent::run` for `Agent<T>::run`), made once per type. A method is a
+///   function with a `self` receiver or `Self` in its signature; an
+///   associated function with neither cannot be told from a free one, and
+///   is named like one.
+/// - `kind = "llm"`: one of `llm`, `tool`, `chain`, `retriever`, `agent`,
+///   `custom` (another string is a compile error), or `kind = SpanKind::Llm`,
+///   a path to a `vigil::SpanKind` (`kind = vigil::SpanKind::Tool`, or with
+///   `SpanKind` imported). Default: `custom`, and `chain` for
+///   [`macro@trace`].
+/// - `input`: records the arguments as the span's input, one object with
+///   each argument by name; `self` is never recorded. Each recorded argument
+///   must be `Serialize`: another is a compile error at the argument, which
+///   suggests `skip`.
+/// - `skip(a, b)`: leaves those arguments out of the input; `skip(self)` is
+///   accepted. `skip_all` leaves them all out (with `input`, the input is
+///   `{}`).
+/// - `output`: records the return value as the span's output
+///   (`{"value": ..}` when it is not an object); of a `Result`, the `Ok`
+///   value. A type that is not `Serialize` is left out.
+/// - `metadata = ..`: any `Serialize` object, evaluated at each call, whose
+///   entries are added to the span's metadata.
+/// - `crate = "path"`: where the SDK is, for a crate that renames it
+///   (`crate = "my_vigil"`).
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::{sink::capture, SpanKind};
+///
+/// struct SupportAgent {
+///     model: &'static str,
+/// }
+///
+/// impl SupportAgent {
+///     // Named `SupportAgent::retrieve`; `self` is not recorded.
+///     #[vigil::span(kind = SpanKind::Retriever, input, skip(self), output)]
+///     fn retrieve(&self, query: &str) -> Vec<&'static str> {
+///         vec!["rust-lang.org"]
+///     }
+///
+///     #[vigil::span(name = format!("llm:{}", self.model), kind = vigil::SpanKind::Llm)]
+///     fn complete(&self, prompt: &str) -> String {
+///         format!("echo: {prompt}")
+///     }
+///
+///     #[vigil::span("login", kind = "tool", input, skip_all)]
+///     fn login(&self, user: &str, password: &str) -> bool {
+///         !user.is_empty() && !password.is_empty()
+///     }
+///
+///     #[vigil::span(kind = "agent", metadata = json!({"team": "support"}))]
+///     fn answer(&self, question: &str) -> String {
+///         self.login("ann", "hunter2");
+///         let docs = self.retrieve(question);
+///         self.complete(&format!("{question} {docs:?}"))
+///     }
+/// }
+///
+/// let agent = SupportAgent { model: "gpt-4o" };
+/// let captured = capture(|| vigil::trace("support", |_| agent.answer("refund?")));
+///
+/// let retrieve = captured.span("SupportAgent::retrieve").unwrap();
+/// assert_eq!(retrieve.kind, "retriever");
+/// assert_eq!(retrieve.input, json!({"query": "refund?"}));
+/// assert_eq!(retrieve.output, json!({"value": ["rust-lang.org"]}));
+/// assert_eq!(captured.span("llm:gpt-4o").unwrap().kind, "llm");
+/// assert_eq!(captured.span("login").unwrap().input, json!({}));
+/// let answer = captured.span("SupportAgent::answer").unwrap();
+/// assert_eq!(answer.metadata["team"], "support");
+/// ```
+///
+/// With the SDK renamed, `crate` names it:
+///
+/// ```
+/// extern crate vigil as observability;
+///
+/// #[observability::span(crate = "observability", kind = "tool")]
+/// fn lookup(id: u32) -> u32 {
+///     id
+/// }
+///
+/// let captured = observability::sink::capture(|| lookup(7));
+/// assert_eq!(captured.spans().next().unwrap().kind, "tool");
+/// ```
+///
+/// An argument recorded as input must be `Serialize`; one that is not
+/// (here `conn`) is a compile error that suggests `skip(conn)`:
+///
+/// ```compile_fail,E0277
+/// struct Connection;
+///
+/// #[vigil::span(input)]
+/// fn query(sql: &str, conn: &Connection) -> usize {
+///     sql.len()
+/// }
+/// ```
+///
+/// # Results and panics
+///
+/// A function returning `Result` ends its span with status `error` and the
+/// error's message in its metadata (`error`) when it returns `Err` (the
+/// error type must implement `Display`); a panic marks it `error` and
+/// propagates.
+///
+/// # Async functions
+///
+/// `async fn` works on any executor. The span is a child of the span current
+/// where the function is called, even when the future is spawned (on tokio,
+/// say) or moved to another thread before it is first polled; it starts at
+/// the first poll, and it is current during every poll, on whichever thread
+/// polls it. The function becomes a `fn` returning `impl Future` (which is
+/// what its documentation shows), with the same arguments, borrowing what
+/// the `async fn` borrowed, and `Send` when it would be.
+///
+/// ```
+/// use vigil::sink::capture;
+///
+/// #[vigil::span(kind = "llm", input, output)]
+/// async fn call_llm(prompt: String) -> Result<String, std::io::Error> {
+///     Ok(format!("echo: {prompt}"))
+/// }
+///
+/// let captured = capture(|| {
+///     vigil::trace("chat", |_| {
+///         // Made here, polled on another thread: still a child of `chat`.
+///         let future = call_llm("hi".to_owned());
+///         std::thread::spawn(move || block_on(future)).join().unwrap()
+///     })
+/// });
+/// let llm = captured.spans().find(|s| s.name.ends_with("::call_llm")).unwrap();
+/// assert_eq!(llm.parent_span_id, Some(captured.span("chat").unwrap().span_id.clone()));
+/// assert_eq!(llm.output["value"], "echo: hi");
+///
+/// # fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Noop;
+/// #     impl Wake for Noop {
+/// #         fn wake(self: std::sync::Arc<Self>) {}
+/// #     }
+/// #     let waker = Waker::from(std::sync::Arc::new(Noop));
+/// #     let mut future = std::pin::pin!(future);
+/// #     loop {
+/// #         if let Poll::Ready(v) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+/// #             return v;
+/// #         }
+/// #     }
+/// # }
+/// ```
+///
+/// A plain `fn` that returns a future (`impl Future`, or a boxed one as
+/// `#[async_trait]` writes) is timed while it builds the future, not while
+/// the future runs: instrument the future itself with
+/// `vigil::InstrumentExt::in_span` there.
 #[proc_macro_attribute]
 pub fn span(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr, item, false)
