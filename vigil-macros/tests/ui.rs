@@ -1,7 +1,9 @@
-//! Misuse of the macros fails to compile with a clear message.
+//! What the macros accept compiles and records what it says; misuse fails to
+//! compile with a clear message.
 
 #[test]
-fn misuse_is_a_compile_error() {
+fn ui() {
     let t = trybuild::TestCases::new();
+    t.pass("tests/pass/*.rs");
     t.compile_fail("tests/ui/*.rs");
 }

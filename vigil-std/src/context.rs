@@ -979,6 +979,46 @@ impl Context {
         .unwrap_or_default()
     }
 
+    /// Where the span of a future made now is to start, when first polled
+    /// (see [`Context::attach_for`]): as [`Context::current`], or for a new
+    /// trace (`Start::Trace`) only the current client. The future does not
+    /// update that span, so no mailbox is made for it.
+    pub(crate) fn for_future(start: Start) -> Context {
+        with_local(|l| {
+            let top = l.stack.last();
+            let client = top.and_then(Entry::client).or(l.scoped.last()).cloned();
+            let parent = match (top, start) {
+                (Some(entry), Start::Child) => {
+                    let (trace_id, span_id, sampled) = entry.ids();
+                    Some(ContextInner {
+                        trace_id,
+                        span_id,
+                        sampled,
+                        client: client.clone(),
+                        mailbox: None,
+                    })
+                }
+                _ => None,
+            };
+            Context { parent, client }
+        })
+        .unwrap_or_default()
+    }
+
+    /// Attaches a context from [`Context::for_future`] while the future's
+    /// span starts, unless that changes nothing: its span is the current one
+    /// (the future is polled where it was made), or it has no span, and for
+    /// a child, a span is current (which is then the parent), or there is no
+    /// client either.
+    pub(crate) fn attach_for(&self, start: Start) -> Option<ContextGuard> {
+        let attach = match (&self.parent, start) {
+            (Some(parent), _) => current_id() != Some(parent.span_id),
+            (None, Start::Child) => self.client.is_some() && current_id().is_none(),
+            (None, Start::Trace) => self.client.is_some(),
+        };
+        attach.then(|| self.attach())
+    }
+
     /// Whether there is a span to attach to.
     pub fn is_empty(&self) -> bool {
         self.parent.is_none()

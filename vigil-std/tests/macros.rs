@@ -76,8 +76,9 @@ impl Agent {
     }
 }
 
-/// In a generic function a value is recorded when the bounds make it `Serialize`.
-#[vigil_std::span(kind = "chain", input, output)]
+/// In a generic function a value is recorded when the bounds make it
+/// `Serialize`; `other`, which is not, must be skipped.
+#[vigil_std::span(kind = "chain", input, output, skip(other))]
 fn generic<T: serde::Serialize + Clone, U: Clone>(value: T, other: U) -> Vec<T> {
     let _ = other.clone();
     vec![value.clone(), value]
@@ -88,10 +89,10 @@ fn opaque(n: u32) -> impl Iterator<Item = u32> {
     0..n
 }
 
-/// An argument with no `Serialize`: left out of the input, not an error.
+/// An argument with no `Serialize`, skipped (recording it is a compile error).
 struct NotSerialize;
 
-#[vigil_std::span(input)]
+#[vigil_std::span(input, skip(_opaque))]
 fn mixed(n: u32, _opaque: NotSerialize) -> u32 {
     n
 }
@@ -146,23 +147,19 @@ fn sync_shapes_record_spans_with_names_kinds_inputs_and_outputs() {
         json!({"value": ["rust-0", "rust-1", "rust-2"]})
     );
     assert_eq!(c.span("agent.describe").unwrap().kind, "agent");
-    let step = c.span("macros::step").unwrap();
+    let step = c.span("Agent::step").unwrap();
     assert_eq!(step.input, json!({"goal": "plan"}), "skip(secret), no self");
     assert_eq!(
-        c.span("macros::first").unwrap().output,
+        c.span("Agent::first").unwrap().output,
         json!({"value": "x"})
     );
     let generic = c.span("macros::generic").unwrap();
     assert_eq!(generic.output, json!({"value": [2, 2]}));
-    assert_eq!(
-        generic.input,
-        json!({"value": 2}),
-        "`other: U` is not Serialize here"
-    );
+    assert_eq!(generic.input, json!({"value": 2}), "`other: U` is skipped");
     assert_eq!(c.span("macros::mixed").unwrap().input, json!({"n": 5}));
     for name in [
-        "macros::into_calls",
-        "macros::calls_mut",
+        "Agent::into_calls",
+        "Agent::calls_mut",
         "macros::opaque",
         "macros::raw_read",
     ] {
@@ -183,6 +180,92 @@ fn sync_shapes_record_spans_with_names_kinds_inputs_and_outputs() {
         .iter()
         .filter(|s| s.parent_span_id.is_some())
         .all(|s| s.parent_span_id.as_ref() == Some(root)));
+}
+
+/// A generic type: its methods' spans are named without the arguments.
+struct Wrapper<T>(T);
+
+impl<T: Clone> Wrapper<T> {
+    #[vigil_std::span]
+    fn new(value: T) -> Self {
+        Wrapper(value)
+    }
+
+    #[vigil_std::span]
+    fn get(&self) -> T {
+        self.0.clone()
+    }
+
+    /// Neither `self` nor `Self`: indistinguishable from a free function.
+    #[vigil_std::span]
+    fn helper() -> u8 {
+        1
+    }
+
+    #[vigil_std::span]
+    async fn fetch(&self) -> T {
+        YieldOnce(false).await;
+        self.0.clone()
+    }
+}
+
+/// A default method: named after each implementor.
+trait Tool {
+    #[vigil_std::span(kind = "tool")]
+    fn call(&self) -> u32 {
+        1
+    }
+}
+
+struct Search;
+struct Weather;
+impl Tool for Search {}
+impl Tool for Weather {}
+
+mod tools {
+    pub struct Calculator;
+
+    impl Calculator {
+        #[vigil_std::span]
+        pub fn add(&self, a: u32, b: u32) -> u32 {
+            a + b
+        }
+    }
+}
+
+#[test]
+fn method_spans_are_named_after_their_type() {
+    let c = capture(|| {
+        vigil_std::trace("methods", |_| {
+            let w = Wrapper::new(String::from("x"));
+            assert_eq!(w.get(), "x");
+            assert_eq!(Wrapper::<u8>::new(3).get(), 3);
+            assert_eq!(Wrapper::<u8>::helper(), 1);
+            assert_eq!(block_on(w.fetch()), "x");
+            for _ in 0..2 {
+                assert_eq!(Search.call() + Weather.call(), 2);
+            }
+            assert_eq!(tools::Calculator.add(1, 2), 3);
+        });
+    });
+    let names: Vec<_> = c.spans().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Wrapper::new",
+            "Wrapper::get",
+            "Wrapper::new",
+            "Wrapper::get",
+            "macros::helper",
+            "Wrapper::fetch",
+            "Search::call",
+            "Weather::call",
+            "Search::call",
+            "Weather::call",
+            "Calculator::add",
+            "methods",
+        ]
+    );
 }
 
 #[test]

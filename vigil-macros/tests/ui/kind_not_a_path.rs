@@ -1,0 +1,4 @@
+#[vigil_std::span(kind = 3)]
+fn f() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use vigil_std::SpanKind;
+
+#[vigil_std::span(kind = SpanKind::Bogus)]
+fn f() {}
+
+fn main() {}

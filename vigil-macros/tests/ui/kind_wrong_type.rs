@@ -1,0 +1,6 @@
+const KIND: &str = "llm";
+
+#[vigil_std::span(kind = KIND)]
+fn f() {}
+
+fn main() {}

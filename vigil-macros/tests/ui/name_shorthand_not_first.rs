@@ -1,0 +1,4 @@
+#[vigil_std::span(kind = "tool", "answer")]
+fn f() {}
+
+fn main() {}

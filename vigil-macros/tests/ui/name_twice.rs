@@ -1,0 +1,4 @@
+#[vigil_std::span("answer", name = "reply")]
+fn f() {}
+
+fn main() {}
