@@ -109,7 +109,6 @@ impl Repaired {
     /// A value could not be written (its `Serialize` failed, or a map key had
     /// no string form): `{"vigil.unserializable": "<why>"}` stands in for it.
     pub const UNSERIALIZABLE: Repaired = Repaired(2);
-
 }
 
 flag_set!(Repaired);
