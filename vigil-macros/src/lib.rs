@@ -23,7 +23,11 @@ const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"
 /// when a span is current.
 ///
 /// The options are those of [`macro@span`]; `kind` defaults to `chain`, and
-/// `metadata` becomes the trace's metadata. An `async fn`'s trace goes to the
+/// `metadata` becomes the trace's metadata. Three more group traces, each
+/// an expression evaluated at each call, often an argument:
+/// `session_id = ..` and `user_id = ..` (anything `AsRef<str>`) and
+/// `tags = ..` (a slice or array of strings), stored in the trace's
+/// metadata under `vigil::keys`. An `async fn`'s trace goes to the
 /// client current where the function is called (a scoped one, as in
 /// `vigil::sink::capture`, follows the future to the thread that polls it).
 ///
@@ -49,6 +53,21 @@ const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"
 /// assert_eq!(root.input["question"], "What is Rust?");
 /// let retrieve = captured.spans().find(|s| s.name.ends_with("::retrieve")).unwrap();
 /// assert_eq!(retrieve.parent_span_id, Some(root.span_id.clone()));
+/// ```
+///
+/// Sessions, users and tags:
+///
+/// ```
+/// #[vigil::trace("chat-turn", session_id = conversation, user_id = user, tags = ["beta"])]
+/// fn chat_turn(conversation: &str, user: String, message: &str) -> usize {
+///     message.len()
+/// }
+///
+/// let captured = vigil::sink::capture(|| chat_turn("conv-7", "user-3".into(), "Hi"));
+/// let trace = captured.trace("chat-turn").unwrap();
+/// assert_eq!(trace.metadata[vigil::keys::SESSION_ID], "conv-7");
+/// assert_eq!(trace.metadata[vigil::keys::USER_ID], "user-3");
+/// assert_eq!(trace.metadata[vigil::keys::TAGS][0], "beta");
 /// ```
 #[proc_macro_attribute]
 pub fn trace(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -278,6 +297,8 @@ struct Options {
     name: Option<Expr>,
     kind: Option<Kind>,
     metadata: Option<Expr>,
+    /// `session_id`, `user_id` and `tags`: the trace's grouping keys.
+    grouping: Vec<(Ident, Expr)>,
     input: bool,
     output: bool,
     skip: Vec<Ident>,
@@ -343,6 +364,10 @@ impl Parse for Options {
                     input.parse::<Token![=]>()?;
                     options.metadata = Some(input.parse()?);
                 }
+                "session_id" | "user_id" | "tags" => {
+                    input.parse::<Token![=]>()?;
+                    options.grouping.push((key.clone(), input.parse()?));
+                }
                 "crate" => {
                     input.parse::<Token![=]>()?;
                     let path: LitStr = input.parse()?;
@@ -362,7 +387,7 @@ impl Parse for Options {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
-                            "unknown option `{other}`; expected `name`, `kind`, `metadata`, `input`, `output`, `skip(...)`, `skip_all` or `crate`"
+                            "unknown option `{other}`; expected `name`, `kind`, `metadata`, `session_id`, `user_id`, `tags`, `input`, `output`, `skip(...)`, `skip_all` or `crate`"
                         ),
                     ))
                 }
@@ -747,6 +772,12 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
     let metadata = options.metadata.as_ref().map(|expr| {
         quote_spanned!(expr.span()=> #sdk::__private::set_metadata_object(&__vigil_span, &(#expr));)
     });
+    let grouping = options.grouping.iter().map(|(key, expr)| match key.to_string().as_str() {
+        "tags" => quote_spanned!(expr.span()=> __vigil_span.set_tags(&(#expr));),
+        "session_id" => quote_spanned!(expr.span()=> __vigil_span.set_session_id(::core::convert::AsRef::<str>::as_ref(&(#expr)));),
+        _ => quote_spanned!(expr.span()=> __vigil_span.set_user_id(::core::convert::AsRef::<str>::as_ref(&(#expr)));),
+    });
+    let metadata = quote!(#metadata #(#grouping)*);
     let input = options.input.then(|| {
         let recorded: Vec<&Ident> = sig
             .inputs

@@ -408,3 +408,18 @@ fn return_types_named_like_impl_keep_working() {
     let c = capture(|| assert_eq!(common::block_on(named_like_impl(1)), Ok(2)));
     assert_eq!(c.span("macros::named_like_impl").unwrap().status, "ok");
 }
+
+#[vigil_std::trace("turn", session_id = session, user_id = "user-9", tags = ["async", "beta"])]
+async fn chat_turn(session: String) -> usize {
+    YieldOnce(false).await;
+    session.len()
+}
+
+#[test]
+fn trace_options_set_session_user_and_tags_on_async_traces_too() {
+    let captured = capture(|| block_on(chat_turn("conv-1".into())));
+    let trace = captured.trace("turn").unwrap();
+    assert_eq!(trace.metadata["session_id"], "conv-1");
+    assert_eq!(trace.metadata["user_id"], "user-9");
+    assert_eq!(trace.metadata["tags"], json!(["async", "beta"]));
+}
