@@ -911,14 +911,14 @@ pub(crate) fn current_client() -> Option<Client> {
 /// thread or future.
 ///
 /// ```
-/// use vigil_std::{sink::capture, Context, SpanKind};
+/// use vigil::{sink::capture, Context, SpanKind};
 ///
 /// let captured = capture(|| {
-///     vigil_std::trace("parent", |_| {
+///     vigil::trace("parent", |_| {
 ///         let context = Context::current();
 ///         std::thread::spawn(move || {
 ///             let _attached = context.attach();
-///             vigil_std::span("in-thread", SpanKind::Tool, |_| ());
+///             vigil::span("in-thread", SpanKind::Tool, |_| ());
 ///         })
 ///         .join()
 ///         .unwrap();
@@ -947,6 +947,14 @@ struct ContextInner {
 
 impl Context {
     /// The current span's context (with no span, just the current client).
+    ///
+    /// ```
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::trace("job", |_| assert!(!vigil::Context::current().is_empty()));
+    /// });
+    /// assert!(vigil::Context::current().is_empty(), "no span here");
+    /// # drop(captured);
+    /// ```
     pub fn current() -> Context {
         with_local(|l| {
             let client = l
@@ -1096,6 +1104,19 @@ impl Drop for ContextGuard {
 }
 
 /// Spawns a thread that runs `f` inside the current context.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::trace("fan-out", |_| {
+///         let workers: Vec<_> = (0..2)
+///             .map(|i| vigil::spawn(move || vigil::span(format!("worker-{i}"), vigil::SpanKind::Tool, |_| ())))
+///             .collect();
+///         workers.into_iter().for_each(|w| w.join().unwrap());
+///     })
+/// });
+/// let root = captured.span("fan-out").unwrap();
+/// assert_eq!(captured.span("worker-1").unwrap().parent_span_id, Some(root.span_id.clone()));
+/// ```
 pub fn spawn<F, T>(f: F) -> std::thread::JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

@@ -851,16 +851,73 @@ pub trait InstrumentExt: Future + Sized {
     /// Records this future as a span, child of the span current now. The span
     /// is current during every poll, on whichever thread polls it, and ends
     /// when the future completes (or is dropped).
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Noop;
+    /// #     impl std::task::Wake for Noop { fn wake(self: std::sync::Arc<Self>) {} }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// use vigil::{InstrumentExt, SpanKind};
+    ///
+    /// let captured = vigil::sink::capture(|| {
+    ///     block_on(async {
+    ///         let docs = async { vec!["rust-lang.org"] }.in_span("retrieve", SpanKind::Retriever).await;
+    ///         assert_eq!(docs.len(), 1);
+    ///     })
+    /// });
+    /// assert_eq!(captured.span("retrieve").unwrap().kind, "retriever");
+    /// ```
     fn in_span(self, name: impl Into<SpanName>, kind: SpanKind) -> Instrumented<Self> {
         instrument(self, name.into(), kind, Start::Child)
     }
 
     /// Like [`InstrumentExt::in_span`], as the root of a new trace.
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Noop;
+    /// #     impl std::task::Wake for Noop { fn wake(self: std::sync::Arc<Self>) {} }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// use vigil::InstrumentExt;
+    ///
+    /// let captured = vigil::sink::capture(|| block_on(async { 1 }.in_trace("job")));
+    /// assert_eq!(captured.trace("job").unwrap().status.as_deref(), Some("ok"));
+    /// ```
     fn in_trace(self, name: impl Into<SpanName>) -> Instrumented<Self> {
         instrument(self, name.into(), SpanKind::Chain, Start::Trace)
     }
 
     /// Polls this future inside `context` (see [`crate::Context`]).
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Noop;
+    /// #     impl std::task::Wake for Noop { fn wake(self: std::sync::Arc<Self>) {} }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// use vigil::{Context, InstrumentExt, SpanKind};
+    ///
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::trace("parent", |_| {
+    ///         let task = async { vigil::span("child", SpanKind::Tool, |_| ()) };
+    ///         let task = task.with_context(Context::current());
+    ///         std::thread::spawn(move || block_on(task)).join().unwrap();
+    ///     })
+    /// });
+    /// let parent = captured.span("parent").unwrap();
+    /// assert_eq!(captured.span("child").unwrap().parent_span_id, Some(parent.span_id.clone()));
+    /// ```
     fn with_context(self, context: crate::Context) -> WithContext<Self> {
         WithContext {
             future: self,
