@@ -4,6 +4,15 @@ use core::fmt;
 use core::str::FromStr;
 
 /// What a span represents. The server accepts exactly these six.
+///
+/// ```
+/// use vigil::SpanKind;
+///
+/// let kind: SpanKind = "retriever".parse().unwrap();
+/// assert_eq!(kind, SpanKind::Retriever);
+/// assert_eq!(SpanKind::Llm.as_str(), "llm");
+/// assert!("database".parse::<SpanKind>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SpanKind {
     /// A call to a language model.
@@ -46,6 +55,14 @@ impl SpanKind {
 }
 
 /// How a span ended, as the server stores it.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::span("check", vigil::SpanKind::Tool, |s| s.set_status(vigil::SpanStatus::Error));
+/// });
+/// assert_eq!(captured.span("check").unwrap().status, vigil::SpanStatus::Error.as_str());
+/// assert_eq!("ok".parse::<vigil::SpanStatus>(), Ok(vigil::SpanStatus::Ok));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SpanStatus {
     /// Finished successfully.

@@ -75,6 +75,13 @@ macro_rules! stats {
         }
 
         /// A copy of the counters at one moment.
+        ///
+        /// ```
+        /// let captured = vigil::sink::capture(|| vigil::trace("job", |_| ()));
+        /// let stats = captured.report.unwrap().stats;
+        /// assert_eq!((stats.spans_started, stats.spans_delivered), (1, 1));
+        /// assert_eq!((stats.dropped(), stats.in_flight()), (0, 0));
+        /// ```
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct StatsSnapshot {

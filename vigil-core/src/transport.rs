@@ -83,6 +83,36 @@ pub type Interrupt = alloc::boxed::Box<dyn Fn() + Send + Sync>;
 /// main loop) and waits for the outcome, so an implementation may block up to
 /// [`Request::timeout`]. It must not panic; `vigil-std` catches panics anyway
 /// and counts them as failed attempts.
+///
+/// ```
+/// use vigil::{Outcome, Request, RequestKind, RetryReason, Transport};
+///
+/// /// Hands each request body to a queue of the application's, which may be full.
+/// struct ToQueue(std::sync::mpsc::SyncSender<Vec<u8>>);
+///
+/// impl Transport for ToQueue {
+///     fn send(&mut self, request: &Request<'_>) -> Outcome {
+///         if request.kind == RequestKind::Patch {
+///             return Outcome::Delivered; // statuses are not kept here
+///         }
+///         match self.0.try_send(request.body.to_vec()) {
+///             Ok(()) => Outcome::Delivered,
+///             Err(_) => Outcome::Retry { after: None, reason: RetryReason::Unreachable },
+///         }
+///     }
+/// }
+///
+/// let (tx, rx) = std::sync::mpsc::sync_channel(16);
+/// let config = vigil::Config::builder()
+///     .transport(move || ToQueue(tx.clone()))
+///     .build()
+///     .unwrap();
+/// let client = vigil::Client::new(config).unwrap();
+/// client.scope(|| vigil::trace("job", |_| ()));
+/// client.shutdown();
+/// let body: serde_json::Value = serde_json::from_slice(&rx.recv().unwrap()).unwrap();
+/// assert_eq!(body["trace_name"], "job");
+/// ```
 pub trait Transport {
     /// Sends `request` and reports the outcome.
     fn send(&mut self, request: &Request<'_>) -> Outcome;

@@ -8,6 +8,20 @@ use serde_json::Value;
 use vigil_core::{ConfigError, Redacted, RedactedUrl, Transport};
 
 /// Which payload a [`ConfigBuilder::mask`] hook is looking at.
+///
+/// ```
+/// use vigil::Field;
+///
+/// let builder = vigil::Config::builder().mask(|field, value| {
+///     if matches!(field, Field::Metadata("email")) {
+///         *value = serde_json::json!("<redacted>");
+///     }
+/// });
+/// let (_, captured) = vigil::sink::capture_with(builder, || {
+///     vigil::trace("signup", |t| t.set_metadata("email", &"a@example.com"));
+/// });
+/// assert_eq!(captured.span("signup").unwrap().metadata["email"], "<redacted>");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field<'a> {
     /// A span's input.

@@ -1079,6 +1079,17 @@ enum Attached {
 }
 
 /// Detaches a [`Context`] when dropped.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     let context = vigil::trace("job", |_| vigil::Context::current());
+///     let guard = context.attach(); // spans started now are the context's children
+///     vigil::span("follow-up", vigil::SpanKind::Tool, |_| ());
+///     drop(guard); // and from here on they are not
+/// });
+/// let job = captured.span("job").unwrap();
+/// assert_eq!(captured.span("follow-up").unwrap().parent_span_id, Some(job.span_id.clone()));
+/// ```
 #[must_use = "the context is detached when the guard is dropped"]
 pub struct ContextGuard {
     attached: Attached,

@@ -109,6 +109,16 @@ impl MemoryStore {
 }
 
 /// A span as it was sent.
+///
+/// ```
+/// let captured = vigil::sink::capture(|| {
+///     vigil::trace("job", |_| vigil::span("step", vigil::SpanKind::Tool, |_| ()));
+/// });
+/// let step = captured.span("step").unwrap();
+/// assert_eq!((step.kind.as_str(), step.status.as_str()), ("tool", "ok"));
+/// assert_eq!(step.parent_span_id, Some(captured.span("job").unwrap().span_id.clone()));
+/// assert!(step.duration() < std::time::Duration::from_secs(1));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct CapturedSpan {
     /// 32 hex digits.
@@ -343,6 +353,23 @@ pub async fn capture_async<F: Future>(future: F) -> Captured {
 }
 
 /// [`capture_async`] with options, also returning the future's output.
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     struct Noop;
+/// #     impl std::task::Wake for Noop { fn wake(self: std::sync::Arc<Self>) {} }
+/// #     let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// let builder = vigil::Config::builder().sample_rate(1.0);
+/// let (n, captured) = block_on(vigil::sink::capture_async_with(builder, async {
+///     vigil::trace("job", |_| 3)
+/// }));
+/// assert_eq!(n, 3);
+/// assert!(captured.trace("job").is_some());
+/// ```
 pub async fn capture_async_with<F: Future>(
     builder: crate::ConfigBuilder,
     future: F,

@@ -738,6 +738,16 @@ pub fn current_trace() -> SpanHandle {
 /// A future that records a span around every poll of the future it wraps;
 /// made by [`InstrumentExt::in_span`].
 ///
+/// ```
+/// use vigil::{InstrumentExt, SpanKind};
+///
+/// let captured = vigil::sink::capture(|| {
+///     let task = async { 1 }.in_span("task", SpanKind::Agent);
+///     drop(task); // a future dropped unpolled still ends its span
+/// });
+/// assert_eq!(captured.span("task").unwrap().kind, "agent");
+/// ```
+///
 /// Spans the wrapped future leaves open between polls (a [`SpanGuard`] held
 /// across an `.await`) are kept with it, not on the thread, so other tasks
 /// polled on the thread meanwhile do not see them as current.

@@ -42,10 +42,29 @@ use serde_json::Value;
 use crate::integrations::{LlmCall, Provider};
 
 /// The `ureq` middleware that records LLM calls; see the module docs.
+///
+/// ```no_run
+/// use vigil::ureq::{ureq, VigilMiddleware};
+///
+/// vigil::activate_integration("openai").unwrap();
+/// let agent: ureq::Agent = ureq::Agent::config_builder()
+///     .middleware(VigilMiddleware)
+///     .build()
+///     .into();
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct VigilMiddleware;
 
 /// A `ureq` agent with [`VigilMiddleware`] and otherwise default settings.
+///
+/// ```no_run
+/// vigil::activate_all_integrations();
+/// let agent = vigil::ureq::instrumented_agent();
+/// let answer = agent
+///     .post("http://localhost:11434/v1/chat/completions") // Ollama's OpenAI API
+///     .send(r#"{"model":"llama3","messages":[{"role":"user","content":"Hi"}]}"#)?;
+/// # Ok::<_, vigil::ureq::ureq::Error>(())
+/// ```
 pub fn instrumented_agent() -> ::ureq::Agent {
     ::ureq::Agent::config_builder()
         .middleware(VigilMiddleware)
