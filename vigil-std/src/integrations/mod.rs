@@ -383,11 +383,45 @@ impl Drop for LlmCall {
 
 /// Records an OpenAI chat completion made with any client: `request` and
 /// `response` are the JSON bodies (`Err` with the error's message on failure).
+///
+/// ```
+/// use serde_json::json;
+///
+/// let request = json!({ "model": "gpt-4o", "messages": [{ "role": "user", "content": "Hi" }], "seed": 7 });
+/// let response = json!({
+///     "model": "gpt-4o-2024-08-06",
+///     "choices": [{ "message": { "role": "assistant", "content": "Hello!" } }],
+///     "usage": { "prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5 }
+/// });
+/// let captured = vigil::sink::capture(|| {
+///     vigil::integrations::record_openai_chat(&request, Ok(&response));
+/// });
+/// let llm = captured.span("openai.chat.completions").unwrap();
+/// assert_eq!(llm.input, request, "the whole request, replay keys as sent");
+/// assert_eq!(llm.output["content"], "Hello!");
+/// assert_eq!(llm.output["usage"]["total_tokens"], 5);
+/// ```
 pub fn record_openai_chat(request: &Value, response: Result<&Value, &str>) {
     record(Provider::OpenAi, request, response);
 }
 
 /// Records an Anthropic message made with any client; see [`record_openai_chat`].
+///
+/// ```
+/// use serde_json::json;
+///
+/// let request = json!({
+///     "model": "claude-sonnet-4-5", "max_tokens": 100, "system": "Be brief.",
+///     "messages": [{ "role": "user", "content": "Hi" }]
+/// });
+/// let captured = vigil::sink::capture(|| {
+///     vigil::integrations::record_anthropic_message(&request, Err("overloaded"));
+/// });
+/// let llm = captured.span("anthropic.messages").unwrap();
+/// assert_eq!(llm.status, "error");
+/// // The system prompt also comes first in `messages`, where replay reads it.
+/// assert_eq!(llm.input["messages"][0], json!({ "role": "system", "content": "Be brief." }));
+/// ```
 pub fn record_anthropic_message(request: &Value, response: Result<&Value, &str>) {
     record(Provider::Anthropic, request, response);
 }
