@@ -32,8 +32,10 @@ pub type SpanName = Name<String>;
 /// next update and when it ends; one arriving after the span ended, or beyond
 /// 1,024 waiting, is counted in `refused_updates`. Renaming and
 /// changing the kind work only where the span lives. Otherwise every method
-/// does nothing when the span has ended, is not recorded, or lives on another
-/// thread: instrumentation never fails the program.
+/// does nothing when the span is not recorded, and when it has ended or
+/// lives where this thread cannot reach it (another thread, a future not
+/// being polled) the update is counted in `refused_updates`:
+/// instrumentation never fails the program, and loses nothing unsaid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpanHandle {
     id: Option<SpanId>,
@@ -96,8 +98,12 @@ impl SpanHandle {
         mail: impl FnOnce() -> Option<Mail>,
     ) {
         let Some(id) = self.id else { return };
-        if context::with_frame(id, f).is_none() {
-            context::post(id, mail);
+        if context::with_frame(id, f).is_none() && !context::post(id, mail) {
+            // The span has ended, or lives where this thread cannot reach it
+            // (another thread, a future not being polled): not applied.
+            if let Some(client) = context::current_client() {
+                client.inner.pipeline.stats().refused_update();
+            }
         }
     }
 

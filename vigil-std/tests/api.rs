@@ -752,3 +752,19 @@ fn null_client() -> vigil_std::Client {
     )
     .unwrap()
 }
+
+#[test]
+fn an_update_that_cannot_reach_its_span_is_counted() {
+    use vigil_std::InstrumentExt;
+    let c = capture(|| {
+        // Ended: the handle outlives its span.
+        let handle = vigil_std::span("done", SpanKind::Tool, |s| *s);
+        handle.set_metadata("late", &1);
+        // Not polled yet: the span lives in the future, not on this thread.
+        let task = async {}.in_span("task", SpanKind::Agent);
+        task.handle().set_metadata("early", &true);
+        drop(task);
+    });
+    assert_eq!(c.report.unwrap().stats.refused_updates, 2);
+    assert!(c.span("done").unwrap().metadata.get("late").is_none());
+}
