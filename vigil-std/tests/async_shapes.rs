@@ -149,6 +149,7 @@ async fn question_mark(text: &str) -> Result<u32, std::num::ParseIntError> {
 /// `p` is valid.
 #[vigil_std::span]
 async unsafe fn read(p: *const u32) -> u32 {
+    // SAFETY: the caller's promise that `p` is valid.
     unsafe { *p }
 }
 
@@ -208,6 +209,7 @@ fn every_signature_shape_compiles_and_records_its_span() {
             assert_eq!(block_on(generic(1, "x")), "1x");
             assert_eq!(block_on(opaque(3)).to_string(), "3");
             assert!(block_on(question_mark("x")).is_err());
+            // SAFETY: a reference to a live value is a valid pointer.
             assert_eq!(unsafe { block_on(read(&5)) }, 5);
         })
     });

@@ -17,16 +17,21 @@ thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
+// SAFETY: every call is passed on unchanged to the system allocator, which
+// upholds `GlobalAlloc`'s contract; counting touches no allocation.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: the caller's `layout`, as `GlobalAlloc::alloc` requires.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, that is from `System`.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: `ptr` came from `System`, with `layout`, as the caller promises.
         unsafe { System.realloc(ptr, layout, new) }
     }
 }
