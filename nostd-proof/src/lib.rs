@@ -17,7 +17,7 @@ use core::time::Duration;
 
 use vigil_core::queue::{Queue, Slot};
 use vigil_core::{
-    Clock, ExportSettings, Exporter, IdGenerator, Outcome, Pipeline, Poll, Request, SpanKind,
+    Clock, ExportSettings, Exporter, IdGenerator, Outcome, SpanQueue, Poll, Request, SpanKind,
     SpanStatus, Timestamp, Trace, Transport,
 };
 
@@ -72,7 +72,7 @@ impl Transport for ArrayTransport {
 pub extern "C" fn vigil_nostd_proof() -> u32 {
     let clock = FakeClock(Cell::new(0));
     let mut ids = IdGenerator::from_seed(0x5eed);
-    let pipeline: Pipeline<Text, [Slot<Record>; 16]> = Pipeline::new(Queue::new());
+    let pipeline: SpanQueue<Text, [Slot<Record>; 16]> = SpanQueue::new(Queue::new());
 
     let mut trace: Trace<Text> =
         Trace::new(ids.trace_id(), ids.span_id(), "nostd-agent", clock.now());

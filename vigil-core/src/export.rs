@@ -25,9 +25,8 @@ use crate::buffer::Buffer;
 use crate::config::ExportSettings;
 use crate::encode::{encode_ingest, encode_patch, Envelope};
 use crate::id::{IdGenerator, TraceId};
-use crate::pipeline::Pipeline;
-use crate::queue::Slot;
 use crate::span::Span;
+use crate::span_queue::{count_marks, SpanSource};
 use crate::stats::add;
 use crate::transport::{Lookup, Outcome, Request, RequestKind, RetryReason, Transport};
 
@@ -165,7 +164,7 @@ enum Phase {
     Patch,
 }
 
-/// Drains a [`Pipeline`] into a [`Transport`] (see the module docs).
+/// Drains a [`SpanSource`] into a [`Transport`] (see the module docs).
 ///
 /// `L` holds the batch being sent; `D` the requests deferred for a retry of
 /// their own (at most [`ExportSettings::max_deferred`] of them, whose bodies
@@ -272,33 +271,33 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
 
     /// Advances the state machine at time `now` (monotonic, from any origin),
     /// sending at most one request through `transport`, encoded in `buf`.
-    pub fn poll<S, T>(
+    pub fn poll<P, T>(
         &mut self,
         now: Duration,
-        pipeline: &Pipeline<B, S>,
+        source: &P,
         transport: &mut T,
         buf: &mut [u8],
     ) -> Poll
     where
-        S: AsRef<[Slot<Span<B>>]>,
+        P: SpanSource<B> + ?Sized,
         T: Transport + ?Sized,
     {
-        let poll = self.step(now, pipeline, transport, buf);
+        let poll = self.step(now, source, transport, buf);
         // Before the next poll frees any place of a batch whose requests
         // were deferred.
-        self.publish_deferred(pipeline);
+        self.publish_deferred(source);
         poll
     }
 
-    fn step<S, T>(
+    fn step<P, T>(
         &mut self,
         now: Duration,
-        pipeline: &Pipeline<B, S>,
+        source: &P,
         transport: &mut T,
         buf: &mut [u8],
     ) -> Poll
     where
-        S: AsRef<[Slot<Span<B>>]>,
+        P: SpanSource<B> + ?Sized,
         T: Transport + ?Sized,
     {
         loop {
@@ -307,10 +306,10 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             }
             // A deferred request that is due goes first: it is the oldest.
             if let Some(i) = self.due_deferred(now) {
-                return self.send_deferred(i, now, pipeline, transport);
+                return self.send_deferred(i, now, source, transport);
             }
             if self.len == 0 {
-                match self.refill(now, pipeline) {
+                match self.refill(now, source) {
                     Refill::Taken => {}
                     Refill::Nothing => {
                         let next_flush = self.last_flush + self.settings.flush_interval;
@@ -323,7 +322,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 }
             }
             if self.cursor == self.len && self.phase == Phase::Spans {
-                self.finish_batch(pipeline);
+                self.finish_batch(source);
                 continue;
             }
             if now < self.retry_at {
@@ -333,8 +332,8 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 return Poll::Wait(at);
             }
             return match self.phase {
-                Phase::Spans => self.send_spans(now, pipeline, transport, buf),
-                Phase::Patch => self.send_patch(now, pipeline, transport, buf),
+                Phase::Spans => self.send_spans(now, source, transport, buf),
+                Phase::Patch => self.send_patch(now, source, transport, buf),
             };
         }
     }
@@ -342,7 +341,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
     /// Drops everything held, deferred and queued, counting the spans as
     /// dropped at shutdown and the trace statuses never sent as failed
     /// patches.
-    pub fn abandon<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) -> Abandoned {
+    pub fn abandon<P: SpanSource<B> + ?Sized>(&mut self, source: &P) -> Abandoned {
         let mut lost = Abandoned {
             spans: self.len - self.cursor,
             patches: usize::from(self.phase == Phase::Patch),
@@ -355,21 +354,21 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         }
         self.deferred.clear();
         self.deferred_bytes = 0;
-        self.publish_deferred(pipeline);
-        self.finish_batch(pipeline);
-        add(&pipeline.stats.dropped_at_shutdown, lost.spans);
-        add(&pipeline.stats.patches_failed, lost.patches);
-        lost.spans += pipeline.discard_queued();
+        self.publish_deferred(source);
+        self.finish_batch(source);
+        add(&source.counters().dropped_at_shutdown, lost.spans);
+        add(&source.counters().patches_failed, lost.patches);
+        lost.spans += discard_queued(source);
         lost
     }
 
     /// Takes a batch from the queue if one is due.
-    fn refill<S: AsRef<[Slot<Span<B>>]>>(
+    fn refill<P: SpanSource<B> + ?Sized>(
         &mut self,
         now: Duration,
-        pipeline: &Pipeline<B, S>,
+        source: &P,
     ) -> Refill {
-        let waiting = pipeline.len();
+        let waiting = source.len();
         if waiting == 0 {
             self.flush_requested = false;
             if now >= self.last_flush + self.settings.flush_interval {
@@ -379,13 +378,13 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         }
         let due = self.flush_requested
             || waiting >= self.settings.batch_size
-            || pipeline.is_full()
+            || source.is_full()
             || now >= self.last_flush + self.settings.flush_interval;
         if !due {
             return Refill::Nothing;
         }
         while self.len < self.settings.batch_size {
-            if !self.take(pipeline) {
+            if !self.take(source) {
                 break;
             }
         }
@@ -401,7 +400,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         let mut open = self.open_traces();
         let limit = self.settings.batch_size.saturating_mul(2);
         while !open.is_empty() && self.len < limit && self.batch.has_room() {
-            if !self.take(pipeline) {
+            if !self.take(source) {
                 break;
             }
             let last = &self.batch.as_slice()[self.len - 1];
@@ -426,10 +425,11 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
 
     /// Moves one span from the queue into the batch; false when there was
     /// none to take or no room for it.
-    fn take<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) -> bool {
-        let Some(span) = pipeline.pop() else {
+    fn take<P: SpanSource<B> + ?Sized>(&mut self, source: &P) -> bool {
+        let Some(span) = source.pop() else {
             return false;
         };
+        count_marks(source.counters(), &span);
         match self.batch.push(span) {
             Ok(()) => {
                 self.len += 1;
@@ -440,9 +440,9 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 // the embedding code: count the loss. Its place is freed with
                 // the batch's, or now if there is no batch (storage that
                 // holds nothing), which would otherwise never end.
-                add(&pipeline.stats.dropped_oversize, 1);
+                add(&source.counters().dropped_oversize, 1);
                 if self.len == 0 {
-                    pipeline.release_popped();
+                    source.release();
                 }
                 false
             }
@@ -467,11 +467,11 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             .collect()
     }
 
-    fn finish_batch<S: AsRef<[Slot<Span<B>>]>>(&mut self, pipeline: &Pipeline<B, S>) {
+    fn finish_batch<P: SpanSource<B> + ?Sized>(&mut self, source: &P) {
         // Free the records before their places: once a flush sees them
         // released, their memory is gone too.
         self.batch.clear();
-        pipeline.release_popped();
+        source.release();
         self.len = 0;
         self.cursor = 0;
         self.phase = Phase::Spans;
@@ -489,15 +489,15 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             .map_or(self.len, |n| self.cursor + n)
     }
 
-    fn send_spans<S, T>(
+    fn send_spans<P, T>(
         &mut self,
         now: Duration,
-        pipeline: &Pipeline<B, S>,
+        source: &P,
         transport: &mut T,
         buf: &mut [u8],
     ) -> Poll
     where
-        S: AsRef<[Slot<Span<B>>]>,
+        P: SpanSource<B> + ?Sized,
         T: Transport + ?Sized,
     {
         let end = self.group_end();
@@ -533,7 +533,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         let encoded = match encoded {
             Ok(encoded) => encoded,
             Err(_) => {
-                add(&pipeline.stats.dropped_oversize, 1);
+                add(&source.counters().dropped_oversize, 1);
                 self.advance(1, end);
                 return Poll::Again;
             }
@@ -547,9 +547,9 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             timeout: self.settings.timeout,
         };
         let outcome = if self.maybe_stored {
-            ask_then_send(&request, pipeline, transport)
+            ask_then_send(&request, source, transport)
         } else {
-            send(&request, pipeline, transport)
+            send(&request, source, transport)
         };
         let delivered = |this: &mut Self| {
             this.advance(n, end);
@@ -559,44 +559,44 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         };
         match outcome {
             Outcome::Delivered => {
-                add(&pipeline.stats.spans_delivered, n);
+                add(&source.counters().spans_delivered, n);
                 self.outage = 0;
                 delivered(self);
             }
             Outcome::Rejected => {
-                add(&pipeline.stats.spans_rejected, n);
+                add(&source.counters().spans_rejected, n);
                 self.advance(n, end);
             }
             Outcome::Retry {
                 after,
                 reason: RetryReason::Failed,
             } => {
-                add(&pipeline.stats.retries, 1);
+                add(&source.counters().retries, 1);
                 let body = &buf[..encoded.len];
                 if self.defer(RequestKind::Ingest, trace_id, body, n, now, after) {
                     // The spans travel on in the deferred request.
                     delivered(self);
                 } else if self.retry_in_place(now, after) {
-                    add(&pipeline.stats.dropped_after_retries, n);
+                    add(&source.counters().dropped_after_retries, n);
                     self.advance(n, end);
                 } else {
                     self.maybe_stored = true;
                 }
             }
-            Outcome::Retry { after, reason } => self.pause(now, after, reason, pipeline),
+            Outcome::Retry { after, reason } => self.pause(now, after, reason, source),
         }
         Poll::Again
     }
 
-    fn send_patch<S, T>(
+    fn send_patch<P, T>(
         &mut self,
         now: Duration,
-        pipeline: &Pipeline<B, S>,
+        source: &P,
         transport: &mut T,
         buf: &mut [u8],
     ) -> Poll
     where
-        S: AsRef<[Slot<Span<B>>]>,
+        P: SpanSource<B> + ?Sized,
         T: Transport + ?Sized,
     {
         // The root is the span just before the cursor.
@@ -624,29 +624,29 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             spans: 0,
             timeout: self.settings.timeout,
         };
-        match send(&request, pipeline, transport) {
+        match send(&request, source, transport) {
             Outcome::Delivered => {
-                add(&pipeline.stats.patches_delivered, 1);
+                add(&source.counters().patches_delivered, 1);
                 self.outage = 0;
                 self.patch_done();
             }
             Outcome::Rejected => {
-                add(&pipeline.stats.patches_failed, 1);
+                add(&source.counters().patches_failed, 1);
                 self.patch_done();
             }
             Outcome::Retry {
                 after,
                 reason: RetryReason::Failed,
             } => {
-                add(&pipeline.stats.retries, 1);
+                add(&source.counters().retries, 1);
                 if self.defer(RequestKind::Patch, trace_id, &buf[..len], 0, now, after) {
                     self.patch_done();
                 } else if self.retry_in_place(now, after) {
-                    add(&pipeline.stats.patches_failed, 1);
+                    add(&source.counters().patches_failed, 1);
                     self.patch_done();
                 }
             }
-            Outcome::Retry { after, reason } => self.pause(now, after, reason, pipeline),
+            Outcome::Retry { after, reason } => self.pause(now, after, reason, source),
         }
         Poll::Again
     }
@@ -657,15 +657,15 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         self.retry_at = Duration::ZERO;
     }
 
-    fn send_deferred<S, T>(
+    fn send_deferred<P, T>(
         &mut self,
         i: usize,
         now: Duration,
-        pipeline: &Pipeline<B, S>,
+        source: &P,
         transport: &mut T,
     ) -> Poll
     where
-        S: AsRef<[Slot<Span<B>>]>,
+        P: SpanSource<B> + ?Sized,
         T: Transport + ?Sized,
     {
         let d = &self.deferred.as_slice()[i];
@@ -678,26 +678,26 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             timeout: self.settings.timeout,
         };
         let outcome = if maybe_stored {
-            ask_then_send(&request, pipeline, transport)
+            ask_then_send(&request, source, transport)
         } else {
-            send(&request, pipeline, transport)
+            send(&request, source, transport)
         };
         let ingest = kind == RequestKind::Ingest;
         match outcome {
             Outcome::Delivered => {
                 self.outage = 0;
                 if ingest {
-                    add(&pipeline.stats.spans_delivered, spans);
+                    add(&source.counters().spans_delivered, spans);
                 } else {
-                    add(&pipeline.stats.patches_delivered, 1);
+                    add(&source.counters().patches_delivered, 1);
                 }
                 self.remove_deferred(i);
             }
             Outcome::Rejected => {
                 if ingest {
-                    add(&pipeline.stats.spans_rejected, spans);
+                    add(&source.counters().spans_rejected, spans);
                 } else {
-                    add(&pipeline.stats.patches_failed, 1);
+                    add(&source.counters().patches_failed, 1);
                 }
                 self.remove_deferred(i);
             }
@@ -705,13 +705,13 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 after,
                 reason: RetryReason::Failed,
             } => {
-                add(&pipeline.stats.retries, 1);
+                add(&source.counters().retries, 1);
                 let attempts = self.deferred.as_slice()[i].attempts + 1;
                 if attempts >= self.settings.max_attempts {
                     if ingest {
-                        add(&pipeline.stats.dropped_after_retries, spans);
+                        add(&source.counters().dropped_after_retries, spans);
                     } else {
-                        add(&pipeline.stats.patches_failed, 1);
+                        add(&source.counters().patches_failed, 1);
                     }
                     self.remove_deferred(i);
                 } else {
@@ -722,7 +722,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                     d.maybe_stored = ingest;
                 }
             }
-            Outcome::Retry { after, reason } => self.pause(now, after, reason, pipeline),
+            Outcome::Retry { after, reason } => self.pause(now, after, reason, source),
         }
         Poll::Again
     }
@@ -771,8 +771,11 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
     }
 
     /// Tells flushers how many requests are deferred.
-    fn publish_deferred<S: AsRef<[Slot<Span<B>>]>>(&self, pipeline: &Pipeline<B, S>) {
-        pipeline.set_deferred_requests(self.deferred.len());
+    fn publish_deferred<P: SpanSource<B> + ?Sized>(&self, source: &P) {
+        source
+            .counters()
+            .deferred
+            .store(self.deferred.len(), core::sync::atomic::Ordering::Release);
     }
 
     fn remove_deferred(&mut self, i: usize) {
@@ -833,14 +836,14 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
 
     /// Pauses all sending: the server asked to slow down or is unreachable.
     /// Costs the request no attempt.
-    fn pause<S: AsRef<[Slot<Span<B>>]>>(
+    fn pause<P: SpanSource<B> + ?Sized>(
         &mut self,
         now: Duration,
         after: Option<Duration>,
         reason: RetryReason,
-        pipeline: &Pipeline<B, S>,
+        source: &P,
     ) {
-        add(&pipeline.stats.retries, 1);
+        add(&source.counters().retries, 1);
         let n = match reason {
             RetryReason::Unreachable => {
                 self.outage = self.outage.saturating_add(1);
@@ -891,41 +894,54 @@ fn join_members<'a, B: Buffer>(scratch: &'a mut B, defaults: &str, own: &'a str)
     }
 }
 
+/// Drops every queued span, counting each in `dropped_at_shutdown`;
+/// returns how many.
+pub(crate) fn discard_queued<B: Buffer, P: SpanSource<B> + ?Sized>(source: &P) -> usize {
+    let mut dropped = 0;
+    while let Some(span) = source.pop() {
+        count_marks(source.counters(), &span);
+        dropped += 1;
+    }
+    source.release();
+    add(&source.counters().dropped_at_shutdown, dropped);
+    dropped
+}
+
 /// Sends one request, counting it.
-fn send<B, S, T>(request: &Request<'_>, pipeline: &Pipeline<B, S>, transport: &mut T) -> Outcome
+fn send<B, P, T>(request: &Request<'_>, source: &P, transport: &mut T) -> Outcome
 where
     B: Buffer,
-    S: AsRef<[Slot<Span<B>>]>,
+    P: SpanSource<B> + ?Sized,
     T: Transport + ?Sized,
 {
     let outcome = transport.send(request);
-    add(&pipeline.stats.requests, 1);
-    add(&pipeline.stats.bytes_sent, request.body.len());
+    add(&source.counters().requests, 1);
+    add(&source.counters().bytes_sent, request.body.len());
     outcome
 }
 
 /// For a request whose earlier attempt may have been stored: asks the
 /// server, and sends only if it does not hold the spans yet.
-fn ask_then_send<B, S, T>(
+fn ask_then_send<B, P, T>(
     request: &Request<'_>,
-    pipeline: &Pipeline<B, S>,
+    source: &P,
     transport: &mut T,
 ) -> Outcome
 where
     B: Buffer,
-    S: AsRef<[Slot<Span<B>>]>,
+    P: SpanSource<B> + ?Sized,
     T: Transport + ?Sized,
 {
     match transport.lookup(request) {
         Lookup::Stored => {
-            add(&pipeline.stats.requests, 1);
-            add(&pipeline.stats.found_stored, 1);
+            add(&source.counters().requests, 1);
+            add(&source.counters().found_stored, 1);
             Outcome::Delivered
         }
         Lookup::Missing => {
-            add(&pipeline.stats.requests, 1);
-            send(request, pipeline, transport)
+            add(&source.counters().requests, 1);
+            send(request, source, transport)
         }
-        Lookup::Unknown => send(request, pipeline, transport),
+        Lookup::Unknown => send(request, source, transport),
     }
 }

@@ -13,7 +13,7 @@
 //! use core::time::Duration;
 //! use vigil_core::queue::{Queue, Slot};
 //! use vigil_core::{
-//!     ExportSettings, Exporter, IdGenerator, Outcome, Pipeline, Poll, Request, SpanKind,
+//!     ExportSettings, Exporter, IdGenerator, Outcome, Poll, Request, SpanKind, SpanQueue,
 //!     SpanStatus, Timestamp, Trace, Transport,
 //! };
 //!
@@ -28,7 +28,7 @@
 //!     }
 //! }
 //!
-//! let pipeline: Pipeline<Text, [Slot<Record>; 8]> = Pipeline::new(Queue::new());
+//! let queue: SpanQueue<Text, [Slot<Record>; 8]> = SpanQueue::new(Queue::new());
 //! let mut ids = IdGenerator::from_seed(42);
 //! let t = |ms: u64| Timestamp::from_unix_nanos(ms * 1_000_000);
 //!
@@ -36,17 +36,17 @@
 //! let mut llm = trace.child(ids.span_id(), "llm:gpt-4", SpanKind::Llm, t(1));
 //! llm.set_input(&[("prompt", "Hi")]).unwrap();
 //! llm.end(t(2), SpanStatus::Ok);
-//! pipeline.submit(llm);
-//! pipeline.submit(trace.end(t(3), SpanStatus::Ok));
+//! queue.submit(llm);
+//! queue.submit(trace.end(t(3), SpanStatus::Ok));
 //!
 //! let mut exporter: Exporter<Text, heapless::Vec<Record, 8>> =
 //!     Exporter::new(ExportSettings::default(), "default", 7);
 //! exporter.request_flush();
 //! let mut buf = [0u8; 4096];
 //! let mut transport = Sent(0);
-//! while exporter.poll(Duration::ZERO, &pipeline, &mut transport, &mut buf) == Poll::Again {}
+//! while exporter.poll(Duration::ZERO, &queue, &mut transport, &mut buf) == Poll::Again {}
 //! assert_eq!(transport.0, 2);
-//! assert_eq!(pipeline.snapshot().spans_delivered, 2);
+//! assert_eq!(queue.snapshot().spans_delivered, 2);
 //! ```
 #![no_std]
 #![deny(missing_docs)]
@@ -64,9 +64,9 @@ mod export;
 mod id;
 mod json;
 mod model;
-mod pipeline;
 pub mod queue;
 mod span;
+mod span_queue;
 mod stats;
 mod sync;
 mod time;
@@ -83,12 +83,12 @@ pub use export::{Abandoned, BatchStorage, Deferred, Exporter, Poll, MAX_RETRY_AF
 pub use id::{IdGenerator, SpanId, TraceId};
 pub use json::{Changes, JsonError, DEPTH_MARKER, MAX_DEPTH, MAX_WRAPPERS};
 pub use model::{SpanKind, SpanStatus, UnknownName};
-pub use pipeline::{Lane, Marks, Pipeline, Reserve, LANES};
 pub use span::{
     write_json, write_object, Name, Repaired, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT,
     MAX_NAME_CHARS, TRUNCATED_MARKER, UNSERIALIZABLE_KEY,
 };
-pub use stats::{StartedShard, Stats, StatsSnapshot, STARTED_SHARDS};
+pub use span_queue::{Mark, Producer, SpanQueue, SpanSource};
+pub use stats::{Counters, StatsSnapshot};
 pub use time::{Clock, Timestamp, RFC3339_LEN};
 #[cfg(feature = "alloc")]
 pub use transport::Interrupt;

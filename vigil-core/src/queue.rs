@@ -66,6 +66,50 @@ impl<T> Default for Slot<T> {
     }
 }
 
+mod sealed {
+    /// The slots a queue owns; implemented for the storage types
+    /// [`super::Storage`] lists and no others.
+    pub trait Storage<T> {
+        fn slots(&self) -> &[super::Slot<T>];
+    }
+}
+
+/// What a [`Queue`] keeps its records in: `[Slot<T>; N]`, or (with the
+/// `alloc` feature) `Box<[Slot<T>]>`.
+///
+/// Sealed: the queue owns its slots, so no second queue can see a record
+/// the first one dropped.
+///
+/// ```compile_fail
+/// use vigil_core::queue::{Queue, Slot};
+///
+/// // Borrowed slots are no storage: the first queue would drop "a" at the end
+/// // of its life and leave the slot marked full for the second one.
+/// let slots: [Slot<String>; 4] = Default::default();
+/// let first = Queue::from_slots(&slots[..], 4);
+/// let _ = first.push("a".to_owned());
+/// drop(first);
+/// let second = Queue::from_slots(&slots[..], 4);
+/// let _ = second.pop();
+/// ```
+pub trait Storage<T>: sealed::Storage<T> {}
+
+impl<T, const N: usize> sealed::Storage<T> for [Slot<T>; N] {
+    fn slots(&self) -> &[Slot<T>] {
+        self
+    }
+}
+impl<T, const N: usize> Storage<T> for [Slot<T>; N] {}
+
+#[cfg(feature = "alloc")]
+impl<T> sealed::Storage<T> for alloc::boxed::Box<[Slot<T>]> {
+    fn slots(&self) -> &[Slot<T>] {
+        self
+    }
+}
+#[cfg(feature = "alloc")]
+impl<T> Storage<T> for alloc::boxed::Box<[Slot<T>]> {}
+
 /// Keeps a hot counter on a cache line (pair) of its own.
 #[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
 #[cfg_attr(
@@ -74,10 +118,9 @@ impl<T> Default for Slot<T> {
 )]
 struct Padded<T>(T);
 
-/// A bounded multi-producer queue over the slots in `S`.
-///
-/// `S` is `[Slot<T>; N]` for a queue with no allocator (`N` a power of two,
-/// at least 2), or `Box<[Slot<T>]>` with the `alloc` feature.
+/// A bounded multi-producer queue over the slots in `S` (see [`Storage`]),
+/// which it owns: `[Slot<T>; N]` for a queue with no allocator (`N` a power
+/// of two, at least 2), or `Box<[Slot<T>]>` with the `alloc` feature.
 ///
 /// ```
 /// use vigil_core::queue::{Queue, Slot};
@@ -93,7 +136,7 @@ struct Padded<T>(T);
 /// QUEUE.release(1);
 /// assert_eq!(QUEUE.push(9), Ok(4), "held now: 1, 2, 3 and 9");
 /// ```
-pub struct Queue<T, S: AsRef<[Slot<T>]>> {
+pub struct Queue<T, S: Storage<T>> {
     tail: Padded<AtomicUsize>,
     head: Padded<AtomicUsize>,
     /// Pops completed (slot handed back), so `release` can never run ahead.
@@ -179,12 +222,21 @@ fn empty_slots<T>(n: usize) -> alloc::boxed::Box<[Slot<T>]> {
     (0..n).map(|_| Slot::new()).collect()
 }
 
-impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
-    /// A queue over `slots` (empty, length a power of two, at least 2) holding
-    /// up to `capacity` records (at most `slots` long). Out-of-range values are
+impl<T, S: Storage<T>> Queue<T, S> {
+    /// A queue over `slots` (length a power of two, at least 2) holding up to
+    /// `capacity` records (at most `slots` long). Out-of-range values are
     /// clamped rather than rejected.
+    ///
+    /// ```
+    /// use vigil_core::queue::{Queue, Slot};
+    ///
+    /// let slots: [Slot<String>; 4] = Default::default();
+    /// let queue = Queue::from_slots(slots, 3);
+    /// assert_eq!(queue.capacity(), 3);
+    /// assert_eq!(queue.push("a".to_owned()), Ok(1));
+    /// ```
     pub fn from_slots(slots: S, capacity: usize) -> Self {
-        let len = slots.as_ref().len();
+        let len = sealed::Storage::slots(&slots).len();
         // The largest power of two not above `len`.
         let size = if len == 0 {
             0
@@ -255,7 +307,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
     /// that already exists, as [`Queue::push`] does.
     #[inline(always)]
     pub fn push_with<F: FnOnce() -> T>(&self, make: F) -> Result<usize, F> {
-        let slots = self.slots.as_ref();
+        let slots = sealed::Storage::slots(&self.slots);
         if slots.len() < 2 {
             return Err(make);
         }
@@ -296,8 +348,8 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
     /// this one; pushes are ordered (one happens before the next), as they are
     /// when one thread makes them all.
     #[inline(always)]
-    pub unsafe fn push_with_single<F: FnOnce() -> T>(&self, make: F) -> Result<usize, F> {
-        let slots = self.slots.as_ref();
+    pub(crate) unsafe fn push_with_single<F: FnOnce() -> T>(&self, make: F) -> Result<usize, F> {
+        let slots = sealed::Storage::slots(&self.slots);
         if slots.len() < 2 {
             return Err(make);
         }
@@ -336,7 +388,7 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
     /// A record whose producer is still writing it is not ready yet; `pop`
     /// returns `None` rather than waiting.
     pub fn pop(&self) -> Option<T> {
-        let slots = self.slots.as_ref();
+        let slots = sealed::Storage::slots(&self.slots);
         if slots.len() < 2 {
             return None;
         }
@@ -385,10 +437,10 @@ impl<T, S: AsRef<[Slot<T>]>> Queue<T, S> {
     }
 }
 
-impl<T, S: AsRef<[Slot<T>]>> Drop for Queue<T, S> {
+impl<T, S: Storage<T>> Drop for Queue<T, S> {
     fn drop(&mut self) {
         // Records pushed and never popped are still initialised.
-        let slots = self.slots.as_ref();
+        let slots = sealed::Storage::slots(&self.slots);
         let mut head = self.head.0.load(Ordering::Relaxed);
         let tail = self.tail.0.load(Ordering::Relaxed);
         while head != tail && slots.len() >= 2 {

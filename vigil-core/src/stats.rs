@@ -2,7 +2,7 @@
 //!
 //! The hot path touches no shared counter: spans queued are the queue's own
 //! push count, spans ended are those plus the drops, and spans started are
-//! counted in shards that threads own (see [`StartedShard`]).
+//! counted per lane of the [`crate::SpanQueue`], by the producer that owns it.
 
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -11,67 +11,16 @@ pub(crate) type Counter = core::sync::atomic::AtomicU64;
 #[cfg(not(target_has_atomic = "64"))]
 pub(crate) type Counter = core::sync::atomic::AtomicU32;
 
-/// Shards of the `spans_started` counter: [`StartedShard::SHARED`] and
-/// `STARTED_SHARDS - 1` that threads may own.
-pub const STARTED_SHARDS: usize = 16;
-
-/// Where a thread counts the spans it starts.
-///
-/// An owned shard is written by one thread only, so counting is a plain
-/// load and store rather than a locked read-modify-write (a full barrier on
-/// x86, and most of a counter's cost); any number of threads may count in
-/// the shared one at once. Whoever hands out owned shards sees to it that
-/// one thread holds each at a time, and that a shard passes to its next
-/// owner through a release and acquire, so no count is lost in between. If
-/// two threads did count in one owned shard at once, some of their counts
-/// could be lost; nothing worse.
-///
-/// ```
-/// use vigil_core::{Stats, StartedShard};
-///
-/// let stats = Stats::new();
-/// stats.span_started(StartedShard::SHARED);
-/// stats.span_started(StartedShard::owned(3).unwrap());
-/// assert!(StartedShard::owned(0).is_none(), "0 is the shared shard");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StartedShard(usize);
-
-impl StartedShard {
-    /// The shard every thread may count in at once.
-    pub const SHARED: StartedShard = StartedShard(0);
-
-    /// Shard `n` (`1..STARTED_SHARDS`), for the sole use of one thread.
-    pub const fn owned(n: usize) -> Option<StartedShard> {
-        if n > 0 && n < STARTED_SHARDS {
-            Some(StartedShard(n))
-        } else {
-            None
-        }
-    }
-
-    /// The shard's number: 0 for the shared one.
-    pub const fn index(self) -> usize {
-        self.0
-    }
-}
-
-#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    repr(align(64))
-)]
-#[derive(Debug, Default)]
-struct Shard(Counter);
-
 macro_rules! stats {
     ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
-        /// Live counters, updated with relaxed atomics from any thread. Read
-        /// them through [`crate::Pipeline::snapshot`].
+        /// The live counters of what became of the spans of a
+        /// [`crate::SpanSource`], updated by the exporter and the queue with
+        /// relaxed atomics. Read them through [`crate::SpanQueue::snapshot`].
         #[derive(Debug, Default)]
-        pub struct Stats {
-            started: [Shard; STARTED_SHARDS],
+        pub struct Counters {
             $(pub(crate) $field: Counter,)*
+            /// Requests deferred for a retry of their own: a gauge.
+            pub(crate) deferred: core::sync::atomic::AtomicUsize,
         }
 
         /// A copy of the counters at one moment.
@@ -94,18 +43,18 @@ macro_rules! stats {
             $($(#[$doc])* pub $field: u64,)*
         }
 
-        impl Stats {
+        impl Counters {
             /// All counters at zero.
             pub const fn new() -> Self {
-                Stats {
-                    started: [const { Shard(Counter::new(0)) }; STARTED_SHARDS],
+                Counters {
                     $($field: Counter::new(0),)*
+                    deferred: core::sync::atomic::AtomicUsize::new(0),
                 }
             }
 
-            pub(crate) fn snapshot(&self, queued: u64) -> StatsSnapshot {
+            pub(crate) fn snapshot(&self, queued: u64, started: u64) -> StatsSnapshot {
                 let mut s = StatsSnapshot {
-                    spans_started: self.started.iter().map(|c| u64::from(c.0.load(Relaxed))).sum(),
+                    spans_started: started,
                     spans_queued: queued,
                     $($field: self.$field.load(Relaxed).into(),)*
                     ..StatsSnapshot::default()
@@ -170,33 +119,6 @@ stats! {
     mask_panics,
 }
 
-impl Stats {
-    /// Counts an update sent to a span that could not take it.
-    pub fn refused_update(&self) {
-        add(&self.refused_updates, 1);
-    }
-
-    /// Counts a payload left out because the mask hook panicked (or could
-    /// not be called).
-    pub fn mask_panicked(&self) {
-        add(&self.mask_panics, 1);
-    }
-
-    /// Counts a span start in `shard`.
-    #[inline]
-    pub fn span_started(&self, shard: StartedShard) {
-        let Some(counter) = self.started.get(shard.0).map(|s| &s.0) else {
-            return;
-        };
-        if shard == StartedShard::SHARED {
-            add(counter, 1);
-        } else {
-            // This thread alone writes an owned shard.
-            counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
-        }
-    }
-}
-
 #[inline]
 pub(crate) fn add(counter: &Counter, n: usize) {
     // Truncation only matters on 32-bit targets past 4 billion.
@@ -218,24 +140,5 @@ impl StatsSnapshot {
     pub fn in_flight(&self) -> u64 {
         self.spans_ended
             .saturating_sub(self.spans_delivered + self.dropped())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn starts_in_every_shard_are_summed() {
-        let stats = Stats::new();
-        stats.span_started(StartedShard::SHARED);
-        for n in 1..STARTED_SHARDS {
-            for _ in 0..n {
-                stats.span_started(StartedShard::owned(n).unwrap());
-            }
-        }
-        let owned = (STARTED_SHARDS * (STARTED_SHARDS - 1) / 2) as u64;
-        assert_eq!(stats.snapshot(0).spans_started, 1 + owned);
-        assert_eq!(StartedShard::owned(STARTED_SHARDS), None);
     }
 }

@@ -9,12 +9,12 @@ use common::check_ingest;
 use serde_json::Value;
 use vigil_core::queue::Slot;
 use vigil_core::{
-    ExportSettings, Exporter, IdGenerator, Outcome, Pipeline, Poll, Request, RequestKind,
+    ExportSettings, Exporter, IdGenerator, Outcome, SpanQueue, Poll, Request, RequestKind,
     RetryReason, Span, SpanKind, SpanStatus, Timestamp, Trace, TraceId, Transport,
 };
 
 type Text = String;
-type Pipe = Pipeline<Text, Box<[Slot<Span<Text>>]>>;
+type Pipe = SpanQueue<Text, Box<[Slot<Span<Text>>]>>;
 type Exp = Exporter<Text, Vec<Span<Text>>>;
 
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ fn settings(batch: usize, interval_ms: u64) -> ExportSettings {
 }
 
 fn pipe(cap: usize) -> Pipe {
-    Pipeline::with_capacity(cap)
+    SpanQueue::with_capacity(cap)
 }
 
 /// Polls until the exporter must wait; returns what it asked for.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use vigil_core::queue::Slot;
 use vigil_core::{
-    Abandoned, ConfigError, Deferred, Exporter, Interrupt, Lane, Lookup, Outcome, Pipeline, Poll,
-    Request, Reserve, RetryReason, StatsSnapshot, Transport,
+    Abandoned, ConfigError, Deferred, Exporter, Interrupt, Lookup, Outcome, Poll, Producer,
+    Request, RetryReason, SpanQueue, StatsSnapshot, Transport,
 };
 
 use crate::config::{BoxTransport, Config};
@@ -19,6 +19,9 @@ use crate::text::Text;
 use crate::Record;
 
 type Slots = Box<[Slot<Record>]>;
+
+/// Where a client's ended spans wait for its exporter.
+pub(crate) type Spans = SpanQueue<Text, Slots>;
 
 /// A handle to an initialised SDK: cheap to clone, shared by all threads.
 ///
@@ -62,7 +65,7 @@ impl Drop for Handle {
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
-    pub(crate) pipeline: Pipeline<Text, Slots>,
+    pub(crate) spans: Arc<Spans>,
     /// Traces whose id hashes below this are recorded.
     pub(crate) sample_threshold: u64,
     control: Control,
@@ -197,7 +200,7 @@ impl Client {
             (rate * u64::MAX as f64) as u64
         };
         let inner = Arc::new(Inner {
-            pipeline: Pipeline::with_capacity(capacity),
+            spans: Arc::new(SpanQueue::with_capacity(capacity)),
             sample_threshold,
             control: Control {
                 sleeping: AtomicBool::new(false),
@@ -260,7 +263,7 @@ impl Client {
     /// assert_eq!(stats.dropped(), 0);
     /// ```
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.pipeline.snapshot()
+        self.inner.spans.snapshot()
     }
 
     /// Sends everything ended so far and waits until it is delivered or
@@ -276,15 +279,15 @@ impl Client {
         if !self.is_enabled() {
             return true;
         }
-        let pipeline = &self.inner.pipeline;
-        let target = pipeline.marks();
+        let spans = &self.inner.spans;
+        let target = spans.mark();
         let deadline = deadline_after(timeout);
         let control = &self.inner.control;
         let mut state = lock(&control.state);
         loop {
             // Spans whose requests wait for a retry have left the queue: the
             // exporter counts those requests before it frees their places.
-            let handled = pipeline.reached(&target) && pipeline.deferred_requests() == 0;
+            let handled = spans.reached(&target) && spans.deferred_requests() == 0;
             if handled || state.finished {
                 return handled;
             }
@@ -417,70 +420,60 @@ impl Client {
         ShutdownGuard(Some(self))
     }
 
-    /// Queues `span` in this thread's own lane if it has one (`owned_lane`),
-    /// else in the shared one.
-    ///
-    /// # Safety
-    ///
-    /// `owned_lane`, if any, is the lane of the shard the calling thread owns.
+    /// Queues `span` from any thread (see [`ClientProducer`] for the way of
+    /// a thread that ends many).
     #[inline]
-    pub(crate) unsafe fn submit(&self, span: Record, owned_lane: Option<Lane>) {
-        // SAFETY: the caller's promise.
-        let _ = unsafe { self.submit_from(owned_lane, || span) };
+    pub(crate) fn submit(&self, span: Record) {
+        let _ = self.submit_from(|| span);
     }
 
     /// [`Client::submit`] for a span that `make` moves out of where it lives.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Client::submit`].
     #[inline(always)]
-    pub(crate) unsafe fn submit_from<F: FnOnce() -> Record>(
-        &self,
-        owned_lane: Option<Lane>,
-        make: F,
-    ) -> Result<(), F> {
-        let pipeline = &self.inner.pipeline;
-        let submitted = match owned_lane {
-            // SAFETY: the caller's promise.
-            Some(lane) => unsafe { pipeline.submit_owned_once(lane, make) },
-            None => pipeline.submit_with(make),
-        };
+    pub(crate) fn submit_from<F: FnOnce() -> Record>(&self, make: F) -> Result<(), F> {
+        let submitted = self.inner.spans.submit_with(make);
         // The place came straight from the budget, whose line this thread
         // has just written: seeing whether it was the last costs little.
         self.inner.after_submit(submitted, true)
     }
 
-    /// [`Client::submit_from`] from the thread that owns `lane`'s shard, on a
-    /// place from `reserve` (see [`vigil_core::Reserve`]). Inlined: it is the
-    /// end of every span.
-    ///
-    /// # Safety
-    ///
-    /// The calling thread owns the shard `lane` was made from (see
-    /// [`vigil_core::Pipeline::submit_owned`]).
-    #[inline(always)]
-    pub(crate) unsafe fn submit_owned<F: FnOnce() -> Record>(
-        &self,
-        lane: Lane,
-        reserve: &mut Reserve,
-        make: F,
-    ) -> Result<(), F> {
-        // Only a submit that finds the reserve empty takes places from the
-        // budget, and so may take its last.
-        let refilled = reserve.places() == 0;
-        // SAFETY: the caller's promise.
-        let submitted = unsafe { self.inner.pipeline.submit_owned(lane, reserve, make) };
-        self.inner.after_submit(submitted, refilled)
-    }
-
-    /// Returns the places left in `reserve`, taken from this client.
-    pub(crate) fn give_back(&self, reserve: &mut Reserve) {
-        self.inner.pipeline.give_back(reserve);
-    }
-
     pub(crate) fn same(&self, other: &Client) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// A client with a thread's [`Producer`] for its queue, made together so
+/// that the producer's spans always go to the client whose exporter is
+/// woken for them.
+pub(crate) struct ClientProducer {
+    client: Client,
+    producer: Producer<Arc<Spans>>,
+}
+
+impl ClientProducer {
+    pub(crate) fn new(client: Client) -> Self {
+        let producer = SpanQueue::producer(client.inner.spans.clone());
+        ClientProducer { client, producer }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Counts a span start in this thread's share of the counter.
+    #[inline(always)]
+    pub(crate) fn span_started(&self) {
+        self.producer.span_started();
+    }
+
+    /// Queues the span `make` moves out of where it lives, in this thread's
+    /// lane, on a place it holds. Inlined: it is the end of every span.
+    #[inline(always)]
+    pub(crate) fn submit_from<F: FnOnce() -> Record>(&mut self, make: F) -> Result<(), F> {
+        // Only a submit that finds no place held takes places from the
+        // budget, and so may take its last.
+        let refilled = self.producer.places() == 0;
+        let submitted = self.producer.submit_with(make);
+        self.client.inner.after_submit(submitted, refilled)
     }
 }
 
@@ -512,7 +505,7 @@ impl Inner {
                 // A submit that took the queue's last free place wakes the
                 // exporter: a full queue is due, batch or not, rather than
                 // let the spans after it be refused until the interval.
-                if may_be_full && self.pipeline.is_full() {
+                if may_be_full && self.spans.is_full() {
                     self.wake_if_asleep();
                 }
                 Ok(())
@@ -696,9 +689,9 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         }
         let now = Instant::now();
         if let Some(deadline) = shutdown {
-            let drained = exporter.is_idle() && inner.pipeline.is_empty();
+            let drained = exporter.is_idle() && inner.spans.is_empty();
             if drained || now >= deadline {
-                stop(&inner, || exporter.abandon(&inner.pipeline));
+                stop(&inner, || exporter.abandon(&*inner.spans));
                 return;
             }
         }
@@ -708,7 +701,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
             deadline: shutdown,
             panicked: false,
         };
-        let poll = exporter.poll(now - origin, &inner.pipeline, &mut guarded, &mut buf);
+        let poll = exporter.poll(now - origin, &*inner.spans, &mut guarded, &mut buf);
         if guarded.panicked {
             lock(&control.state).transport_panicked = true;
             if !warned_panic {
@@ -719,7 +712,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
             }
         }
         // Wake flushers only when a batch finished, not after every request.
-        let released = inner.pipeline.released();
+        let released = inner.spans.released();
         if released != last_released {
             last_released = released;
             // Under the lock, so a flusher between its check and its wait
@@ -747,7 +740,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         std::sync::atomic::fence(Ordering::SeqCst);
         let pending = lock(&control.state).flush_requested;
         let batch_ready =
-            idle && (inner.pipeline.len() >= control.batch_size || inner.pipeline.is_full());
+            idle && (inner.spans.len() >= control.batch_size || inner.spans.is_full());
         if !pending && !batch_ready {
             let now = Instant::now();
             if wake_at > now {
@@ -781,7 +774,7 @@ fn stop_after_panic(inner: &Inner) {
         "vigil: the exporter stopped after an internal error; spans are dropped and counted"
     );
     stop(inner, || Abandoned {
-        spans: inner.pipeline.discard_queued(),
+        spans: inner.spans.discard_queued(),
         patches: 0,
     });
 }
@@ -790,7 +783,7 @@ fn stop_after_panic(inner: &Inner) {
 /// them (counted as dropped), `drop_rest` drops and counts what is left, and
 /// flush and shutdown may return.
 fn stop(inner: &Inner, drop_rest: impl FnOnce() -> Abandoned) {
-    inner.pipeline.close();
+    inner.spans.close();
     let abandoned = drop_rest();
     let mut state = lock(&inner.control.state);
     state.abandoned.spans += abandoned.spans;

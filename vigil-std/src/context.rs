@@ -10,16 +10,13 @@
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use vigil_core::{
-    IdGenerator, Lane, Name, Reserve, SpanId, SpanKind, SpanStatus, StartedShard, Timestamp,
-    TraceId, STARTED_SHARDS,
-};
+use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId};
 
-use crate::client::{get_client, Client, GENERATION};
+use crate::client::{get_client, Client, ClientProducer, GENERATION};
 use crate::config::Field;
 use crate::span::{set_mailed, Payload};
 use crate::text::{self, Text};
@@ -158,16 +155,11 @@ impl Entry {
 
 struct Local {
     stack: Vec<Entry>,
-    /// This thread's id generator and its shard of the `spans_started` counter.
-    ids: Option<(IdGenerator, StartedShard)>,
-    /// The queue lane of that shard when this thread owns it: only this
-    /// thread queues in it (while it owns the shard), and only threads that
-    /// own a shard hold a reserve, so at most 15 reserves are held.
-    owned_lane: Option<Lane>,
-    /// The global client as this thread last found it, and its generation.
-    global: Option<(u64, Option<Client>)>,
-    /// Places taken from that client's queue for spans this thread ends.
-    reserve: Reserve,
+    /// This thread's id generator.
+    ids: Option<IdGenerator>,
+    /// The global client as this thread last found it, and its generation,
+    /// with this thread's producer for its queue.
+    global: Option<(u64, Option<ClientProducer>)>,
     scoped: Vec<Client>,
 }
 
@@ -176,9 +168,7 @@ thread_local! {
         RefCell::new(Local {
             stack: Vec::new(),
             ids: None,
-            owned_lane: None,
             global: None,
-            reserve: Reserve::new(),
             scoped: Vec::new(),
         })
     };
@@ -194,13 +184,9 @@ fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 }
 
 impl Local {
-    fn ids(&mut self) -> &mut (IdGenerator, StartedShard) {
-        let owned_lane = &mut self.owned_lane;
-        self.ids.get_or_insert_with(|| {
-            let shard = claim_shard();
-            *owned_lane = (shard != StartedShard::SHARED).then(|| Lane::of(shard));
-            (IdGenerator::from_seed(entropy()), shard)
-        })
+    fn ids(&mut self) -> &mut IdGenerator {
+        self.ids
+            .get_or_insert_with(|| IdGenerator::from_seed(entropy()))
     }
 
     /// The client new spans go to when no parent names one.
@@ -211,21 +197,20 @@ impl Local {
         self.global_client().cloned()
     }
 
-    /// Returns the places this thread holds to the client they came from
-    /// (when that client stops being the global one, and at thread exit).
-    fn give_back_reserve(&mut self) {
-        if let Some((_, Some(client))) = &self.global {
-            client.give_back(&mut self.reserve);
-        }
+    fn global_client(&mut self) -> Option<&Client> {
+        self.global_producer().map(|p| p.client())
     }
 
-    fn global_client(&mut self) -> Option<&Client> {
+    /// The global client as it is now, with this thread's producer for it
+    /// (the one for an earlier global client, dropped here, gives back its
+    /// places and lane).
+    fn global_producer(&mut self) -> Option<&mut ClientProducer> {
         let generation = GENERATION.load(Ordering::Acquire);
         if self.global.as_ref().is_none_or(|(g, _)| *g != generation) {
-            self.give_back_reserve();
-            self.global = Some((generation, get_client()));
+            self.global = None;
+            self.global = Some((generation, get_client().map(ClientProducer::new)));
         }
-        self.global.as_ref().and_then(|(_, c)| c.as_ref())
+        self.global.as_mut().and_then(|(_, p)| p.as_mut())
     }
 }
 
@@ -240,48 +225,6 @@ impl Drop for Local {
                 finish(self, frame);
             }
         }
-        self.give_back_reserve();
-        if let Some((_, shard)) = self.ids.take() {
-            release_shard(shard);
-        }
-    }
-}
-
-/// Which owned `spans_started` shards (bit `n` for shard `n`) a thread
-/// holds, in every client at once: a thread counts its starts in its own
-/// shard without a locked instruction, and gives the shard back when it
-/// exits. Threads beyond the owned shards count in the shared one.
-static SHARD_OWNERS: AtomicUsize = AtomicUsize::new(0);
-
-const _: () = assert!(STARTED_SHARDS <= usize::BITS as usize);
-
-/// An owned shard for this thread, or the shared one if all are taken.
-fn claim_shard() -> StartedShard {
-    claim_shard_in(&SHARD_OWNERS)
-}
-
-/// Hands this thread's owned shard back (at thread exit).
-fn release_shard(shard: StartedShard) {
-    release_shard_in(&SHARD_OWNERS, shard);
-}
-
-fn claim_shard_in(owners: &AtomicUsize) -> StartedShard {
-    // Bit 0 stands for the shared shard and is never taken.
-    let lowest_free = |owners: usize| ((!owners) & !1).trailing_zeros() as usize;
-    // Acquire: the shard's last owner let go of it with Release, so the
-    // counts it made are seen before this thread adds to them.
-    owners
-        .fetch_update(Ordering::Acquire, Ordering::Relaxed, |taken| {
-            StartedShard::owned(lowest_free(taken)).map(|s| taken | 1 << s.index())
-        })
-        .ok()
-        .and_then(|taken| StartedShard::owned(lowest_free(taken)))
-        .unwrap_or(StartedShard::SHARED)
-}
-
-fn release_shard_in(owners: &AtomicUsize, shard: StartedShard) {
-    if shard != StartedShard::SHARED {
-        owners.fetch_and(!(1 << shard.index()), Ordering::Release);
     }
 }
 
@@ -478,14 +421,15 @@ fn usual_plan(l: &mut Local) -> Option<Plan> {
     if !parent.sampled || parent.client.is_some() || !l.scoped.is_empty() {
         return None;
     }
-    let (_, Some(client)) = l.global.as_ref()? else {
+    let (generation, Some(global)) = l.global.as_ref()? else {
         return None;
     };
-    if l.global.as_ref()?.0 != GENERATION.load(Ordering::Acquire) || !client.is_enabled() {
+    let client = global.client();
+    if *generation != GENERATION.load(Ordering::Acquire) || !client.is_enabled() {
         return None;
     }
-    let (ids, shard) = l.ids.as_mut()?;
-    client.inner.pipeline.stats().span_started(*shard);
+    let ids = l.ids.as_mut()?;
+    global.span_started();
     Some(Plan {
         trace_id: parent.span.trace_id(),
         span_id: ids.span_id(),
@@ -511,14 +455,19 @@ fn any_plan(l: &mut Local, start: Start, explicit: Option<&Client>) -> Option<Pl
         .or_else(|| parent.and_then(Entry::client))
         .or(l.scoped.last())
         .cloned();
-    let (span_id, new_trace, shard) = {
-        let (ids, shard) = l.ids();
+    let (span_id, new_trace) = {
+        let ids = l.ids();
         let new_trace = parent_ids.is_none().then(|| ids.trace_id());
-        (ids.span_id(), new_trace, *shard)
+        (ids.span_id(), new_trace)
     };
-    let client = match &pinned {
-        Some(c) => c,
-        None => l.global_client()?,
+    let global = match &pinned {
+        Some(_) => None,
+        None => Some(&*l.global_producer()?),
+    };
+    let client = match (&pinned, global) {
+        (Some(c), _) => c,
+        (None, Some(g)) => g.client(),
+        (None, None) => return None,
     };
     if !client.is_enabled() {
         return None;
@@ -529,7 +478,10 @@ fn any_plan(l: &mut Local, start: Start, explicit: Option<&Client>) -> Option<Pl
         (None, None) => return None,
     };
     if sampled {
-        client.inner.pipeline.stats().span_started(shard);
+        match global {
+            Some(g) => g.span_started(),
+            None => client.inner.spans.span_started(),
+        }
     }
     let field_limit = client.config().max_field_bytes;
     Some(Plan {
@@ -673,29 +625,32 @@ fn finish_top(l: &mut Local) {
         _ => return,
     }
     // A thread may end spans before it has started one (a future's, moved
-    // here between polls): it takes its shard, and lane, now, so that all
-    // its spans go to one lane.
-    l.ids();
-    l.global_client(); // refreshes the cached one, read below
-    let global = l.global.as_ref().and_then(|(_, c)| c.as_ref());
-    let Some(Entry::Span(frame)) = l.stack.last_mut() else {
+    // here between polls): it takes its producer now, so that all its spans
+    // go to one lane.
+    l.global_producer();
+    let Local { stack, global, .. } = l;
+    let mut global = global.as_mut().and_then(|(_, p)| p.as_mut());
+    let Some(Entry::Span(frame)) = stack.last_mut() else {
         return;
     };
     if frame.mailbox.is_some() {
         // Rare (a context was taken): clone the client, so the span keeps
         // its own even if a `mask` hook panics while the mail is applied.
-        let client = frame.client.clone().or_else(|| global.cloned());
+        let client = (frame.client.clone()).or_else(|| global.as_ref().map(|g| g.client().clone()));
         deliver_mail(frame, client.as_ref(), true);
     }
     end(frame);
-    let pinned = frame.client.take();
-    let Some(client) = pinned.as_ref().or(global) else {
-        l.stack.pop();
-        return;
+    let recipient = match (frame.client.take(), global.take()) {
+        (Some(client), _) => Recipient::Pinned(client),
+        (None, Some(global)) => Recipient::Global(global),
+        (None, None) => {
+            stack.pop();
+            return;
+        }
     };
     debug_assert!(frame.client.is_none() && frame.mailbox.is_none());
     let record: *mut Record = &mut frame.span;
-    let top = l.stack.len() - 1;
+    let top = stack.len() - 1;
     // SAFETY: the top entry is taken out of the stack first (`set_len`),
     // so whatever happens next it is never dropped or reached through the
     // stack again; its memory stays allocated and untouched until the next
@@ -703,11 +658,35 @@ fn finish_top(l: &mut Local) {
     // called at most once) or, if refused, dropped in place. What else the
     // entry holds needs no drop: the client and the mailbox were taken
     // above, the rest are flags.
-    unsafe { l.stack.set_len(top) };
-    // SAFETY (the lane): `owned_lane` is this thread's (see
-    // `finish_usual_top`).
-    if unsafe { client.submit_from(l.owned_lane, || std::ptr::read(record)) }.is_err() {
+    unsafe { stack.set_len(top) };
+    // SAFETY: as above, the record is read out at most once.
+    if recipient.submit_from(|| unsafe { std::ptr::read(record) }).is_err() {
+        // SAFETY: refused, so never read out: dropped here, once.
         unsafe { std::ptr::drop_in_place(record) };
+    }
+}
+
+/// Where a thread's ended span goes: the client it was pinned to, or the
+/// global one through this thread's producer.
+enum Recipient<'a> {
+    Pinned(Client),
+    Global(&'a mut ClientProducer),
+}
+
+impl Recipient<'_> {
+    fn client(&self) -> &Client {
+        match self {
+            Recipient::Pinned(client) => client,
+            Recipient::Global(global) => global.client(),
+        }
+    }
+
+    #[inline(always)]
+    fn submit_from<F: FnOnce() -> Record>(self, make: F) -> Result<(), F> {
+        match self {
+            Recipient::Pinned(client) => client.submit_from(make),
+            Recipient::Global(global) => global.submit_from(make),
+        }
     }
 }
 
@@ -717,7 +696,7 @@ fn finish_top(l: &mut Local) {
 /// anything else.
 #[inline(always)]
 fn finish_usual_top(l: &mut Local) -> bool {
-    let Some((generation, Some(client))) = &l.global else {
+    let Some((generation, Some(global))) = &mut l.global else {
         return false;
     };
     let Some(Entry::Span(frame)) = l.stack.last_mut() else {
@@ -738,17 +717,9 @@ fn finish_usual_top(l: &mut Local) -> bool {
     // record is then read out once or dropped in place; the rest of the
     // entry needs no drop (no client, no mailbox, flags).
     unsafe { l.stack.set_len(l.stack.len() - 1) };
-    let make = || unsafe { std::ptr::read(record) };
-    let submitted = match l.owned_lane {
-        // SAFETY: this thread owns the lane's shard until it exits, after
-        // its last span (`Local::drop`), so no other thread queues in it.
-        // The reserve is of the client it is used with: it is given back
-        // before `l.global` changes.
-        Some(lane) => unsafe { client.submit_owned(lane, &mut l.reserve, make) },
-        // SAFETY: no lane: the shared one takes any thread.
-        None => unsafe { client.submit_from(None, make) },
-    };
-    if submitted.is_err() {
+    // SAFETY: as in `finish_top`, the record is read out at most once.
+    if global.submit_from(|| unsafe { std::ptr::read(record) }).is_err() {
+        // SAFETY: refused, so never read out: dropped here, once.
         unsafe { std::ptr::drop_in_place(record) };
     }
     true
@@ -761,13 +732,14 @@ fn finish(l: &mut Local, mut frame: Frame) {
     if !frame.sampled {
         return;
     }
-    l.ids(); // as in `finish_top`
-    let client = frame.client.take().or_else(|| l.global_client().cloned());
-    deliver_mail(&mut frame, client.as_ref(), true);
+    let recipient = match frame.client.take() {
+        Some(client) => Some(Recipient::Pinned(client)),
+        None => l.global_producer().map(Recipient::Global),
+    };
+    deliver_mail(&mut frame, recipient.as_ref().map(Recipient::client), true);
     end(&mut frame);
-    if let Some(client) = client {
-        // SAFETY: `owned_lane` is this thread's (see `finish_usual_top`).
-        unsafe { client.submit(frame.span, l.owned_lane) };
+    if let Some(recipient) = recipient {
+        let _ = recipient.submit_from(|| frame.span);
     }
 }
 
@@ -796,8 +768,7 @@ fn submit(client: &Client, mut frame: Frame) {
     };
     frame.span.end(now(), status);
     if frame.sampled {
-        // SAFETY: the shared lane takes any thread.
-        unsafe { client.submit(frame.span, None) };
+        client.submit(frame.span);
     }
 }
 
@@ -809,7 +780,7 @@ pub(crate) fn with_frame<R>(
 ) -> Option<R> {
     with_local(|l| {
         l.global_client();
-        let global = l.global.as_ref().and_then(|(_, c)| c.as_ref());
+        let global = l.global.as_ref().and_then(|(_, p)| p.as_ref().map(|p| p.client()));
         let frame = l.stack.iter_mut().rev().find_map(|e| match e {
             Entry::Span(f) if f.span.span_id() == id => Some(f),
             _ => None,
@@ -850,7 +821,7 @@ pub(crate) fn post(id: SpanId, mail: impl FnOnce() -> Option<Mail>) -> bool {
     };
     if !mailbox.post(mail) {
         if let Some(client) = client.or_else(get_client) {
-            client.inner.pipeline.stats().refused_update();
+            client.inner.spans.refused_update();
         }
     }
     true
@@ -1143,29 +1114,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn owned_shards_go_to_one_thread_at_a_time_and_come_back() {
-        let owners = AtomicUsize::new(0);
-        let claimed: Vec<_> = (0..STARTED_SHARDS + 2)
-            .map(|_| claim_shard_in(&owners))
-            .collect();
-        let owned: Vec<_> = (1..STARTED_SHARDS).map(StartedShard::owned).collect();
-        let shared = [StartedShard::SHARED; 3];
-        assert_eq!(
-            claimed[..STARTED_SHARDS - 1],
-            *owned.into_iter().flatten().collect::<Vec<_>>()
-        );
-        assert_eq!(claimed[STARTED_SHARDS - 1..], shared, "the rest share");
-        release_shard_in(&owners, claimed[4]);
-        release_shard_in(&owners, StartedShard::SHARED); // nothing to give back
-        assert_eq!(
-            claim_shard_in(&owners),
-            claimed[4],
-            "a released shard is reused"
-        );
-        assert_eq!(claim_shard_in(&owners), StartedShard::SHARED);
-    }
 
     #[test]
     fn the_sample_key_is_the_random_bytes_of_the_trace_id() {

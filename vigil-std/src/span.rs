@@ -102,7 +102,7 @@ impl SpanHandle {
             // The span has ended, or lives where this thread cannot reach it
             // (another thread, a future not being polled): not applied.
             if let Some(client) = context::current_client() {
-                client.inner.pipeline.stats().refused_update();
+                client.inner.spans.refused_update();
             }
         }
     }
@@ -364,7 +364,7 @@ fn mask_failed(
     field: Field<'_>,
     at: Option<Timestamp>,
 ) -> Result<(), JsonError> {
-    client.inner.pipeline.stats().mask_panicked();
+    client.inner.spans.mask_panicked();
     write_field(f, field, &BTreeMap::from([MASK_PANICKED]), at)
 }
 

@@ -1,5 +1,5 @@
 //! A thread takes places in the global client's queue a few at a time (a
-//! reserve, see `vigil_core::Reserve`). What it has not used comes back when
+//! a producer's reserve, see `vigil_core::Producer`). What it has not used comes back when
 //! the thread exits and when the global client changes, so a queue that
 //! refuses spans as full holds all `max_queue_size` of them. One test, because
 //! the global client is shared by every test in a binary.

@@ -1,25 +1,22 @@
-//! A pipeline of several lanes: one bound over all of them, places held in
-//! reserves and given back, the exporter taking from every lane.
+//! A span queue of several lanes: one bound over all of them, lanes and
+//! places held by producers and given back when they are dropped, the
+//! exporter taking from every lane.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use vigil_core::queue::Slot;
 use vigil_core::{
-    ExportSettings, Exporter, IdGenerator, Lane, Outcome, Pipeline, Poll, Request, Reserve, Span,
-    SpanKind, StartedShard, Timestamp, Transport, LANES, STARTED_SHARDS,
+    ExportSettings, Exporter, IdGenerator, Outcome, Poll, Producer, Request, Span, SpanKind,
+    SpanQueue, SpanSource, Timestamp, Transport,
 };
 
 type Text = String;
-type Pipe = Pipeline<Text, Box<[Slot<Span<Text>>]>>;
+type Pipe = SpanQueue<Text, Box<[Slot<Span<Text>>]>>;
 
 fn span(ids: &mut IdGenerator) -> Span<Text> {
     let at = Timestamp::from_unix_nanos(1);
     Span::new(ids.trace_id(), ids.span_id(), None, "s", SpanKind::Tool, at)
-}
-
-fn lane(n: usize) -> Lane {
-    Lane::of(StartedShard::owned(n).unwrap_or(StartedShard::SHARED))
 }
 
 /// Delivers everything, counting the spans it was sent.
@@ -54,37 +51,33 @@ fn drain(p: &Pipe, t: &mut Accepting) {
     panic!("the exporter did not drain the pipeline");
 }
 
-/// Submits into `lane` on `reserve`.
-fn owned(p: &Pipe, lane: Lane, reserve: &mut Reserve, ids: &mut IdGenerator) -> bool {
-    // SAFETY: every test submits to an exclusive lane from one thread only.
-    unsafe { p.submit_owned(lane, reserve, || span(ids)) }.is_ok()
+/// Submits a new span through `producer`.
+fn submit(producer: &mut Producer<&Pipe>, ids: &mut IdGenerator) -> bool {
+    producer.submit_with(|| span(ids)).is_ok()
 }
 
 #[test]
-fn the_first_owned_shards_have_lanes_of_their_own_and_the_rest_share_lane_0() {
-    assert_eq!(Lane::of(StartedShard::SHARED), Lane::SHARED);
-    assert!(!Lane::SHARED.is_exclusive());
-    let lanes: Vec<Lane> = (1..STARTED_SHARDS).map(lane).collect();
-    for (i, l) in lanes.iter().enumerate() {
-        let own = i + 1 < LANES;
-        assert_eq!(l.is_exclusive(), own, "shard {}", i + 1);
-        assert_eq!(*l == Lane::SHARED, !own);
-        assert!(
-            !own || lanes[..i].iter().all(|m| m != l),
-            "one lane a shard"
-        );
-    }
+fn the_first_producers_own_lanes_and_the_rest_share_lane_0() {
+    let p: Pipe = SpanQueue::with_capacity(100);
+    let producers: Vec<_> = (0..5).map(|_| SpanQueue::producer(&p)).collect();
+    let owned: Vec<bool> = producers.iter().map(Producer::owns_lane).collect();
+    assert_eq!(owned, [true, true, true, false, false]);
+    let mut producers = producers.into_iter();
+    drop(producers.next());
+    assert!(SpanQueue::producer(&p).owns_lane(), "a lane let go is taken again");
+    // A span queue of one queue has no lanes to own.
+    let one: SpanQueue<Text, [Slot<Span<Text>>; 4]> = SpanQueue::new(Default::default());
+    assert!(!SpanQueue::producer(&one).owns_lane());
 }
 
 #[test]
 fn lanes_share_one_bound() {
-    // 100 places: reserves of one place each, so none is held back.
-    let (p, mut ids): (Pipe, _) = (Pipeline::with_capacity(100), IdGenerator::from_seed(1));
-    let mut reserves: Vec<Reserve> = (0..LANES).map(|_| Reserve::new()).collect();
+    // 100 places: one place taken at a time, so none is held back.
+    let (p, mut ids): (Pipe, _) = (SpanQueue::with_capacity(100), IdGenerator::from_seed(1));
+    let mut producers: Vec<_> = (0..4).map(|_| SpanQueue::producer(&p)).collect();
     let mut accepted = 0;
     for i in 0..150 {
-        let n = i % LANES;
-        accepted += usize::from(owned(&p, lane(n), &mut reserves[n], &mut ids));
+        accepted += usize::from(submit(&mut producers[i % 4], &mut ids));
     }
     assert_eq!(accepted, 100);
     assert_eq!(p.outstanding(), 100);
@@ -93,12 +86,12 @@ fn lanes_share_one_bound() {
 }
 
 #[test]
-fn a_reserve_holds_places_until_given_back() {
-    // 10,000 places: a reserve takes 32 at a time.
-    let (p, mut ids): (Pipe, _) = (Pipeline::with_capacity(10_000), IdGenerator::from_seed(2));
-    let mut reserve = Reserve::new();
-    assert!(owned(&p, lane(1), &mut reserve, &mut ids));
-    assert_eq!(reserve.places(), 31);
+fn a_producer_holds_places_until_it_is_dropped() {
+    // 10,000 places: a producer takes 32 at a time.
+    let (p, mut ids): (Pipe, _) = (SpanQueue::with_capacity(10_000), IdGenerator::from_seed(2));
+    let mut producer = SpanQueue::producer(&p);
+    assert!(submit(&mut producer, &mut ids));
+    assert_eq!(producer.places(), 31);
     let mut others = 0;
     while p.submit_with(|| span(&mut ids)).is_ok() {
         others += 1;
@@ -106,10 +99,9 @@ fn a_reserve_holds_places_until_given_back() {
     assert_eq!(
         others,
         10_000 - 32,
-        "the reserve's places are not free for others"
+        "the producer's places are not free for others"
     );
-    p.give_back(&mut reserve);
-    assert_eq!(reserve.places(), 0);
+    drop(producer);
     while p.submit_with(|| span(&mut ids)).is_ok() {
         others += 1;
     }
@@ -118,48 +110,69 @@ fn a_reserve_holds_places_until_given_back() {
 }
 
 #[test]
+fn starts_are_counted_in_every_lane_and_kept_when_a_lane_changes_hands() {
+    let p: Pipe = SpanQueue::with_capacity(100);
+    std::thread::scope(|s| {
+        for n in 1..=6 {
+            let p = &p;
+            s.spawn(move || {
+                for round in 0..3 {
+                    // A new producer each round: lanes change hands.
+                    let producer = SpanQueue::producer(p);
+                    for _ in 0..n * 1_000 + round {
+                        producer.span_started();
+                    }
+                }
+            });
+        }
+    });
+    p.span_started();
+    let made: u64 = (1..=6).map(|n| 3 * n * 1_000 + 3).sum::<u64>() + 1;
+    assert_eq!(p.snapshot().spans_started, made);
+}
+
+#[test]
 fn the_exporter_takes_from_every_lane_and_frees_their_places() {
-    let (p, mut ids): (Pipe, _) = (Pipeline::with_capacity(8), IdGenerator::from_seed(3));
-    let mut reserves: Vec<Reserve> = (0..LANES).map(|_| Reserve::new()).collect();
-    for (n, reserve) in reserves.iter_mut().enumerate() {
+    let (p, mut ids): (Pipe, _) = (SpanQueue::with_capacity(8), IdGenerator::from_seed(3));
+    let mut producers: Vec<_> = (0..4).map(|_| SpanQueue::producer(&p)).collect();
+    for producer in &mut producers {
         for _ in 0..2 {
-            assert!(owned(&p, lane(n), reserve, &mut ids));
+            assert!(submit(producer, &mut ids));
         }
     }
     assert!(p.submit_with(|| span(&mut ids)).is_err(), "full");
-    let marks = p.marks();
-    assert!(!p.reached(&marks));
+    let mark = p.mark();
+    assert!(!p.reached(&mark));
     let mut t = Accepting::default();
     drain(&p, &mut t);
     assert_eq!(t.spans, 8);
-    assert!(p.reached(&marks));
+    assert!(p.reached(&mark));
     assert_eq!((p.outstanding(), p.snapshot().spans_delivered), (0, 8));
     // Every place is free again, in any lane.
     for _ in 0..8 {
-        assert!(owned(&p, lane(3), &mut reserves[3], &mut ids));
+        assert!(submit(&mut producers[3], &mut ids));
     }
-    assert!(!p.reached(&p.marks()), "later spans are behind later marks");
-    assert!(p.reached(&marks), "and not behind earlier ones");
+    assert!(!p.reached(&p.mark()), "later spans are behind later marks");
+    assert!(p.reached(&mark), "and not behind earlier ones");
 }
 
 #[test]
 fn threads_in_lanes_never_exceed_the_bound_nor_lose_a_place() {
     const CAPACITY: usize = 1_000;
     const PER_THREAD: usize = 50_000;
-    let p: Pipe = Pipeline::with_capacity(CAPACITY);
+    const THREADS: usize = 5; // three in lanes of their own, two in lane 0
+    let p: Pipe = SpanQueue::with_capacity(CAPACITY);
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
-        // One thread in each exclusive lane and two in lane 0.
-        let producers: Vec<_> = (0..=LANES)
+        let producers: Vec<_> = (0..THREADS)
             .map(|n| {
                 let p = &p;
                 s.spawn(move || {
                     let mut ids = IdGenerator::from_seed(n as u64);
-                    let mut reserve = Reserve::new();
+                    let mut producer = SpanQueue::producer(p);
                     for _ in 0..PER_THREAD {
-                        owned(p, lane(n % LANES), &mut reserve, &mut ids);
+                        submit(&mut producer, &mut ids);
                     }
-                    p.give_back(&mut reserve);
                 })
             })
             .collect();
@@ -178,10 +191,11 @@ fn threads_in_lanes_never_exceed_the_bound_nor_lose_a_place() {
     });
     p.discard_queued();
     let stats = p.snapshot();
-    let made = ((LANES + 1) * PER_THREAD) as u64;
+    let made = (THREADS * PER_THREAD) as u64;
     assert_eq!(stats.spans_queued + stats.dropped_queue_full, made);
     assert_eq!(stats.dropped_at_shutdown, stats.spans_queued);
     assert_eq!(p.outstanding(), 0);
+    assert!(p.is_empty() && SpanSource::is_empty(&p));
     // No place was lost on the way: the whole bound is free again.
     let mut ids = IdGenerator::from_seed(9);
     for _ in 0..CAPACITY {
@@ -192,7 +206,7 @@ fn threads_in_lanes_never_exceed_the_bound_nor_lose_a_place() {
 
 #[test]
 fn spans_that_batch_storage_cannot_hold_are_counted_and_their_places_freed() {
-    let (p, mut ids): (Pipe, _) = (Pipeline::with_capacity(8), IdGenerator::from_seed(4));
+    let (p, mut ids): (Pipe, _) = (SpanQueue::with_capacity(8), IdGenerator::from_seed(4));
     let settings = ExportSettings {
         batch_size: 5,
         ..ExportSettings::default()
@@ -219,5 +233,5 @@ fn spans_that_batch_storage_cannot_hold_are_counted_and_their_places_freed() {
     }
     assert_eq!(t.spans, 4, "two batches of two");
     assert_eq!((p.snapshot().dropped_oversize, p.outstanding()), (4, 0));
-    assert!(p.reached(&p.marks()));
+    assert!(p.reached(&p.mark()));
 }
