@@ -289,13 +289,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         poll
     }
 
-    fn step<P, T>(
-        &mut self,
-        now: Duration,
-        source: &P,
-        transport: &mut T,
-        buf: &mut [u8],
-    ) -> Poll
+    fn step<P, T>(&mut self, now: Duration, source: &P, transport: &mut T, buf: &mut [u8]) -> Poll
     where
         P: SpanSource<B> + ?Sized,
         T: Transport + ?Sized,
@@ -363,11 +357,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
     }
 
     /// Takes a batch from the queue if one is due.
-    fn refill<P: SpanSource<B> + ?Sized>(
-        &mut self,
-        now: Duration,
-        source: &P,
-    ) -> Refill {
+    fn refill<P: SpanSource<B> + ?Sized>(&mut self, now: Duration, source: &P) -> Refill {
         let waiting = source.len();
         if waiting == 0 {
             self.flush_requested = false;
@@ -922,11 +912,7 @@ where
 
 /// For a request whose earlier attempt may have been stored: asks the
 /// server, and sends only if it does not hold the spans yet.
-fn ask_then_send<B, P, T>(
-    request: &Request<'_>,
-    source: &P,
-    transport: &mut T,
-) -> Outcome
+fn ask_then_send<B, P, T>(request: &Request<'_>, source: &P, transport: &mut T) -> Outcome
 where
     B: Buffer,
     P: SpanSource<B> + ?Sized,

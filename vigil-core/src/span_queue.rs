@@ -297,7 +297,12 @@ impl<B: Buffer, S: Storage<Span<B>>> SpanQueue<B, S> {
     pub fn snapshot(&self) -> StatsSnapshot {
         let mut queued = 0;
         self.each_lane(|_, lane| queued += lane.pushed());
-        let started = self.started.iter().map(|c| u64::from(c.0.load(Ordering::Relaxed)));
+        // `u32` counters on targets without 64-bit atomics.
+        #[allow(clippy::useless_conversion)]
+        let started = self
+            .started
+            .iter()
+            .map(|c| u64::from(c.0.load(Ordering::Relaxed)));
         self.counters.snapshot(queued as u64, started.sum())
     }
 
@@ -479,7 +484,10 @@ where
             add(counter, 1);
         } else {
             // This producer alone writes its lane's counter.
-            counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            counter.store(
+                counter.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
         }
     }
 

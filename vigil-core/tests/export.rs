@@ -9,8 +9,8 @@ use common::check_ingest;
 use serde_json::Value;
 use vigil_core::queue::Slot;
 use vigil_core::{
-    ExportSettings, Exporter, IdGenerator, Outcome, SpanQueue, Poll, Request, RequestKind,
-    RetryReason, Span, SpanKind, SpanStatus, Timestamp, Trace, TraceId, Transport,
+    ExportSettings, Exporter, IdGenerator, Outcome, Poll, Request, RequestKind, RetryReason, Span,
+    SpanKind, SpanQueue, SpanStatus, Timestamp, Trace, TraceId, Transport,
 };
 
 type Text = String;

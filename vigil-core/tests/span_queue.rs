@@ -64,7 +64,10 @@ fn the_first_producers_own_lanes_and_the_rest_share_lane_0() {
     assert_eq!(owned, [true, true, true, false, false]);
     let mut producers = producers.into_iter();
     drop(producers.next());
-    assert!(SpanQueue::producer(&p).owns_lane(), "a lane let go is taken again");
+    assert!(
+        SpanQueue::producer(&p).owns_lane(),
+        "a lane let go is taken again"
+    );
     // A span queue of one queue has no lanes to own.
     let one: SpanQueue<Text, [Slot<Span<Text>>; 4]> = SpanQueue::new(Default::default());
     assert!(!SpanQueue::producer(&one).owns_lane());

@@ -660,7 +660,10 @@ fn finish_top(l: &mut Local) {
     // above, the rest are flags.
     unsafe { stack.set_len(top) };
     // SAFETY: as above, the record is read out at most once.
-    if recipient.submit_from(|| unsafe { std::ptr::read(record) }).is_err() {
+    if recipient
+        .submit_from(|| unsafe { std::ptr::read(record) })
+        .is_err()
+    {
         // SAFETY: refused, so never read out: dropped here, once.
         unsafe { std::ptr::drop_in_place(record) };
     }
@@ -718,7 +721,10 @@ fn finish_usual_top(l: &mut Local) -> bool {
     // entry needs no drop (no client, no mailbox, flags).
     unsafe { l.stack.set_len(l.stack.len() - 1) };
     // SAFETY: as in `finish_top`, the record is read out at most once.
-    if global.submit_from(|| unsafe { std::ptr::read(record) }).is_err() {
+    if global
+        .submit_from(|| unsafe { std::ptr::read(record) })
+        .is_err()
+    {
         // SAFETY: refused, so never read out: dropped here, once.
         unsafe { std::ptr::drop_in_place(record) };
     }
@@ -780,7 +786,10 @@ pub(crate) fn with_frame<R>(
 ) -> Option<R> {
     with_local(|l| {
         l.global_client();
-        let global = l.global.as_ref().and_then(|(_, p)| p.as_ref().map(|p| p.client()));
+        let global = l
+            .global
+            .as_ref()
+            .and_then(|(_, p)| p.as_ref().map(|p| p.client()));
         let frame = l.stack.iter_mut().rev().find_map(|e| match e {
             Entry::Span(f) if f.span.span_id() == id => Some(f),
             _ => None,
