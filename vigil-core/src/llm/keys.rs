@@ -1,6 +1,6 @@
 //! The keys Vigil writes on an `llm` span: the integrations write them, the
 //! Vigil server reads them, and translations into other vocabularies
-//! start from them.
+//! ([`super::genai`], [`super::openinference`]) start from them.
 //!
 //! The input is the request as sent: the server's replay re-runs a call
 //! from its [`MODEL`], [`MESSAGES`] and, when present, [`TEMPERATURE`],

@@ -5,7 +5,9 @@
 //! - [`Provider`] and [`StreamAccumulator`] do the same for a provider
 //!   chosen at run time (from a URL path, say);
 //! - [`keys`] names the keys Vigil writes on an `llm` span, the ones the
-//!   Vigil server replays from.
+//!   Vigil server replays from;
+//! - [`genai`] and [`openinference`] are the OpenTelemetry GenAI and
+//!   OpenInference names for the same things, and their span kinds.
 //!
 //! It needs the `llm` feature (an allocator and `serde_json`). `vigil-std`
 //! turns it on and re-exports it as `vigil::llm`; its `LlmCall` and the
@@ -26,8 +28,10 @@ use alloc::string::String;
 use serde_json::Value;
 
 pub mod anthropic;
+pub mod genai;
 pub mod keys;
 pub mod openai;
+pub mod openinference;
 
 /// How far past the last tool call or content block a stream's `index` may
 /// jump; beyond that it is ignored rather than allocated for.
@@ -65,7 +69,8 @@ impl Provider {
         }
     }
 
-    /// The integration's name: `openai` or `anthropic`.
+    /// The integration's name: `openai` or `anthropic` (also the provider's
+    /// value of [`genai::PROVIDER_NAME`]).
     pub const fn name(self) -> &'static str {
         match self {
             Provider::OpenAi => "openai",
