@@ -63,6 +63,8 @@ pub mod encode;
 mod export;
 mod id;
 mod json;
+#[cfg(feature = "llm")]
+pub mod llm;
 mod model;
 pub mod queue;
 mod span;

@@ -58,6 +58,7 @@ pub use span::{
     try_trace, with_trace_context, InstrumentExt, Instrumented, SpanGuard, SpanHandle, SpanName,
     WithContext,
 };
+pub use vigil_core::llm;
 pub use vigil_core::{
     ConfigError, Outcome, Request, RequestKind, RetryReason, SpanId, SpanKind, SpanStatus,
     StatsSnapshot, Timestamp, TraceId, Transport,

@@ -39,7 +39,8 @@ use ::ureq::middleware::{Middleware, MiddlewareNext};
 use ::ureq::{AsSendBody, Body, SendBody};
 use serde_json::Value;
 
-use crate::integrations::{LlmCall, Provider};
+use crate::integrations::{is_provider_active, LlmCall};
+use crate::llm::Provider;
 
 /// The `ureq` middleware that records LLM calls; see the module docs.
 ///
@@ -81,7 +82,7 @@ impl Middleware for VigilMiddleware {
         // Only calls that create a completion: a GET on the same path lists
         // stored ones.
         let provider = Provider::from_path(request.uri().path())
-            .filter(|p| p.is_active() && request.method() == ::ureq::http::Method::POST);
+            .filter(|p| is_provider_active(*p) && request.method() == ::ureq::http::Method::POST);
         let Some(provider) = provider.filter(|_| crate::context::current_client().is_some()) else {
             return next.handle(request);
         };

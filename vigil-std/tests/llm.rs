@@ -4,7 +4,8 @@
 use std::io::Read;
 
 use serde_json::{json, Value};
-use vigil_std::integrations::{LlmCall, Provider};
+use vigil_std::integrations::LlmCall;
+use vigil_std::llm::Provider;
 use vigil_std::sink::capture;
 use vigil_test_server::llm::FakeLlm;
 
@@ -324,7 +325,7 @@ fn stream_error_events_fail_the_span_and_cut_streams_are_marked() {
 
 #[test]
 fn odd_stream_data_never_panics_or_allocates_for_absurd_indices() {
-    use vigil_std::integrations::{anthropic, openai};
+    use vigil_std::llm::{anthropic, openai};
     let mut a = anthropic::StreamAccumulator::default();
     for line in [
         r#"data: {"type":"message_start","message":"not an object"}"#,

@@ -6,7 +6,8 @@
 //! `ureq` feature) records every call to `.../chat/completions` and
 //! `.../v1/messages` while its integration is active, and [`LlmCall`] does the
 //! same for any other HTTP client, fed with the request and response JSON (or
-//! the lines of a stream).
+//! the lines of a stream). What such a call's span holds comes from
+//! [`crate::llm`]: its parsers, and its keys.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,14 +17,12 @@ use serde_json::{json, Value};
 
 use crate::config::Field;
 use crate::context::{self, Frame, Start};
+use crate::llm::{keys, Provider, StreamAccumulator};
 use crate::span;
 use crate::Client;
 use crate::{SpanKind, SpanStatus};
 
-pub mod anthropic;
-pub mod openai;
-
-const NAMES: [&str; 2] = ["openai", "anthropic"];
+const NAMES: [&str; 2] = [Provider::OpenAi.name(), Provider::Anthropic.name()];
 static ACTIVE: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
 /// The integrations this build knows: `["openai", "anthropic"]`.
@@ -104,90 +103,16 @@ impl fmt::Display for UnknownIntegration {
 
 impl std::error::Error for UnknownIntegration {}
 
-/// An LLM provider the SDK knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Provider {
-    /// OpenAI chat completions and compatible servers.
-    OpenAi,
-    /// Anthropic messages.
-    Anthropic,
-}
-
-impl Provider {
-    /// The provider an HTTP call goes to, judged by its URL path:
-    /// `.../chat/completions` or `.../v1/messages`.
-    pub fn from_path(path: &str) -> Option<Provider> {
-        let path = path.split('?').next().unwrap_or(path).trim_end_matches('/');
-        if path.ends_with("/chat/completions") {
-            Some(Provider::OpenAi)
-        } else if path.ends_with("/v1/messages") {
-            Some(Provider::Anthropic)
-        } else {
-            None
-        }
-    }
-
-    /// The integration's name: `openai` or `anthropic`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "openai",
-            Provider::Anthropic => "anthropic",
-        }
-    }
-
-    /// Whether its integration is active.
-    pub fn is_active(self) -> bool {
-        is_integration_active(self.name())
-    }
-
-    fn span_name(self) -> &'static str {
-        match self {
-            Provider::OpenAi => openai::SPAN_NAME,
-            Provider::Anthropic => anthropic::SPAN_NAME,
-        }
-    }
-}
-
-/// How far past the last tool call or content block a stream's `index` may
-/// jump; beyond that it is ignored rather than allocated for.
-const MAX_INDEX_GAP: usize = 64;
-
-enum Accumulator {
-    OpenAi(openai::StreamAccumulator),
-    Anthropic(anthropic::StreamAccumulator),
-}
-
-impl Accumulator {
-    fn new(provider: Provider) -> Self {
-        match provider {
-            Provider::OpenAi => Accumulator::OpenAi(Default::default()),
-            Provider::Anthropic => Accumulator::Anthropic(Default::default()),
-        }
-    }
-    fn feed_line(&mut self, line: &str) -> bool {
-        match self {
-            Accumulator::OpenAi(a) => a.feed_line(line),
-            Accumulator::Anthropic(a) => a.feed_line(line),
-        }
-    }
-    fn is_done(&self) -> bool {
-        match self {
-            Accumulator::OpenAi(a) => a.is_done(),
-            Accumulator::Anthropic(a) => a.is_done(),
-        }
-    }
-    fn output(&self) -> Value {
-        match self {
-            Accumulator::OpenAi(a) => a.output(),
-            Accumulator::Anthropic(a) => a.output(),
-        }
-    }
-    fn error(&self) -> Option<&str> {
-        match self {
-            Accumulator::OpenAi(a) => a.error(),
-            Accumulator::Anthropic(a) => a.error(),
-        }
-    }
+/// Whether the integration of `provider` is active.
+///
+/// ```
+/// use vigil::llm::Provider;
+///
+/// vigil::activate_integration("anthropic").unwrap();
+/// assert!(vigil::integrations::is_provider_active(Provider::Anthropic));
+/// ```
+pub fn is_provider_active(provider: Provider) -> bool {
+    is_integration_active(provider.name())
 }
 
 /// One LLM call being recorded as an `llm` span (child of the span current
@@ -195,7 +120,8 @@ impl Accumulator {
 ///
 /// ```
 /// use serde_json::json;
-/// use vigil::integrations::{LlmCall, Provider};
+/// use vigil::integrations::LlmCall;
+/// use vigil::llm::Provider;
 ///
 /// let captured = vigil::sink::capture(|| {
 ///     let request = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]});
@@ -213,7 +139,7 @@ pub struct LlmCall {
     frame: Option<Frame>,
     provider: Provider,
     started: Instant,
-    stream: Option<Accumulator>,
+    stream: Option<StreamAccumulator>,
 }
 
 impl LlmCall {
@@ -226,14 +152,10 @@ impl LlmCall {
             None,
         );
         if let Some(f) = frame.as_mut() {
-            let input = match provider {
-                Provider::OpenAi => openai::input(request),
-                Provider::Anthropic => anthropic::input(request),
-            };
-            set_payload(f, Field::Input, &input);
-            set_payload(f, Field::Metadata("provider"), provider.name());
+            set_payload(f, Field::Input, &provider.input(request));
+            set_payload(f, Field::Metadata(keys::PROVIDER), provider.name());
         }
-        let stream = (request["stream"] == true).then(|| Accumulator::new(provider));
+        let stream = (request[keys::STREAM] == true).then(|| StreamAccumulator::new(provider));
         LlmCall {
             frame,
             provider,
@@ -252,31 +174,25 @@ impl LlmCall {
     pub fn expect_stream(&mut self) {
         let provider = self.provider;
         self.stream
-            .get_or_insert_with(|| Accumulator::new(provider));
+            .get_or_insert_with(|| StreamAccumulator::new(provider));
     }
 
     /// Ends the span with the output of a (non-streamed) response body.
     pub fn finish(mut self, response: &Value) {
-        let output = match self.provider {
-            Provider::OpenAi => openai::output(response),
-            Provider::Anthropic => anthropic::output(response),
-        };
+        let output = self.provider.output(response);
         self.end(&output, SpanStatus::Ok);
     }
 
     /// Ends the span as failed, with output `{"error": message}`.
     pub fn fail(mut self, message: &str) {
-        self.end(&json!({ "error": message }), SpanStatus::Error);
+        self.end(&json!({ keys::ERROR: message }), SpanStatus::Error);
     }
 
     /// Ends the span as failed from an error answer's body (`status` is the
     /// HTTP status), using the provider's own message when it has one.
     pub fn fail_with_body(self, status: u16, body: &[u8]) {
         let parsed = serde_json::from_slice::<Value>(body).ok();
-        let message = parsed.as_ref().and_then(|b| match self.provider {
-            Provider::OpenAi => openai::error_message(b),
-            Provider::Anthropic => anthropic::error_message(b),
-        });
+        let message = parsed.as_ref().and_then(|b| self.provider.error_message(b));
         let message = message.unwrap_or_else(|| format!("HTTP {status}"));
         self.fail(&message);
     }
@@ -293,8 +209,8 @@ impl LlmCall {
                 let ms = self.started.elapsed().as_secs_f64() * 1000.0;
                 set_payload(
                     f,
-                    Field::Event("first_token"),
-                    &json!({ "time_to_first_token_ms": ms }),
+                    Field::Event(keys::FIRST_TOKEN),
+                    &json!({ keys::TIME_TO_FIRST_TOKEN_MS: ms }),
                 );
             }
         }
@@ -307,7 +223,7 @@ impl LlmCall {
         let error = self
             .stream
             .as_ref()
-            .and_then(Accumulator::error)
+            .and_then(StreamAccumulator::error)
             .map(str::to_owned);
         match error {
             Some(message) => self.fail_stream(&message),
@@ -323,9 +239,9 @@ impl LlmCall {
         let mut output = self.mark_if_incomplete();
         match output.as_object_mut() {
             Some(fields) => {
-                fields.insert("error".to_owned(), json!(message));
+                fields.insert(keys::ERROR.to_owned(), json!(message));
             }
-            None => output = json!({ "error": message }),
+            None => output = json!({ keys::ERROR: message }),
         }
         self.end(&output, SpanStatus::Error);
     }
@@ -333,15 +249,15 @@ impl LlmCall {
     /// The stream's output so far; marks the span if the stream's end
     /// marker has not been seen.
     fn mark_if_incomplete(&mut self) -> Value {
-        let complete = self.stream.as_ref().is_some_and(Accumulator::is_done);
+        let complete = self.stream.as_ref().is_some_and(StreamAccumulator::is_done);
         if !complete {
             if let Some(f) = self.frame.as_mut() {
-                set_payload(f, Field::Metadata("vigil.stream_incomplete"), &true);
+                set_payload(f, Field::Metadata(keys::STREAM_INCOMPLETE), &true);
             }
         }
         self.stream
             .as_ref()
-            .map_or(Value::Null, Accumulator::output)
+            .map_or(Value::Null, StreamAccumulator::output)
     }
 
     fn end(&mut self, output: &Value, status: SpanStatus) {

@@ -1,7 +1,13 @@
 //! OpenAI chat completions (and compatible servers: Azure, Ollama, vLLM,
 //! OpenRouter) as `llm` spans, with the keys the Vigil server replays from.
 
+use alloc::borrow::ToOwned;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
 use serde_json::{json, Value};
+
+use super::keys;
 
 /// The span name of an OpenAI chat completion.
 pub const SPAN_NAME: &str = "openai.chat.completions";
@@ -11,39 +17,72 @@ pub const SPAN_NAME: &str = "openai.chat.completions";
 /// `model`, `messages` and, when present, `temperature`, `max_tokens`,
 /// `top_p`, `stop`: a parameter the application did not send stays absent
 /// (the server would forward a `null`).
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::llm::openai;
+///
+/// let request = json!({ "model": "gpt-4o", "messages": [], "seed": 7 });
+/// assert_eq!(openai::input(&request), request);
+/// assert_eq!(openai::input(&json!("odd")), json!({ "value": "odd" }));
+/// ```
 pub fn input(request: &Value) -> Value {
     match request {
         Value::Object(_) => request.clone(),
-        other => json!({ "value": other }),
+        other => json!({ keys::VALUE: other }),
     }
 }
 
 /// The output of a (non-streamed) response: `model`, `content`, `role`,
 /// `usage {prompt_tokens, completion_tokens, total_tokens}`, and
 /// `tool_calls` when the model called tools.
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::llm::openai;
+///
+/// let response = json!({
+///     "id": "chatcmpl-1", "model": "gpt-4o-2024-08-06",
+///     "choices": [{ "message": { "role": "assistant", "content": "Hello!" } }],
+///     "usage": { "prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5 }
+/// });
+/// assert_eq!(openai::output(&response), json!({
+///     "model": "gpt-4o-2024-08-06", "content": "Hello!", "role": "assistant",
+///     "usage": { "prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5 }
+/// }));
+/// ```
 pub fn output(response: &Value) -> Value {
     let message = &response["choices"][0]["message"];
     let mut out = json!({
-        "model": response.get("model").cloned().unwrap_or(Value::Null),
-        "content": message.get("content").cloned().unwrap_or(Value::Null),
-        "role": message.get("role").cloned().unwrap_or(Value::Null),
-        "usage": usage(&response["usage"]),
+        keys::MODEL: response.get("model").cloned().unwrap_or(Value::Null),
+        keys::CONTENT: message.get("content").cloned().unwrap_or(Value::Null),
+        keys::ROLE: message.get("role").cloned().unwrap_or(Value::Null),
+        keys::USAGE: usage(&response["usage"]),
     });
     if let Some(calls) = message.get("tool_calls").filter(|c| !c.is_null()) {
-        out["tool_calls"] = calls.clone();
+        out[keys::TOOL_CALLS] = calls.clone();
     }
     out
 }
 
 fn usage(u: &Value) -> Value {
     json!({
-        "prompt_tokens": u.get("prompt_tokens").cloned().unwrap_or(Value::Null),
-        "completion_tokens": u.get("completion_tokens").cloned().unwrap_or(Value::Null),
-        "total_tokens": u.get("total_tokens").cloned().unwrap_or(Value::Null),
+        keys::PROMPT_TOKENS: u.get("prompt_tokens").cloned().unwrap_or(Value::Null),
+        keys::COMPLETION_TOKENS: u.get("completion_tokens").cloned().unwrap_or(Value::Null),
+        keys::TOTAL_TOKENS: u.get("total_tokens").cloned().unwrap_or(Value::Null),
     })
 }
 
 /// The provider's error message in an error body, if it has one.
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::llm::openai;
+///
+/// let body = json!({ "error": { "message": "Rate limit reached", "type": "requests" } });
+/// assert_eq!(openai::error_message(&body).as_deref(), Some("Rate limit reached"));
+/// assert_eq!(openai::error_message(&json!({})), None);
+/// ```
 pub fn error_message(body: &Value) -> Option<String> {
     body["error"]["message"]
         .as_str()
@@ -52,6 +91,18 @@ pub fn error_message(body: &Value) -> Option<String> {
 }
 
 /// Builds the output of a streamed response from its server-sent events.
+///
+/// ```
+/// use vigil::llm::openai::StreamAccumulator;
+///
+/// let mut stream = StreamAccumulator::default();
+/// assert!(!stream.feed_line(r#"data: {"model":"gpt-4o","choices":[{"delta":{"role":"assistant"}}]}"#));
+/// assert!(stream.feed_line(r#"data: {"choices":[{"delta":{"content":"Hel"}}]}"#), "first content");
+/// assert!(!stream.feed_line(r#"data: {"choices":[{"delta":{"content":"lo"}}]}"#));
+/// stream.feed_line("data: [DONE]");
+/// assert!(stream.is_done());
+/// assert_eq!(stream.output()["content"], "Hello");
+/// ```
 #[derive(Debug, Default)]
 pub struct StreamAccumulator {
     model: Option<String>,
@@ -135,13 +186,13 @@ impl StreamAccumulator {
     /// The output, in the same shape as [`output`].
     pub fn output(&self) -> Value {
         let mut out = json!({
-            "model": self.model,
-            "content": if self.saw_content || self.tool_calls.is_empty() { json!(self.content) } else { Value::Null },
-            "role": self.role.as_deref().unwrap_or("assistant"),
-            "usage": if self.usage.is_null() { usage(&Value::Null) } else { self.usage.clone() },
+            keys::MODEL: self.model,
+            keys::CONTENT: if self.saw_content || self.tool_calls.is_empty() { json!(self.content) } else { Value::Null },
+            keys::ROLE: self.role.as_deref().unwrap_or("assistant"),
+            keys::USAGE: if self.usage.is_null() { usage(&Value::Null) } else { self.usage.clone() },
         });
         if !self.tool_calls.is_empty() {
-            out["tool_calls"] = Value::Array(self.tool_calls.clone());
+            out[keys::TOOL_CALLS] = Value::Array(self.tool_calls.clone());
         }
         out
     }

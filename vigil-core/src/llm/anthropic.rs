@@ -1,6 +1,13 @@
 //! Anthropic messages as `llm` spans, with the keys the Vigil server replays from.
 
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
 use serde_json::{json, Value};
+
+use super::keys;
 
 /// The span name of an Anthropic message.
 pub const SPAN_NAME: &str = "anthropic.messages";
@@ -11,12 +18,26 @@ pub const SPAN_NAME: &str = "anthropic.messages";
 /// prompt only from such a message (and forwards `temperature`, `top_p`
 /// and `stop_sequences` when present). A prompt given as content blocks
 /// becomes their text, joined.
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::llm::anthropic;
+///
+/// let request = json!({
+///     "model": "claude-sonnet-4-5", "max_tokens": 100, "system": "Be brief.",
+///     "messages": [{ "role": "user", "content": "Hi" }]
+/// });
+/// let input = anthropic::input(&request);
+/// assert_eq!(input["system"], "Be brief.", "kept as sent");
+/// assert_eq!(input["messages"][0], json!({ "role": "system", "content": "Be brief." }));
+/// assert_eq!(input["messages"][1]["content"], "Hi");
+/// ```
 pub fn input(request: &Value) -> Value {
     let Value::Object(fields) = request else {
-        return json!({ "value": request });
+        return json!({ keys::VALUE: request });
     };
     let mut input = fields.clone();
-    let system = match fields.get("system") {
+    let system = match fields.get(keys::SYSTEM) {
         Some(Value::String(text)) => Some(text.clone()),
         Some(Value::Array(blocks)) => Some(
             blocks
@@ -27,8 +48,11 @@ pub fn input(request: &Value) -> Value {
         ),
         _ => None,
     };
-    if let (Some(system), Some(Value::Array(messages))) = (system, input.get_mut("messages")) {
-        messages.insert(0, json!({ "role": "system", "content": system }));
+    if let (Some(system), Some(Value::Array(messages))) = (system, input.get_mut(keys::MESSAGES)) {
+        messages.insert(
+            0,
+            json!({ keys::ROLE: keys::SYSTEM_ROLE, keys::CONTENT: system }),
+        );
     }
     Value::Object(input)
 }
@@ -36,6 +60,24 @@ pub fn input(request: &Value) -> Value {
 /// The output of a response: `model`, `content` (its text blocks), `role`,
 /// `stop_reason`, `usage {input_tokens, output_tokens}`, and `tool_calls`
 /// (the `tool_use` blocks) when the model called tools.
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::llm::anthropic;
+///
+/// let response = json!({
+///     "model": "claude-sonnet-4-5", "role": "assistant", "stop_reason": "tool_use",
+///     "content": [
+///         { "type": "text", "text": "Let me look." },
+///         { "type": "tool_use", "id": "toolu_1", "name": "search", "input": { "q": "rust" } }
+///     ],
+///     "usage": { "input_tokens": 12, "output_tokens": 7 }
+/// });
+/// let output = anthropic::output(&response);
+/// assert_eq!(output["content"], json!(["Let me look."]));
+/// assert_eq!(output["tool_calls"][0], json!({ "id": "toolu_1", "name": "search", "input": { "q": "rust" } }));
+/// assert_eq!(output["usage"], json!({ "input_tokens": 12, "output_tokens": 7 }));
+/// ```
 pub fn output(response: &Value) -> Value {
     let blocks = response["content"].as_array().cloned().unwrap_or_default();
     let text: Vec<Value> = blocks
@@ -49,27 +91,56 @@ pub fn output(response: &Value) -> Value {
         .map(|b| json!({"id": b["id"], "name": b["name"], "input": b["input"]}))
         .collect();
     let mut out = json!({
-        "model": response.get("model").cloned().unwrap_or(Value::Null),
-        "content": text,
-        "role": response.get("role").cloned().unwrap_or(Value::Null),
-        "stop_reason": response.get("stop_reason").cloned().unwrap_or(Value::Null),
-        "usage": {
-            "input_tokens": response["usage"].get("input_tokens").cloned().unwrap_or(Value::Null),
-            "output_tokens": response["usage"].get("output_tokens").cloned().unwrap_or(Value::Null),
+        keys::MODEL: response.get("model").cloned().unwrap_or(Value::Null),
+        keys::CONTENT: text,
+        keys::ROLE: response.get("role").cloned().unwrap_or(Value::Null),
+        keys::STOP_REASON: response.get("stop_reason").cloned().unwrap_or(Value::Null),
+        keys::USAGE: {
+            keys::INPUT_TOKENS: response["usage"].get("input_tokens").cloned().unwrap_or(Value::Null),
+            keys::OUTPUT_TOKENS: response["usage"].get("output_tokens").cloned().unwrap_or(Value::Null),
         },
     });
     if !tools.is_empty() {
-        out["tool_calls"] = Value::Array(tools);
+        out[keys::TOOL_CALLS] = Value::Array(tools);
     }
     out
 }
 
 /// The provider's error message in an error body, if it has one.
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::llm::anthropic;
+///
+/// let body = json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } });
+/// assert_eq!(anthropic::error_message(&body).as_deref(), Some("Overloaded"));
+/// ```
 pub fn error_message(body: &Value) -> Option<String> {
     body["error"]["message"].as_str().map(str::to_owned)
 }
 
 /// Builds the output of a streamed response from its server-sent events.
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::llm::anthropic::StreamAccumulator;
+///
+/// let mut stream = StreamAccumulator::default();
+/// for line in [
+///     "event: message_start",
+///     r#"data: {"type":"message_start","message":{"model":"claude-sonnet-4-5","role":"assistant","usage":{"input_tokens":3}}}"#,
+///     r#"data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+///     r#"data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+///     r#"data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1}}"#,
+///     r#"data: {"type":"message_stop"}"#,
+/// ] {
+///     stream.feed_line(line);
+/// }
+/// assert!(stream.is_done());
+/// let output = stream.output();
+/// assert_eq!(output["content"], json!(["Hi"]));
+/// assert_eq!(output["usage"], json!({ "input_tokens": 3, "output_tokens": 1 }));
+/// ```
 #[derive(Debug, Default)]
 pub struct StreamAccumulator {
     message: Value,
