@@ -203,6 +203,20 @@ pub struct Exporter<
     members: B,
 }
 
+impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> core::fmt::Debug
+    for Exporter<B, L, D>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("batch", &self.len)
+            .field("sent", &self.cursor)
+            .field("phase", &self.phase)
+            .field("deferred", &self.deferred.len())
+            .field("paused_until", &self.paused_until)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter<B, L, D> {
     /// An exporter with `settings`, sending `project_id`, whose backoff jitter
     /// comes from `seed`.

@@ -3,9 +3,24 @@
 //! Everything here is synchronous, free of globals and threads, and needs no
 //! allocator: the span model ([`Span`], [`Trace`], [`SpanKind`],
 //! [`SpanStatus`]), ids and timestamps supplied from outside ([`IdGenerator`],
-//! [`Clock`]), the bounded multi-producer [`queue`], the Vigil JSON encoding
-//! ([`encode`]), the export state machine ([`Exporter`]) and the [`Transport`]
-//! seam. `vigil-std` adds threads, a global client and HTTP on top.
+//! [`Clock`]), the bounded multi-producer [`queue`] and the [`SpanQueue`]
+//! that threads fill through [`Producer`]s of their own, the Vigil JSON
+//! encoding ([`encode`]), the export state machine ([`Exporter`], which takes
+//! spans from any [`SpanSource`]) and the [`Transport`] seam. `vigil-std` adds
+//! threads, a global client and HTTP on top.
+//!
+//! # Features
+//!
+//! - `alloc` (off by default): growable payloads (`alloc::string::String` as
+//!   a span [`Buffer`]), boxed queue storage ([`queue::Queue::with_capacity`])
+//!   and the span queue of several lanes ([`SpanQueue::with_capacity`]), and
+//!   `Vec` as batch storage.
+//! - `llm` (off by default; implies `alloc`, adds `serde_json` without `std`):
+//!   the `llm` module, what an LLM call looks like: the OpenAI and Anthropic request
+//!   and response parsers and the OpenTelemetry GenAI and OpenInference
+//!   vocabulary, shared by every integration.
+//!
+//! With no feature the crate needs neither `std` nor an allocator.
 //!
 //! # End to end, with no allocator
 //!
@@ -50,6 +65,7 @@
 //! ```
 #![no_std]
 #![deny(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "alloc")]

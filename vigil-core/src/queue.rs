@@ -60,6 +60,12 @@ impl<T> Slot<T> {
 // cross threads, hence `T: Send`.
 unsafe impl<T: Send> Sync for Slot<T> {}
 
+impl<T> core::fmt::Debug for Slot<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Slot").finish_non_exhaustive()
+    }
+}
+
 impl<T> Default for Slot<T> {
     fn default() -> Self {
         Self::new()
@@ -434,6 +440,16 @@ impl<T, S: Storage<T>> Queue<T, S> {
             .fetch_update(Ordering::Release, Ordering::Relaxed, |released| {
                 Some(released.wrapping_add(n.min(freed.wrapping_sub(released))))
             });
+    }
+}
+
+impl<T, S: Storage<T>> core::fmt::Debug for Queue<T, S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Queue")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .field("outstanding", &self.outstanding())
+            .finish_non_exhaustive()
     }
 }
 
