@@ -12,8 +12,8 @@
 //! # Features
 //!
 //! - `alloc` (off by default): growable payloads (`alloc::string::String` as
-//!   a span [`Buffer`]), boxed queue storage ([`queue::Queue::with_capacity`])
-//!   and the span queue of several lanes ([`SpanQueue::with_capacity`]), and
+//!   a span [`Buffer`]), boxed queue storage (`Queue::with_capacity`)
+//!   and the span queue of several lanes (`SpanQueue::with_capacity`), and
 //!   `Vec` as batch storage.
 //! - `llm` (off by default; implies `alloc`, adds `serde_json` without `std`):
 //!   the `llm` module, what an LLM call looks like: the OpenAI and Anthropic request
