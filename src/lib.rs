@@ -17,6 +17,8 @@
 //! assert_eq!(captured.span("search").unwrap().output["value"], "found");
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 pub use vigil_std::*;
 

@@ -6,6 +6,8 @@
 //! (`vigil-std` if both), or to the `crate = "..."` option. The options are
 //! described on [`macro@span`].
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;

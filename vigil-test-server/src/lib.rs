@@ -21,6 +21,8 @@
 //! mid-response or right after an answer, a commit followed by a timeout,
 //! and going down and coming back on the same port.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -90,6 +92,7 @@ struct Bucket {
     at: Instant,
 }
 
+#[derive(Debug)]
 struct RateLimit {
     capacity: f64,
     per_second: f64,
@@ -153,6 +156,17 @@ pub struct Builder {
     api_key: String,
     rate: Option<RateLimit>,
     port: u16,
+}
+
+/// Shows the options but the API key.
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("api_key", &"<redacted>")
+            .field("rate", &self.rate)
+            .field("port", &self.port)
+            .finish()
+    }
 }
 
 impl Builder {
@@ -219,6 +233,15 @@ pub struct TestServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accept: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Shows the address (the API key, the store and the faults are left out).
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestServer {

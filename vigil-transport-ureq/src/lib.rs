@@ -36,6 +36,8 @@
 //! let transport = UreqTransport::new(&config);
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 use std::collections::HashSet;
 use std::io;
