@@ -5,6 +5,10 @@
 //! Cargo.toml names, by the name it gives it there, renamed or not
 //! (`vigil-std` if both), or to the `crate = "..."` option. The options are
 //! described on [`macro@span`].
+//!
+//! # Features
+//!
+//! This crate has no cargo features.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]

@@ -20,6 +20,10 @@
 //! them, or a share at random), latency, a black hole, a connection closed
 //! mid-response or right after an answer, a commit followed by a timeout,
 //! and going down and coming back on the same port.
+//!
+//! # Features
+//!
+//! This crate has no cargo features.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]
