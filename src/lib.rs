@@ -16,7 +16,19 @@
 //! });
 //! assert_eq!(captured.span("search").unwrap().output["value"], "found");
 //! ```
+//!
+//! # Features
+//!
+//! - `ureq` (default): HTTP(S) delivery. The client sends to the configured
+//!   endpoint with `vigil-transport-ureq` (blocking, on ureq, with rustls
+//!   for `https`) unless the config names another transport, and the
+//!   `vigil::ureq` module instruments the OpenAI and Anthropic calls an
+//!   application makes through ureq. Without it, pass a transport to
+//!   [`ConfigBuilder::transport`]; a client with none prints its traces to
+//!   stderr.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 pub use vigil_std::*;
 

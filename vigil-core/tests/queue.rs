@@ -11,8 +11,10 @@ use vigil_core::queue::{Queue, Slot};
 #[test]
 fn pushed_equals_popped_plus_dropped_under_contention() {
     const PRODUCERS: u64 = 4;
-    const PER: u64 = 200_000;
-    let q: Arc<Queue<u64, Box<[Slot<u64>]>>> = Arc::new(Queue::with_capacity(1000));
+    // Under miri, few enough to run in seconds, into a queue small enough to fill.
+    const PER: u64 = if cfg!(miri) { 300 } else { 200_000 };
+    const CAPACITY: usize = if cfg!(miri) { 16 } else { 1000 };
+    let q: Arc<Queue<u64, Box<[Slot<u64>]>>> = Arc::new(Queue::with_capacity(CAPACITY));
     let done = Arc::new(AtomicBool::new(false));
     let consumer = {
         let (q, done) = (q.clone(), done.clone());

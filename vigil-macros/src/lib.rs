@@ -1,13 +1,21 @@
 //! `#[trace]` and `#[span]`: the Vigil SDK's decorators as attribute macros.
 //!
 //! Use them through `vigil` or `vigil-std` (`#[vigil::span(kind = "llm")]`).
-//! The expansion refers to whichever of the two the calling crate depends on
-//! (or to the `crate = "..."` option). The options are described on
-//! [`macro@span`].
+//! The expansion refers to whichever of the two the calling crate's
+//! Cargo.toml names, by the name it gives it there, renamed or not
+//! (`vigil-std` if both), or to the `crate = "..."` option. The options are
+//! described on [`macro@span`].
+//!
+//! # Features
+//!
+//! This crate has no cargo features.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
+use proc_macro_crate::FoundCrate;
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
@@ -126,8 +134,11 @@ pub fn trace(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///   value. A type that is not `Serialize` is left out.
 /// - `metadata = ..`: any `Serialize` object, evaluated at each call, whose
 ///   entries are added to the span's metadata.
-/// - `crate = "path"`: where the SDK is, for a crate that renames it
-///   (`crate = "my_vigil"`).
+/// - `crate = "path"`: where the SDK is, when the crate's Cargo.toml does
+///   not say: renamed in the code (`extern crate vigil as my_vigil;`), or
+///   reached through another crate (`crate = "my_platform::vigil"`). A
+///   dependency renamed in Cargo.toml (`my_vigil = { package = "vigil", .. }`)
+///   is found without it.
 ///
 /// ```
 /// use serde_json::json;
@@ -175,7 +186,7 @@ pub fn trace(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// assert_eq!(answer.metadata["team"], "support");
 /// ```
 ///
-/// With the SDK renamed, `crate` names it:
+/// With the SDK renamed in the code, `crate` names it:
 ///
 /// ```
 /// extern crate vigil as observability;
@@ -401,31 +412,38 @@ impl Parse for Options {
 }
 
 /// The path of the SDK in the calling crate: the `crate = "..."` option, else
-/// `vigil_std` or `vigil`, whichever the crate depends on (`vigil_std` if both).
+/// `vigil-std` or `vigil` as the crate's Cargo.toml names it, under its own
+/// name or renamed (`vigil-std` if both).
 fn sdk_path(explicit: Option<&syn::Path>) -> TokenStream2 {
     if let Some(path) = explicit {
         return quote!(#path);
     }
-    let manifest = std::env::var("CARGO_MANIFEST_DIR")
-        .ok()
-        .and_then(|dir| std::fs::read_to_string(std::path::Path::new(&dir).join("Cargo.toml")).ok())
-        .unwrap_or_default();
-    let depends_on = |name: &str| {
-        manifest.lines().any(|line| {
-            let line = line.trim_start();
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.trim_start().starts_with('=') || rest.starts_with('.'))
-                || line.contains(&format!("dependencies.{name}]"))
-        })
-    };
-    let is_package = |name: &str| manifest.contains(&format!("name = \"{name}\""));
-    if depends_on("vigil-std") || depends_on("vigil_std") || is_package("vigil-std") {
-        quote!(::vigil_std)
-    } else if depends_on("vigil") {
-        quote!(::vigil)
-    } else {
-        quote!(::vigil_std)
+    resolve_sdk(|package| proc_macro_crate::crate_name(package).ok())
+}
+
+/// [`sdk_path`] without the option, `find` being how the calling crate names
+/// a package it depends on (`None` if it does not).
+///
+/// `FoundCrate::Itself` is the calling crate being the SDK package itself,
+/// which `proc-macro-crate` reports for its library and for every target
+/// compiled like it but its integration tests and benchmarks: its doc tests
+/// and examples, separate crates where `crate` would name the wrong one. The
+/// package's own name works in all of those; inside the SDK's library it
+/// needs an `extern crate self as vigil_std;` (or `crate = "crate"`).
+///
+/// Without a Cargo.toml to read (or naming neither package), `::vigil_std`,
+/// for a crate built without Cargo that links the SDK under that name.
+fn resolve_sdk(find: impl Fn(&str) -> Option<FoundCrate>) -> TokenStream2 {
+    for (package, own_name) in [("vigil-std", "vigil_std"), ("vigil", "vigil")] {
+        let name = match find(package) {
+            Some(FoundCrate::Name(name)) => name,
+            Some(FoundCrate::Itself) => own_name.to_owned(),
+            None => continue,
+        };
+        let ident = quote::format_ident!("{}", name);
+        return quote!(::#ident);
     }
+    quote!(::vigil_std)
 }
 
 fn kind_tokens(kind: &str) -> TokenStream2 {
@@ -896,4 +914,77 @@ fn instrument(options: Options, mut function: ItemFn, is_trace: bool) -> syn::Re
     };
     function.block = syn::parse2(quote!({ #body }))?;
     Ok(quote!(#function))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SDK's path in a crate whose Cargo.toml names those packages so.
+    fn resolved(deps: &[(&str, FoundCrate)]) -> String {
+        let find = |package: &str| {
+            deps.iter()
+                .find(|(p, _)| *p == package)
+                .map(|(_, found)| found.clone())
+        };
+        resolve_sdk(find).to_string()
+    }
+
+    fn named(name: &str) -> FoundCrate {
+        FoundCrate::Name(name.to_owned())
+    }
+
+    #[test]
+    fn either_package_under_its_name() {
+        assert_eq!(resolved(&[("vigil", named("vigil"))]), ":: vigil");
+        assert_eq!(
+            resolved(&[("vigil-std", named("vigil_std"))]),
+            ":: vigil_std"
+        );
+    }
+
+    #[test]
+    fn vigil_std_when_both() {
+        let both = [("vigil", named("vigil")), ("vigil-std", named("vigil_std"))];
+        assert_eq!(resolved(&both), ":: vigil_std");
+        let both_renamed = [("vigil", named("facade")), ("vigil-std", named("sdk"))];
+        assert_eq!(resolved(&both_renamed), ":: sdk");
+    }
+
+    #[test]
+    fn a_renamed_dependency_by_its_new_name() {
+        assert_eq!(
+            resolved(&[("vigil", named("observability"))]),
+            ":: observability"
+        );
+        assert_eq!(resolved(&[("vigil-std", named("sdk"))]), ":: sdk");
+    }
+
+    #[test]
+    fn the_sdk_package_itself_by_its_own_name() {
+        // Its doc tests and examples are compiled as `Itself`, where `crate`
+        // would name the doc test or the example.
+        assert_eq!(
+            resolved(&[("vigil-std", FoundCrate::Itself)]),
+            ":: vigil_std"
+        );
+        let facade = [
+            ("vigil", FoundCrate::Itself),
+            ("vigil-std", named("vigil_std")),
+        ];
+        assert_eq!(resolved(&facade), ":: vigil_std");
+        assert_eq!(resolved(&[("vigil", FoundCrate::Itself)]), ":: vigil");
+    }
+
+    #[test]
+    fn neither_falls_back_to_vigil_std() {
+        assert_eq!(resolved(&[]), ":: vigil_std");
+        assert_eq!(resolved(&[("serde", named("serde"))]), ":: vigil_std");
+    }
+
+    #[test]
+    fn the_crate_option_wins() {
+        let path: syn::Path = syn::parse_quote!(my::sdk);
+        assert_eq!(sdk_path(Some(&path)).to_string(), "my :: sdk");
+    }
 }

@@ -20,7 +20,13 @@
 //! them, or a share at random), latency, a black hole, a connection closed
 //! mid-response or right after an answer, a commit followed by a timeout,
 //! and going down and coming back on the same port.
+//!
+//! # Features
+//!
+//! This crate has no cargo features.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -90,6 +96,7 @@ struct Bucket {
     at: Instant,
 }
 
+#[derive(Debug)]
 struct RateLimit {
     capacity: f64,
     per_second: f64,
@@ -153,6 +160,17 @@ pub struct Builder {
     api_key: String,
     rate: Option<RateLimit>,
     port: u16,
+}
+
+/// Shows the options but the API key.
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("api_key", &"<redacted>")
+            .field("rate", &self.rate)
+            .field("port", &self.port)
+            .finish()
+    }
 }
 
 impl Builder {
@@ -219,6 +237,15 @@ pub struct TestServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accept: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Shows the address (the API key, the store and the faults are left out).
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestServer {

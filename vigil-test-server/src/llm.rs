@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::{read_request, respond_raw, Incoming};
 
 /// The fake provider; stops when dropped.
+#[derive(Debug)]
 pub struct FakeLlm {
     addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,

@@ -4,6 +4,7 @@
 //! It prints its URL and API key, enforces the real server's rules (and its
 //! rate limit, unless `--no-rate-limit`), and prints each trace it stores.
 #![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 use std::collections::HashSet;
 use std::process::ExitCode;

@@ -266,3 +266,28 @@ fn the_binary_prints_its_url_and_key_and_serves_there() {
     let _ = child.wait();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[test]
+fn debug_shows_the_address_never_the_api_key() {
+    let builder = TestServer::builder()
+        .api_key("sk-secret-123")
+        .port(0)
+        .rate_limit(5, Duration::from_secs(1));
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains("sk-secret-123"), "{shown}");
+    assert!(
+        shown.contains("<redacted>") && shown.contains("capacity: 5.0"),
+        "{shown}"
+    );
+
+    let server = builder.start();
+    let shown = format!("{server:?}");
+    assert!(!shown.contains("sk-secret-123"), "{shown}");
+    assert!(
+        shown.contains(server.url().trim_start_matches("http://")),
+        "{shown}"
+    );
+
+    let llm = vigil_test_server::llm::FakeLlm::start();
+    assert!(format!("{llm:?}").contains("FakeLlm"));
+}

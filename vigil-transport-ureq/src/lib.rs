@@ -35,7 +35,16 @@
 //! let config = Config { endpoint: "https://vigil.example.com", api_key: "k", ..Config::default() };
 //! let transport = UreqTransport::new(&config);
 //! ```
+//!
+//! # Features
+//!
+//! - `tls` (default): HTTPS, through rustls (with the ring provider) and the
+//!   webpki root certificates. Without it only `http://` endpoints are
+//!   reached: a request to an `https://` one fails as unreachable, and the
+//!   failure is logged once.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 use std::collections::HashSet;
 use std::io;
