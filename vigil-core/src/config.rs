@@ -24,14 +24,14 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// never appears in `Debug` output.
 ///
 /// ```
-/// use vigil_core::{Config, ConfigError};
+/// use vigil_core::{Settings, ConfigError};
 ///
-/// let config = Config { batch_size: 0, ..Config::default() };
+/// let config = Settings { batch_size: 0, ..Settings::default() };
 /// assert_eq!(config.validate(), Err(ConfigError::BatchSize(0)));
 /// assert_eq!(ConfigError::BatchSize(0).field(), "batch_size");
 /// ```
 #[derive(Clone, Copy)]
-pub struct Config<'a> {
+pub struct Settings<'a> {
     /// Server base URL (`http://` or `https://`); a trailing `/` is ignored.
     pub endpoint: &'a str,
     /// Sent as `Authorization: Bearer <api_key>` when not empty.
@@ -54,9 +54,9 @@ pub struct Config<'a> {
     pub headers: &'a [(&'a str, &'a str)],
 }
 
-impl Default for Config<'_> {
+impl Default for Settings<'_> {
     fn default() -> Self {
-        Config {
+        Settings {
             endpoint: DEFAULT_ENDPOINT,
             api_key: "",
             project_id: DEFAULT_PROJECT_ID,
@@ -71,9 +71,9 @@ impl Default for Config<'_> {
     }
 }
 
-impl fmt::Debug for Config<'_> {
+impl fmt::Debug for Settings<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
+        f.debug_struct("Settings")
             .field("endpoint", &RedactedUrl(self.endpoint))
             .field("api_key", &Redacted(self.api_key))
             .field("project_id", &self.project_id)
@@ -292,7 +292,7 @@ impl fmt::Debug for ConfigError {
 
 impl core::error::Error for ConfigError {}
 
-impl Config<'_> {
+impl Settings<'_> {
     /// Checks every option, reporting the first at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let endpoint = self.endpoint.trim();

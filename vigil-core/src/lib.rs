@@ -92,7 +92,7 @@ mod transport;
 
 pub use buffer::{Buffer, Full};
 pub use config::{
-    Config, ConfigError, ExportSettings, Redacted, RedactedUrl, DEFAULT_BATCH_SIZE,
+    ConfigError, ExportSettings, Redacted, RedactedUrl, Settings, DEFAULT_BATCH_SIZE,
     DEFAULT_ENDPOINT, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_PROJECT_ID, DEFAULT_TIMEOUT_SECONDS, MAX_QUEUE_SIZE, MAX_REQUEST_BYTES,
     MAX_TIMEOUT_SECONDS, MIN_REQUEST_BYTES, MIN_RETRY_BACKOFF, MIN_TIMEOUT_SECONDS,

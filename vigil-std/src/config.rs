@@ -81,7 +81,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let core = vigil_core::Config::default();
+        let core = vigil_core::Settings::default();
         Config {
             endpoint: core.endpoint.to_owned(),
             api_key: String::new(),
@@ -267,8 +267,8 @@ impl Config {
     }
 
     /// The borrowed form the core works with.
-    pub fn as_core<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> vigil_core::Config<'a> {
-        vigil_core::Config {
+    pub fn as_core<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> vigil_core::Settings<'a> {
+        vigil_core::Settings {
             endpoint: &self.endpoint,
             api_key: &self.api_key,
             project_id: &self.project_id,

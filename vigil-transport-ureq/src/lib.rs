@@ -29,11 +29,11 @@
 //! to the socket (or to TLS).
 //!
 //! ```no_run
-//! use vigil_core::Config;
+//! use vigil_core::Settings;
 //! use vigil_transport_ureq::UreqTransport;
 //!
-//! let config = Config { endpoint: "https://vigil.example.com", api_key: "k", ..Config::default() };
-//! let transport = UreqTransport::new(&config);
+//! let settings = Settings { endpoint: "https://vigil.example.com", api_key: "k", ..Settings::default() };
+//! let transport = UreqTransport::new(&settings);
 //! ```
 //!
 //! # Features
@@ -61,7 +61,7 @@ mod sealed;
 use resolver::CachingResolver;
 use sealed::SealedKey;
 use vigil_core::{
-    Config, Interrupt, Lookup, Outcome, Request, RequestKind, RetryReason, Transport,
+    Interrupt, Lookup, Outcome, Request, RequestKind, RetryReason, Settings, Transport,
 };
 
 /// Largest response body read (error messages are short; the rest is skipped).
@@ -105,7 +105,7 @@ impl std::fmt::Debug for UreqTransport {
 
 impl UreqTransport {
     /// A transport for the endpoint, key, headers and timeout of `config`.
-    pub fn new(config: &Config<'_>) -> Self {
+    pub fn new(config: &Settings<'_>) -> Self {
         let timeout = config.timeout();
         let agent_config = Agent::config_builder()
             .http_status_as_error(false)
@@ -594,9 +594,9 @@ mod tests {
 
     #[test]
     fn the_key_is_not_in_debug() {
-        let config = Config {
+        let config = Settings {
             api_key: "sekrit",
-            ..Config::default()
+            ..Settings::default()
         };
         assert!(!format!("{:?}", UreqTransport::new(&config)).contains("sekrit"));
     }
