@@ -13,8 +13,9 @@ use vigil_core::{
     Request, RetryReason, SpanQueue, StatsSnapshot, Transport,
 };
 
-use crate::config::{BoxTransport, Config};
-use crate::sink::ConsoleTransport;
+use crate::config::{BoxTransport, Config, Destination, EnvError};
+use crate::console::ConsoleTransport;
+use crate::sync::lock;
 use crate::text::Text;
 use crate::Record;
 
@@ -124,7 +125,7 @@ pub struct ShutdownReport {
     /// have stored them before the connection closed.
     pub interrupted: bool,
     /// Where the spans were sent.
-    pub destination: crate::Destination,
+    pub destination: Destination,
 }
 
 impl fmt::Display for ShutdownReport {
@@ -181,7 +182,7 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// A client for `config` with its own exporter thread, not installed
-    /// globally (see [`crate::init`]).
+    /// globally (see [`init`]).
     ///
     /// If the OS cannot start a thread, the error is logged and spans are
     /// queued until the queue is full, then dropped and counted.
@@ -664,7 +665,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
     let headers: Vec<(&str, &str)> = Vec::new();
     let mut settings = config.as_core(&headers).export_settings();
     settings.backoff_base = config.retry_backoff;
-    let seed = crate::context::entropy();
+    let seed = crate::seed::entropy();
     let mut exporter: Exporter<Text, Vec<Record>, Vec<Deferred<Text>>> =
         Exporter::new(settings, &config.project_id, seed);
     let defaults = trace_defaults(config);
@@ -800,10 +801,6 @@ fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 // ---- the global client ----
 
 static GLOBAL: RwLock<Option<Client>> = RwLock::new(None);
@@ -864,15 +861,15 @@ pub fn init(config: Config) -> Result<Client, ConfigError> {
 ///     Ok(())
 /// }
 /// ```
-pub fn init_from_env() -> Result<Client, crate::EnvError> {
+pub fn init_from_env() -> Result<Client, EnvError> {
     let mut config = Config::from_env()?;
     if std::env::var_os("VIGIL_ENDPOINT").is_none() && config.transport.is_none() {
         config.transport = Some(Arc::new(|| {
             Box::new(ConsoleTransport::stdout()) as BoxTransport
         }));
-        config.destination = crate::Destination::Console;
+        config.destination = Destination::Console;
     }
-    init(config).map_err(crate::EnvError::Invalid)
+    init(config).map_err(EnvError::Invalid)
 }
 
 /// The global client, if [`init`] was called and [`shutdown`] was not.

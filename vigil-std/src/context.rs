@@ -8,11 +8,8 @@
 //! future, where new spans become its children.
 
 use std::cell::RefCell;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use vigil_core::{IdGenerator, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId};
 
@@ -65,7 +62,7 @@ impl Mailbox {
     /// Leaves `mail` for the span; `false` if the span has ended or too much
     /// is waiting.
     fn post(&self, mail: Mail) -> bool {
-        match &mut *crate::client::lock(&self.0) {
+        match &mut *crate::sync::lock(&self.0) {
             Some(waiting) if waiting.len() < MAX_WAITING_MAIL => {
                 waiting.push(mail);
                 true
@@ -76,12 +73,12 @@ impl Mailbox {
 
     /// Whether the span still takes updates (it has not ended).
     fn is_open(&self) -> bool {
-        crate::client::lock(&self.0).is_some()
+        crate::sync::lock(&self.0).is_some()
     }
 
     /// What is waiting; with `close`, also refuses what comes later.
     fn take(&self, close: bool) -> Vec<Mail> {
-        let mut waiting = crate::client::lock(&self.0);
+        let mut waiting = crate::sync::lock(&self.0);
         if close {
             waiting.take().unwrap_or_default()
         } else {
@@ -186,7 +183,7 @@ fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 impl Local {
     fn ids(&mut self) -> &mut IdGenerator {
         self.ids
-            .get_or_insert_with(|| IdGenerator::from_seed(entropy()))
+            .get_or_insert_with(|| IdGenerator::from_seed(crate::seed::entropy()))
     }
 
     /// The client new spans go to when no parent names one.
@@ -226,18 +223,6 @@ impl Drop for Local {
             }
         }
     }
-}
-
-/// A seed for this thread's id generator: the OS's per-process random keys
-/// (through `RandomState`) mixed with the time.
-pub(crate) fn entropy() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
 
 pub(crate) use crate::clock::now;

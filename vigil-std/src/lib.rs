@@ -32,12 +32,15 @@ pub mod __private;
 mod client;
 mod clock;
 mod config;
+mod console;
 mod context;
 mod convenience;
 pub mod integrations;
 mod panic;
+mod seed;
 pub mod sink;
 mod span;
+mod sync;
 mod text;
 #[cfg(feature = "ureq")]
 pub mod ureq;
