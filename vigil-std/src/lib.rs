@@ -37,6 +37,7 @@ mod context;
 mod convenience;
 pub mod integrations;
 mod panic;
+mod payload;
 mod seed;
 pub mod sink;
 mod span;
