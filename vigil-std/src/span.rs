@@ -1,12 +1,12 @@
 //! Guards, closures and futures that record spans and traces.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::future::Future;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
+use pin_project_lite::pin_project;
 use serde::Serialize;
 use serde_json::Value;
 use vigil_core::{Name, SpanId, SpanKind, SpanStatus, TraceId};
@@ -523,47 +523,97 @@ pub fn current_trace() -> SpanHandle {
     SpanHandle::new(context::current_root_id())
 }
 
-/// A future that records a span around every poll of the future it wraps;
-/// made by [`InstrumentExt::in_span`].
-///
-/// ```
-/// use vigil::{InstrumentExt, SpanKind};
-///
-/// let captured = vigil::sink::capture(|| {
-///     let task = async { 1 }.in_span("task", SpanKind::Agent);
-///     drop(task); // a future dropped unpolled still ends its span
-/// });
-/// assert_eq!(captured.span("task").unwrap().kind, "agent");
-/// ```
-///
-/// Spans the wrapped future leaves open between polls (a [`SpanGuard`] held
-/// across an `.await`) are kept with it, not on the thread, so other tasks
-/// polled on the thread meanwhile do not see them as current.
-pub struct Instrumented<F> {
-    /// Dropped by hand, before the span ends (see `Drop`).
-    future: ManuallyDrop<F>,
+pin_project! {
+    /// A future that records a span around every poll of the future it wraps;
+    /// made by [`InstrumentExt::in_span`].
+    ///
+    /// ```
+    /// use vigil::{InstrumentExt, SpanKind};
+    ///
+    /// let captured = vigil::sink::capture(|| {
+    ///     let task = async { 1 }.in_span("task", SpanKind::Agent);
+    ///     drop(task); // a future dropped unpolled still ends its span
+    /// });
+    /// assert_eq!(captured.span("task").unwrap().kind, "agent");
+    /// ```
+    ///
+    /// Spans the wrapped future leaves open between polls (a [`SpanGuard`] held
+    /// across an `.await`) are kept with it, not on the thread, so other tasks
+    /// polled on the thread meanwhile do not see them as current.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Instrumented<F> {
+        // Dropped after `PinnedDrop::drop` has put the span back on the
+        // stack, so inside it; fields drop in order, so before `span`.
+        #[pin]
+        future: F,
+        span: FutureSpan,
+    }
+
+    impl<F> PinnedDrop for Instrumented<F> {
+        // Back on the stack while the future drops, so the guards it holds
+        // end their own spans, as children of this one; `span`, dropped
+        // after the future (even if that panics), then ends it.
+        fn drop(this: Pin<&mut Self>) {
+            this.project().span.enter_for_drop();
+        }
+    }
+}
+
+/// The span of an [`Instrumented`] future, kept with it between polls.
+struct FutureSpan {
+    /// Off the stack between polls; `None` once ended.
     frame: Option<Frame>,
+    /// What the future's last poll left open above its span.
     held: Held,
+    /// The span put back on the stack while the future drops: it ends when
+    /// this drops, after the future.
+    dropping: Option<SpanId>,
+}
+
+impl FutureSpan {
+    fn id(&self) -> Option<SpanId> {
+        self.frame.as_ref().map(|f| f.span.span_id())
+    }
+
+    /// Puts the span, if it has not ended, back on the stack for the
+    /// future's drop.
+    fn enter_for_drop(&mut self) {
+        self.dropping = self.id();
+        if let Some(frame) = self.frame.take() {
+            context::push_with_held(frame, &mut self.held);
+        }
+    }
+}
+
+impl Drop for FutureSpan {
+    /// Ends the span the future's drop ran in, so it does not stay current
+    /// on this thread.
+    fn drop(&mut self) {
+        if let Some((mut frame, held)) = self.dropping.and_then(context::pop_with_held) {
+            drop(held);
+            // Dropped before completion: the task was cancelled.
+            let _ = frame.span.set_metadata("vigil.cancelled", &true);
+            context::close(frame);
+        }
+    }
 }
 
 impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is never moved out of the pinned struct (it is
-        // dropped in place); `frame` and `held` are not structurally pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
-        let id = this.frame.as_ref().map(|f| f.span.span_id());
-        if let Some(frame) = this.frame.take() {
-            context::push_with_held(frame, &mut this.held);
+        let this = self.project();
+        let span = this.span;
+        let id = span.id();
+        if let Some(frame) = span.frame.take() {
+            context::push_with_held(frame, &mut span.held);
         }
         // Put the span (and what is open above it) back even if the future
         // panics.
-        struct Restore<'a>(&'a mut Option<Frame>, &'a mut Held, Option<SpanId>);
+        struct Restore<'a>(&'a mut FutureSpan, Option<SpanId>);
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
-                let Some((mut frame, held)) = self.2.and_then(context::pop_with_held) else {
+                let Some((mut frame, held)) = self.1.and_then(context::pop_with_held) else {
                     return;
                 };
                 // The poll panicked: whenever the future is dropped (the
@@ -576,58 +626,47 @@ impl<F: Future> Future for Instrumented<F> {
                     frame.span.set_status(SpanStatus::Error);
                     frame.status_set = true;
                 }
-                *self.0 = Some(frame);
-                *self.1 = held;
+                self.0.frame = Some(frame);
+                self.0.held = held;
             }
         }
-        let restore = Restore(&mut this.frame, &mut this.held, id);
-        let poll = future.poll(cx);
+        let restore = Restore(&mut *span, id);
+        let poll = this.future.poll(cx);
         drop(restore);
         if poll.is_ready() {
-            if let Some(frame) = this.frame.take() {
+            if let Some(frame) = span.frame.take() {
                 context::close(frame);
             }
             // A guard that outlives the future (returned in its output)
             // stays current here until it drops, as outside a future.
-            context::push_held(std::mem::take(&mut this.held));
+            context::push_held(std::mem::take(&mut span.held));
         }
         poll
-    }
-}
-
-impl<F> Drop for Instrumented<F> {
-    fn drop(&mut self) {
-        let id = self.frame.as_ref().map(|f| f.span.span_id());
-        // Back on the stack while the future drops, so the guards it holds
-        // end their own spans, as children of this one.
-        if let Some(frame) = self.frame.take() {
-            context::push_with_held(frame, &mut self.held);
-        }
-        // Ends the span even if dropping the future panics, so it does not
-        // stay current on this thread.
-        struct Cancel(Option<SpanId>);
-        impl Drop for Cancel {
-            fn drop(&mut self) {
-                if let Some((mut frame, held)) = self.0.and_then(context::pop_with_held) {
-                    drop(held);
-                    // Dropped before completion: the task was cancelled.
-                    let _ = frame.span.set_metadata("vigil.cancelled", &true);
-                    context::close(frame);
-                }
-            }
-        }
-        let cancel = Cancel(id);
-        // SAFETY: dropped once, here, in place (it may be pinned); never
-        // touched again.
-        unsafe { ManuallyDrop::drop(&mut self.future) };
-        drop(cancel);
     }
 }
 
 impl<F> Instrumented<F> {
     /// The span's handle (usable inside the future while it is polled).
     pub fn handle(&self) -> SpanHandle {
-        SpanHandle::new(self.frame.as_ref().map(|f| f.span.span_id()))
+        SpanHandle::new(self.span.id())
+    }
+}
+
+/// The wrapped future, and the span's id (`None` when not recorded, or
+/// once ended).
+///
+/// ```
+/// use vigil::{InstrumentExt, SpanKind};
+///
+/// let task = std::future::ready(1).in_span("task", SpanKind::Tool);
+/// assert_eq!(format!("{task:?}"), "Instrumented { future: Ready(Some(1)), span_id: None }");
+/// ```
+impl<F: fmt::Debug> fmt::Debug for Instrumented<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instrumented")
+            .field("future", &self.future)
+            .field("span_id", &self.span.id())
+            .finish()
     }
 }
 
@@ -638,9 +677,12 @@ pub(crate) fn instrument<F>(
     start: Start,
 ) -> Instrumented<F> {
     Instrumented {
-        frame: context::open(name, kind, start, None),
-        future: ManuallyDrop::new(future),
-        held: Held::default(),
+        span: FutureSpan {
+            frame: context::open(name, kind, start, None),
+            held: Held::default(),
+            dropping: None,
+        },
+        future,
     }
 }
 
@@ -726,18 +768,38 @@ pub trait InstrumentExt: Future + Sized {
 
 impl<F: Future> InstrumentExt for F {}
 
-/// A future polled inside a [`crate::Context`]; see [`InstrumentExt::with_context`].
-pub struct WithContext<F> {
-    future: F,
-    context: crate::Context,
+pin_project! {
+    /// A future polled inside a [`crate::Context`]; see [`InstrumentExt::with_context`].
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct WithContext<F> {
+        #[pin]
+        future: F,
+        context: crate::Context,
+    }
 }
 
 impl<F: Future> Future for WithContext<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned and never moved.
-        let this = unsafe { self.get_unchecked_mut() };
+        let this = self.project();
         let _attached = this.context.attach();
-        unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
+        this.future.poll(cx)
+    }
+}
+
+/// The wrapped future and the context.
+///
+/// ```
+/// use vigil::InstrumentExt;
+///
+/// let task = std::future::ready(1).with_context(vigil::Context::current());
+/// assert_eq!(format!("{task:?}"), "WithContext { future: Ready(Some(1)), context: Context(empty) }");
+/// ```
+impl<F: fmt::Debug> fmt::Debug for WithContext<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithContext")
+            .field("future", &self.future)
+            .field("context", &self.context)
+            .finish()
     }
 }
