@@ -24,7 +24,7 @@ pub(crate) struct Frame {
     /// panic is not this span's failure.
     pub(crate) started_panicking: bool,
     /// Updates from threads and tasks that reach this span only through a
-    /// [`Context`](crate::Context); made when the first such context is taken.
+    /// `Context`; made when the first such context is taken.
     pub(crate) mailbox: Option<Arc<Mailbox>>,
 }
 

@@ -1,5 +1,5 @@
 //! Updates for a span from threads and tasks that reach it only through a
-//! [`Context`](crate::Context), and the mailbox where they wait for it.
+//! `Context`, and the mailbox where they wait for it.
 
 use std::sync::Mutex;
 
@@ -8,8 +8,7 @@ use vigil_core::{SpanStatus, Timestamp};
 use crate::payload::Payload;
 use crate::sync::lock;
 
-/// An update for a span, sent from where only its [`Context`](crate::Context)
-/// is known.
+/// An update for a span, sent from where only its `Context` is known.
 pub(crate) enum Mail {
     Metadata(String, Payload),
     Event(String, Timestamp, Payload),

@@ -17,7 +17,7 @@ pub(super) enum Entry {
     Remote(ContextInner),
 }
 
-/// The span a [`Context`](crate::Context) carries, as it is attached.
+/// The span a `Context` carries, as it is attached.
 #[derive(Clone)]
 pub(super) struct ContextInner {
     pub(super) trace_id: TraceId,
@@ -165,7 +165,7 @@ pub(crate) fn with_frame<R>(
 }
 
 /// The innermost span of this thread: a local one, or the span of an
-/// attached [`Context`](crate::Context).
+/// attached `Context`.
 pub(crate) fn current_id() -> Option<SpanId> {
     with_local(|l| l.stack.last().map(|e| e.ids().1)).flatten()
 }
