@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::context::Start;
-use crate::span::{to_json, InstrumentExt, Instrumented, SpanHandle, SpanName};
+use crate::payload::to_json;
+use crate::span::{InstrumentExt, Instrumented, SpanHandle, SpanName};
 use crate::{Context, SpanKind};
 
 /// What a span's name can be made of (`name = ..` in the macros). Implemented

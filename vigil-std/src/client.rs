@@ -10,18 +10,19 @@ use std::time::{Duration, Instant};
 use vigil_core::queue::Slot;
 use vigil_core::{
     Abandoned, ConfigError, Deferred, Exporter, Interrupt, Lookup, Outcome, Poll, Producer,
-    Request, RetryReason, SpanQueue, StatsSnapshot, Transport,
+    Request, RetryReason, SpanQueue, StatsSnapshot, TraceId, Transport,
 };
 
-use crate::config::{BoxTransport, Config};
-use crate::sink::ConsoleTransport;
+use crate::config::{BoxTransport, Config, Destination, EnvError};
+use crate::console::ConsoleTransport;
+use crate::sync::lock;
 use crate::text::Text;
 use crate::Record;
 
 type Slots = Box<[Slot<Record>]>;
 
 /// Where a client's ended spans wait for its exporter.
-pub(crate) type Spans = SpanQueue<Text, Slots>;
+type Spans = SpanQueue<Text, Slots>;
 
 /// A handle to an initialised SDK: cheap to clone, shared by all threads.
 ///
@@ -37,13 +38,13 @@ pub(crate) type Spans = SpanQueue<Text, Slots>;
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<Handle>,
+    inner: Arc<Handle>,
 }
 
 /// What `Client` clones share. When the last one goes, the exporter is told
 /// to flush and stop (within `shutdown_timeout`), so a forgotten client does
 /// not leave its thread behind.
-pub(crate) struct Handle(Arc<Inner>);
+struct Handle(Arc<Inner>);
 
 impl std::ops::Deref for Handle {
     type Target = Inner;
@@ -63,11 +64,11 @@ impl Drop for Handle {
     }
 }
 
-pub(crate) struct Inner {
-    pub(crate) config: Config,
-    pub(crate) spans: Arc<Spans>,
+struct Inner {
+    config: Config,
+    spans: Arc<Spans>,
     /// Traces whose id hashes below this are recorded.
-    pub(crate) sample_threshold: u64,
+    sample_threshold: u64,
     control: Control,
 }
 
@@ -124,7 +125,7 @@ pub struct ShutdownReport {
     /// have stored them before the connection closed.
     pub interrupted: bool,
     /// Where the spans were sent.
-    pub destination: crate::Destination,
+    pub destination: Destination,
 }
 
 impl fmt::Display for ShutdownReport {
@@ -181,7 +182,7 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// A client for `config` with its own exporter thread, not installed
-    /// globally (see [`crate::init`]).
+    /// globally (see [`init`]).
     ///
     /// If the OS cannot start a thread, the error is logged and spans are
     /// queued until the queue is full, then dropped and counted.
@@ -244,11 +245,13 @@ impl Client {
     }
 
     /// The configuration.
+    #[inline]
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
 
     /// Whether this client records anything.
+    #[inline]
     pub fn is_enabled(&self) -> bool {
         self.inner.config.enabled
     }
@@ -391,21 +394,6 @@ impl Client {
         }
     }
 
-    /// Runs `f` with this client as the current thread's client: spans that
-    /// `f` starts (and their children, on any thread or future they are
-    /// carried to) go to this client rather than the global one.
-    ///
-    /// ```
-    /// # let client = vigil::Client::new(vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap()).unwrap();
-    /// client.scope(|| {
-    ///     vigil::trace("job", |_| vigil::span("step", vigil::SpanKind::Tool, |_| ()));
-    /// });
-    /// assert_eq!(client.stats().spans_started, 2);
-    /// ```
-    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        crate::context::with_scoped_client(self, f)
-    }
-
     /// Shuts down when the returned guard is dropped (and removes the client
     /// from the global slot if it is there).
     ///
@@ -420,14 +408,9 @@ impl Client {
         ShutdownGuard(Some(self))
     }
 
-    /// Queues `span` from any thread (see [`ClientProducer`] for the way of
-    /// a thread that ends many).
-    #[inline]
-    pub(crate) fn submit(&self, span: Record) {
-        let _ = self.submit_from(|| span);
-    }
-
-    /// [`Client::submit`] for a span that `make` moves out of where it lives.
+    /// Queues the span `make` moves out of where it lives, from any thread
+    /// (see [`ClientProducer`] for the way of a thread that ends many);
+    /// gives `make` back, uncalled, if the queue refuses the span.
     #[inline(always)]
     pub(crate) fn submit_from<F: FnOnce() -> Record>(&self, make: F) -> Result<(), F> {
         let submitted = self.inner.spans.submit_with(make);
@@ -439,6 +422,49 @@ impl Client {
     pub(crate) fn same(&self, other: &Client) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
+
+    /// Whether a trace with this id is recorded, given the sample rate.
+    #[inline]
+    pub(crate) fn is_sampled(&self, trace: TraceId) -> bool {
+        let threshold = self.inner.sample_threshold;
+        if threshold == u64::MAX {
+            return true;
+        }
+        sample_key(trace) < threshold
+    }
+
+    /// The most bytes a span's input, output or metadata may take.
+    #[inline(always)]
+    pub(crate) fn field_limit(&self) -> usize {
+        self.inner.config.max_field_bytes
+    }
+
+    /// Counts a recorded span's start on a thread that holds no producer for
+    /// this client's queue.
+    #[inline]
+    pub(crate) fn count_span_started(&self) {
+        self.inner.spans.span_started();
+    }
+
+    /// Counts an update that reached no live span.
+    pub(crate) fn count_refused_update(&self) {
+        self.inner.spans.refused_update();
+    }
+
+    /// Counts a `mask` hook that panicked.
+    pub(crate) fn count_mask_panic(&self) {
+        self.inner.spans.mask_panicked();
+    }
+}
+
+/// A trace's random bits as a number: bytes 0-5 and 9-10, little-endian
+/// (in a UUIDv4, 6 and 8 hold version and variant bits). Read as one
+/// number, not byte by byte, which would make the compiler split every
+/// copy of the id into bytes.
+#[inline]
+fn sample_key(trace: TraceId) -> u64 {
+    let id = u128::from_le_bytes(trace.to_bytes());
+    (id as u64 & 0xffff_ffff_ffff) | (((id >> 72) as u64 & 0xffff) << 48)
 }
 
 /// A client with a thread's [`Producer`] for its queue, made together so
@@ -455,6 +481,7 @@ impl ClientProducer {
         ClientProducer { client, producer }
     }
 
+    #[inline]
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
@@ -664,7 +691,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
     let headers: Vec<(&str, &str)> = Vec::new();
     let mut settings = config.as_core(&headers).export_settings();
     settings.backoff_base = config.retry_backoff;
-    let seed = crate::context::entropy();
+    let seed = crate::seed::entropy();
     let mut exporter: Exporter<Text, Vec<Record>, Vec<Deferred<Text>>> =
         Exporter::new(settings, &config.project_id, seed);
     let defaults = trace_defaults(config);
@@ -800,10 +827,6 @@ fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 // ---- the global client ----
 
 static GLOBAL: RwLock<Option<Client>> = RwLock::new(None);
@@ -864,15 +887,15 @@ pub fn init(config: Config) -> Result<Client, ConfigError> {
 ///     Ok(())
 /// }
 /// ```
-pub fn init_from_env() -> Result<Client, crate::EnvError> {
+pub fn init_from_env() -> Result<Client, EnvError> {
     let mut config = Config::from_env()?;
     if std::env::var_os("VIGIL_ENDPOINT").is_none() && config.transport.is_none() {
         config.transport = Some(Arc::new(|| {
             Box::new(ConsoleTransport::stdout()) as BoxTransport
         }));
-        config.destination = crate::Destination::Console;
+        config.destination = Destination::Console;
     }
-    init(config).map_err(crate::EnvError::Invalid)
+    init(config).map_err(EnvError::Invalid)
 }
 
 /// The global client, if [`init`] was called and [`shutdown`] was not.
@@ -976,5 +999,21 @@ fn uninstall(client: &Client) {
     if global.as_ref().is_some_and(|g| g.same(client)) {
         GENERATION.fetch_add(1, Ordering::Release);
         *global = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_key_is_the_random_bytes_of_the_trace_id() {
+        let mut ids = vigil_core::IdGenerator::from_seed(3);
+        for _ in 0..1_000 {
+            let trace = ids.trace_id();
+            let b = trace.to_bytes();
+            let bytes = [b[0], b[1], b[2], b[3], b[4], b[5], b[9], b[10]];
+            assert_eq!(sample_key(trace), u64::from_le_bytes(bytes));
+        }
     }
 }

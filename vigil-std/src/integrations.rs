@@ -15,11 +15,10 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::client::{get_client, Client};
 use crate::config::Field;
 use crate::context::{self, Frame, Start};
 use crate::llm::{keys, Provider, StreamAccumulator};
-use crate::span;
-use crate::Client;
 use crate::{SpanKind, SpanStatus};
 
 const NAMES: [&str; 2] = [Provider::OpenAi.name(), Provider::Anthropic.name()];
@@ -263,7 +262,7 @@ impl LlmCall {
     fn end(&mut self, output: &Value, status: SpanStatus) {
         let client = self.client();
         if let Some(mut f) = self.frame.take() {
-            span::set_payload(&mut f, client.as_ref(), Field::Output, output);
+            f.set_payload(client.as_ref(), Field::Output, output);
             f.span.set_status(status);
             f.status_set = true;
             context::close(f);
@@ -273,8 +272,8 @@ impl LlmCall {
 
 /// Records a payload on a span held outside the stack.
 fn set_payload<T: serde::Serialize + ?Sized>(f: &mut Frame, field: Field<'_>, value: &T) {
-    let client = f.client.clone().or_else(crate::get_client);
-    span::set_payload(f, client.as_ref(), field, value);
+    let client = f.client.clone().or_else(get_client);
+    f.set_payload(client.as_ref(), field, value);
 }
 
 impl LlmCall {
@@ -282,7 +281,7 @@ impl LlmCall {
         self.frame
             .as_ref()
             .and_then(|f| f.client.clone())
-            .or_else(crate::get_client)
+            .or_else(get_client)
     }
 }
 

@@ -1,3 +1,13 @@
+// Module layers, bottom to top; a module imports only from layers below it
+// (and, inside `context/`, only from siblings listed before it):
+//
+//   clock  config  keys  panic  seed  sync  text  console
+//   client                   Client, its exporter thread, the global slot
+//   payload                  a span's payloads: JSON, mask, field limit
+//   context/                 mail < frame < stack < start, end < propagation
+//   span  convenience  integrations  ureq  __private    the tracing API
+//   sink                     capture and the in-memory transports
+
 //! The Vigil SDK for Rust applications.
 //!
 //! Records what an AI agent does (LLM calls, tool calls, retrieval, agent
@@ -32,12 +42,16 @@ pub mod __private;
 mod client;
 mod clock;
 mod config;
+mod console;
 mod context;
 mod convenience;
 pub mod integrations;
 mod panic;
+mod payload;
+mod seed;
 pub mod sink;
 mod span;
+mod sync;
 mod text;
 #[cfg(feature = "ureq")]
 pub mod ureq;

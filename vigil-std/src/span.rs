@@ -1,25 +1,21 @@
 //! Guards, closures and futures that record spans and traces.
 
-use std::collections::BTreeMap;
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::future::Future;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
+use pin_project_lite::pin_project;
 use serde::Serialize;
 use serde_json::Value;
-use vigil_core::{
-    Changes, JsonError, Name, SpanId, SpanKind, SpanStatus, Timestamp, TraceId, Truncated,
-    UNSERIALIZABLE_KEY,
-};
+use vigil_core::{Name, SpanId, SpanKind, SpanStatus, TraceId};
 
 use crate::client::Client;
-use crate::config::{Field, MaskFn};
+use crate::clock::now;
+use crate::config::Field;
 use crate::context::{self, Frame, Held, Mail, Start};
+use crate::payload::to_json;
 
 /// A span's name: a `&'static str` (no copy), a `String` or a `Cow`.
 pub type SpanName = Name<String>;
@@ -102,7 +98,7 @@ impl SpanHandle {
             // The span has ended, or lives where this thread cannot reach it
             // (another thread, a future not being polled): not applied.
             if let Some(client) = context::current_client() {
-                client.inner.spans.refused_update();
+                client.count_refused_update();
             }
         }
     }
@@ -122,7 +118,7 @@ impl SpanHandle {
     /// ```
     pub fn set_input<T: Serialize + ?Sized>(&self, value: &T) {
         self.update(
-            |f, c| set_payload(f, c, Field::Input, value),
+            |f, c| f.set_payload(c, Field::Input, value),
             || Some(Mail::Input(to_json(value))),
         );
     }
@@ -130,7 +126,7 @@ impl SpanHandle {
     /// Records the output (any `Serialize`; a non-object is wrapped as `{"value": ...}`).
     pub fn set_output<T: Serialize + ?Sized>(&self, value: &T) {
         self.update(
-            |f, c| set_payload(f, c, Field::Output, value),
+            |f, c| f.set_payload(c, Field::Output, value),
             || Some(Mail::Output(to_json(value))),
         );
     }
@@ -145,7 +141,7 @@ impl SpanHandle {
     /// ```
     pub fn set_metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
         self.update(
-            |f, c| set_payload(f, c, Field::Metadata(key), value),
+            |f, c| f.set_payload(c, Field::Metadata(key), value),
             || Some(Mail::Metadata(key.to_owned(), to_json(value))),
         );
     }
@@ -195,9 +191,9 @@ impl SpanHandle {
     /// assert_eq!(captured.span("stream").unwrap().events[0]["name"], "first_token");
     /// ```
     pub fn add_event<T: Serialize + ?Sized>(&self, name: &str, attributes: &T) {
-        let at = context::now();
+        let at = now();
         self.update(
-            |f, c| set_payload_at(f, c, Field::Event(name), attributes, Some(at)),
+            |f, c| f.set_payload_at(c, Field::Event(name), attributes, Some(at)),
             || Some(Mail::Event(name.to_owned(), at, to_json(attributes))),
         );
     }
@@ -278,220 +274,6 @@ impl SpanHandle {
     /// ```
     pub fn set_kind(&self, kind: SpanKind) {
         self.with(|f| f.span.set_kind(kind));
-    }
-}
-
-/// Records a payload on a live span, through the `mask` hook and
-/// `capture_content` switch of `client`, the span's client.
-pub(crate) fn set_payload<T: Serialize + ?Sized>(
-    f: &mut Frame,
-    client: Option<&Client>,
-    field: Field<'_>,
-    value: &T,
-) {
-    set_payload_at(f, client, field, value, None);
-}
-
-/// [`set_payload`], with the time an event happened (`None`: now).
-pub(crate) fn set_payload_at<T: Serialize + ?Sized>(
-    f: &mut Frame,
-    client: Option<&Client>,
-    field: Field<'_>,
-    value: &T,
-    at: Option<Timestamp>,
-) {
-    if !recording(f, client, field) {
-        return;
-    }
-    let result = match masking(client) {
-        Some((client, mask)) => masked(f, client, mask, field, || to_json(value), at),
-        None => write_field(f, field, value, at),
-    };
-    report(result);
-}
-
-/// The client's mask hook, if it has one.
-fn masking(client: Option<&Client>) -> Option<(&Client, &MaskFn)> {
-    let client = client?;
-    Some((client, client.config().mask.as_deref()?))
-}
-
-/// Records the value `json` makes on the span, through `mask`.
-///
-/// The hook is user code: a panic in it is caught, and the field recorded as
-/// [`MASK_PANICKED`] instead (and counted), so that the application and the
-/// span go on. On a thread already unwinding from a panic (a span ending in
-/// a `Drop`), the hook is not called at all, since a second panic there
-/// would abort the process: the field is recorded and counted the same way.
-fn masked(
-    f: &mut Frame,
-    client: &Client,
-    mask: &MaskFn,
-    field: Field<'_>,
-    json: impl FnOnce() -> Payload,
-    at: Option<Timestamp>,
-) -> Result<(), JsonError> {
-    if std::thread::panicking() {
-        return mask_failed(f, client, field, at);
-    }
-    let (mut value, changes) = match json() {
-        Ok(json) => json,
-        Err(e) => return write_unserializable(f, field, e, at),
-    };
-    // What making it JSON cut is marked; a U+0000 it kept is replaced, and
-    // counted, as the value is written.
-    let _ = f.span.note(part(field), Ok(changes));
-    match panic::catch_unwind(AssertUnwindSafe(|| mask(field, &mut value))) {
-        Ok(()) => write_field(f, field, &value, at),
-        Err(payload) => {
-            // Dropping what the panic carries runs user code too.
-            if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-                std::mem::forget(again);
-            }
-            mask_failed(f, client, field, at)
-        }
-    }
-}
-
-/// The key and text of what stands in for a field the mask hook did not
-/// return: `{"vigil.masked": "the mask hook panicked"}`.
-const MASK_PANICKED: (&str, &str) = ("vigil.masked", "the mask hook panicked");
-
-/// Records [`MASK_PANICKED`] in place of `field`, and counts it.
-fn mask_failed(
-    f: &mut Frame,
-    client: &Client,
-    field: Field<'_>,
-    at: Option<Timestamp>,
-) -> Result<(), JsonError> {
-    client.inner.spans.mask_panicked();
-    write_field(f, field, &BTreeMap::from([MASK_PANICKED]), at)
-}
-
-/// Records a payload made JSON on another thread (see [`Mail`]) as
-/// [`set_payload_at`] would have.
-pub(crate) fn set_mailed(
-    f: &mut Frame,
-    client: Option<&Client>,
-    field: Field<'_>,
-    payload: Payload,
-    at: Option<Timestamp>,
-) {
-    if !recording(f, client, field) {
-        return;
-    }
-    let result = match (masking(client), payload) {
-        (Some((client, mask)), payload) => masked(f, client, mask, field, || payload, at),
-        (None, Ok((value, changes))) => {
-            let _ = f.span.note(part(field), Ok(changes));
-            write_field(f, field, &value, at)
-        }
-        (None, Err(e)) => write_unserializable(f, field, e, at),
-    };
-    report(result);
-}
-
-/// Whether `field` is recorded on the span: it is sampled, and content
-/// (input and output) is captured.
-fn recording(f: &Frame, client: Option<&Client>, field: Field<'_>) -> bool {
-    let content = matches!(field, Field::Input | Field::Output);
-    f.sampled && !(content && client.is_some_and(|c| !c.config().capture_content))
-}
-
-/// The part of a span `field` is, as [`Truncated`] names it.
-fn part(field: Field<'_>) -> Truncated {
-    match field {
-        Field::Input => Truncated::INPUT,
-        Field::Output => Truncated::OUTPUT,
-        Field::Metadata(_) => Truncated::METADATA,
-        Field::Event(_) => Truncated::EVENTS,
-    }
-}
-
-/// Records `{"vigil.unserializable": "<why>"}` in place of a value that
-/// could not be written, and marks the span; returns the error.
-fn write_unserializable(
-    f: &mut Frame,
-    field: Field<'_>,
-    error: JsonError,
-    at: Option<Timestamp>,
-) -> Result<(), JsonError> {
-    let marker = BTreeMap::from([(UNSERIALIZABLE_KEY, error.to_string())]);
-    // A marker over the limit is cut, and marked so, like any value.
-    let _ = write_field(f, field, &marker, at);
-    f.span.note(part(field), Err(error))
-}
-
-fn write_field<T: Serialize + ?Sized>(
-    f: &mut Frame,
-    field: Field<'_>,
-    value: &T,
-    at: Option<Timestamp>,
-) -> Result<(), JsonError> {
-    match field {
-        Field::Input | Field::Output => with_scratch(|scratch| {
-            // Encode once into a reused buffer, then copy: one allocation of
-            // the exact size instead of a buffer growing by doubling.
-            let limit = f.span.field_limit();
-            let encoded = vigil_core::write_object(scratch, limit, value);
-            let copied = match field {
-                Field::Input => f.span.set_input_json(scratch),
-                _ => f.span.set_output_json(scratch),
-            };
-            // What was cut or changed on the way is marked on the span.
-            let noted = f.span.note(part(field), encoded);
-            copied.and(noted)
-        }),
-        Field::Metadata(key) => f.span.set_metadata(key, value),
-        Field::Event(name) => f
-            .span
-            .add_event(name, at.unwrap_or_else(context::now), value),
-    }
-}
-
-/// Runs `f` with this thread's scratch buffer, emptied (a fresh one if a
-/// nested call holds it).
-fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
-    thread_local! {
-        static SCRATCH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
-    }
-    let mut scratch = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
-    scratch.clear();
-    let out = f(&mut scratch);
-    // Keep the buffer for next time, unless one huge payload made it huge.
-    if scratch.capacity() <= 1 << 20 {
-        let _ = SCRATCH.try_with(|cell| cell.set(scratch));
-    }
-    out
-}
-
-/// A value made JSON (by [`to_json`]) for a mask hook or a span that lives
-/// elsewhere, with what was cut to make it; `Err` if it could not be made,
-/// which the span records as it would a value set where it lives.
-pub(crate) type Payload = Result<(Value, Changes), JsonError>;
-
-/// `value` as a JSON value, without the risk of `serde_json::to_value`,
-/// which recurses as deep as the value goes (a value nested 10,000 deep
-/// overflowed a 2 MiB stack): the SDK's writer encodes it, cutting what is
-/// nested deeper than [`vigil_core::MAX_DEPTH`] without looking into it, and
-/// serde_json parses the text, which is then well within its nesting limit.
-/// U+0000 is kept, to be replaced when the value is written to a span.
-pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Payload {
-    with_scratch(|scratch| {
-        let changes = vigil_core::write_json(scratch, usize::MAX, value)?;
-        let value = serde_json::from_str(scratch).map_err(|_| JsonError::Custom)?;
-        Ok((value, changes))
-    })
-}
-
-/// Payload overflow is counted when the span is submitted; anything else is
-/// a value JSON cannot hold (recorded as a marker, and counted), logged once.
-fn report(result: Result<(), JsonError>) {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if let Err(e) = result {
-        if e != JsonError::Full && !WARNED.swap(true, Ordering::Relaxed) {
-            log::warn!("vigil: a payload could not be written as JSON: {e}");
-        }
     }
 }
 
@@ -741,47 +523,97 @@ pub fn current_trace() -> SpanHandle {
     SpanHandle::new(context::current_root_id())
 }
 
-/// A future that records a span around every poll of the future it wraps;
-/// made by [`InstrumentExt::in_span`].
-///
-/// ```
-/// use vigil::{InstrumentExt, SpanKind};
-///
-/// let captured = vigil::sink::capture(|| {
-///     let task = async { 1 }.in_span("task", SpanKind::Agent);
-///     drop(task); // a future dropped unpolled still ends its span
-/// });
-/// assert_eq!(captured.span("task").unwrap().kind, "agent");
-/// ```
-///
-/// Spans the wrapped future leaves open between polls (a [`SpanGuard`] held
-/// across an `.await`) are kept with it, not on the thread, so other tasks
-/// polled on the thread meanwhile do not see them as current.
-pub struct Instrumented<F> {
-    /// Dropped by hand, before the span ends (see `Drop`).
-    future: ManuallyDrop<F>,
+pin_project! {
+    /// A future that records a span around every poll of the future it wraps;
+    /// made by [`InstrumentExt::in_span`].
+    ///
+    /// ```
+    /// use vigil::{InstrumentExt, SpanKind};
+    ///
+    /// let captured = vigil::sink::capture(|| {
+    ///     let task = async { 1 }.in_span("task", SpanKind::Agent);
+    ///     drop(task); // a future dropped unpolled still ends its span
+    /// });
+    /// assert_eq!(captured.span("task").unwrap().kind, "agent");
+    /// ```
+    ///
+    /// Spans the wrapped future leaves open between polls (a [`SpanGuard`] held
+    /// across an `.await`) are kept with it, not on the thread, so other tasks
+    /// polled on the thread meanwhile do not see them as current.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Instrumented<F> {
+        // Dropped after `PinnedDrop::drop` has put the span back on the
+        // stack, so inside it; fields drop in order, so before `span`.
+        #[pin]
+        future: F,
+        span: FutureSpan,
+    }
+
+    impl<F> PinnedDrop for Instrumented<F> {
+        // Back on the stack while the future drops, so the guards it holds
+        // end their own spans, as children of this one; `span`, dropped
+        // after the future (even if that panics), then ends it.
+        fn drop(this: Pin<&mut Self>) {
+            this.project().span.enter_for_drop();
+        }
+    }
+}
+
+/// The span of an [`Instrumented`] future, kept with it between polls.
+struct FutureSpan {
+    /// Off the stack between polls; `None` once ended.
     frame: Option<Frame>,
+    /// What the future's last poll left open above its span.
     held: Held,
+    /// The span put back on the stack while the future drops: it ends when
+    /// this drops, after the future.
+    dropping: Option<SpanId>,
+}
+
+impl FutureSpan {
+    fn id(&self) -> Option<SpanId> {
+        self.frame.as_ref().map(|f| f.span.span_id())
+    }
+
+    /// Puts the span, if it has not ended, back on the stack for the
+    /// future's drop.
+    fn enter_for_drop(&mut self) {
+        self.dropping = self.id();
+        if let Some(frame) = self.frame.take() {
+            context::push_with_held(frame, &mut self.held);
+        }
+    }
+}
+
+impl Drop for FutureSpan {
+    /// Ends the span the future's drop ran in, so it does not stay current
+    /// on this thread.
+    fn drop(&mut self) {
+        if let Some((mut frame, held)) = self.dropping.and_then(context::pop_with_held) {
+            drop(held);
+            // Dropped before completion: the task was cancelled.
+            let _ = frame.span.set_metadata("vigil.cancelled", &true);
+            context::close(frame);
+        }
+    }
 }
 
 impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is never moved out of the pinned struct (it is
-        // dropped in place); `frame` and `held` are not structurally pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
-        let id = this.frame.as_ref().map(|f| f.span.span_id());
-        if let Some(frame) = this.frame.take() {
-            context::push_with_held(frame, &mut this.held);
+        let this = self.project();
+        let span = this.span;
+        let id = span.id();
+        if let Some(frame) = span.frame.take() {
+            context::push_with_held(frame, &mut span.held);
         }
         // Put the span (and what is open above it) back even if the future
         // panics.
-        struct Restore<'a>(&'a mut Option<Frame>, &'a mut Held, Option<SpanId>);
+        struct Restore<'a>(&'a mut FutureSpan, Option<SpanId>);
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
-                let Some((mut frame, held)) = self.2.and_then(context::pop_with_held) else {
+                let Some((mut frame, held)) = self.1.and_then(context::pop_with_held) else {
                     return;
                 };
                 // The poll panicked: whenever the future is dropped (the
@@ -794,58 +626,47 @@ impl<F: Future> Future for Instrumented<F> {
                     frame.span.set_status(SpanStatus::Error);
                     frame.status_set = true;
                 }
-                *self.0 = Some(frame);
-                *self.1 = held;
+                self.0.frame = Some(frame);
+                self.0.held = held;
             }
         }
-        let restore = Restore(&mut this.frame, &mut this.held, id);
-        let poll = future.poll(cx);
+        let restore = Restore(&mut *span, id);
+        let poll = this.future.poll(cx);
         drop(restore);
         if poll.is_ready() {
-            if let Some(frame) = this.frame.take() {
+            if let Some(frame) = span.frame.take() {
                 context::close(frame);
             }
             // A guard that outlives the future (returned in its output)
             // stays current here until it drops, as outside a future.
-            context::push_held(std::mem::take(&mut this.held));
+            context::push_held(std::mem::take(&mut span.held));
         }
         poll
-    }
-}
-
-impl<F> Drop for Instrumented<F> {
-    fn drop(&mut self) {
-        let id = self.frame.as_ref().map(|f| f.span.span_id());
-        // Back on the stack while the future drops, so the guards it holds
-        // end their own spans, as children of this one.
-        if let Some(frame) = self.frame.take() {
-            context::push_with_held(frame, &mut self.held);
-        }
-        // Ends the span even if dropping the future panics, so it does not
-        // stay current on this thread.
-        struct Cancel(Option<SpanId>);
-        impl Drop for Cancel {
-            fn drop(&mut self) {
-                if let Some((mut frame, held)) = self.0.and_then(context::pop_with_held) {
-                    drop(held);
-                    // Dropped before completion: the task was cancelled.
-                    let _ = frame.span.set_metadata("vigil.cancelled", &true);
-                    context::close(frame);
-                }
-            }
-        }
-        let cancel = Cancel(id);
-        // SAFETY: dropped once, here, in place (it may be pinned); never
-        // touched again.
-        unsafe { ManuallyDrop::drop(&mut self.future) };
-        drop(cancel);
     }
 }
 
 impl<F> Instrumented<F> {
     /// The span's handle (usable inside the future while it is polled).
     pub fn handle(&self) -> SpanHandle {
-        SpanHandle::new(self.frame.as_ref().map(|f| f.span.span_id()))
+        SpanHandle::new(self.span.id())
+    }
+}
+
+/// The wrapped future, and the span's id (`None` when not recorded, or
+/// once ended).
+///
+/// ```
+/// use vigil::{InstrumentExt, SpanKind};
+///
+/// let task = std::future::ready(1).in_span("task", SpanKind::Tool);
+/// assert_eq!(format!("{task:?}"), "Instrumented { future: Ready(Some(1)), span_id: None }");
+/// ```
+impl<F: fmt::Debug> fmt::Debug for Instrumented<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instrumented")
+            .field("future", &self.future)
+            .field("span_id", &self.span.id())
+            .finish()
     }
 }
 
@@ -856,9 +677,12 @@ pub(crate) fn instrument<F>(
     start: Start,
 ) -> Instrumented<F> {
     Instrumented {
-        frame: context::open(name, kind, start, None),
-        future: ManuallyDrop::new(future),
-        held: Held::default(),
+        span: FutureSpan {
+            frame: context::open(name, kind, start, None),
+            held: Held::default(),
+            dropping: None,
+        },
+        future,
     }
 }
 
@@ -944,18 +768,38 @@ pub trait InstrumentExt: Future + Sized {
 
 impl<F: Future> InstrumentExt for F {}
 
-/// A future polled inside a [`crate::Context`]; see [`InstrumentExt::with_context`].
-pub struct WithContext<F> {
-    future: F,
-    context: crate::Context,
+pin_project! {
+    /// A future polled inside a [`crate::Context`]; see [`InstrumentExt::with_context`].
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct WithContext<F> {
+        #[pin]
+        future: F,
+        context: crate::Context,
+    }
 }
 
 impl<F: Future> Future for WithContext<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned and never moved.
-        let this = unsafe { self.get_unchecked_mut() };
+        let this = self.project();
         let _attached = this.context.attach();
-        unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
+        this.future.poll(cx)
+    }
+}
+
+/// The wrapped future and the context.
+///
+/// ```
+/// use vigil::InstrumentExt;
+///
+/// let task = std::future::ready(1).with_context(vigil::Context::current());
+/// assert_eq!(format!("{task:?}"), "WithContext { future: Ready(Some(1)), context: Context(empty) }");
+/// ```
+impl<F: fmt::Debug> fmt::Debug for WithContext<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithContext")
+            .field("future", &self.future)
+            .field("context", &self.context)
+            .finish()
     }
 }

@@ -21,6 +21,8 @@ use std::sync::Mutex;
 
 use vigil_core::{Buffer, Full, Name};
 
+use crate::sync::lock;
+
 /// Buffers moved between a thread and the depot at a time.
 const MAGAZINE: usize = 64;
 /// Largest buffer capacity worth keeping.
@@ -167,7 +169,7 @@ fn take(min: usize) -> Result<Block, Full> {
         .try_with(|cache| {
             let mut cache = cache.try_borrow_mut().ok()?;
             if cache.is_empty() {
-                *cache = crate::client::lock(&FULL).pop()?;
+                *cache = lock(&FULL).pop()?;
             }
             // Prefer one of the last few that fits already, so mixed sizes
             // settle instead of reallocating.
@@ -208,7 +210,7 @@ fn give(mut block: Block) {
         if cache.len() == 2 * MAGAZINE {
             // Hand the older half to the depot for other threads.
             let magazine: Vec<Block> = cache.drain(..MAGAZINE).collect();
-            let mut depot = crate::client::lock(&FULL);
+            let mut depot = lock(&FULL);
             if depot.len() < DEPOT {
                 depot.push(magazine);
             }

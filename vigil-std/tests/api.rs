@@ -195,6 +195,36 @@ fn instrumented_futures_keep_their_span_across_polls_with_a_hand_written_executo
 }
 
 #[test]
+fn instrumented_and_with_context_futures_show_their_future_and_span_in_debug() {
+    let (id, c) = capture_with(Config::builder(), || {
+        let mut task = std::pin::pin!(std::future::ready(7).in_span("debugged", SpanKind::Tool));
+        let id = task.handle().id().expect("recorded");
+        assert_eq!(
+            format!("{task:?}"),
+            format!("Instrumented {{ future: Ready(Some(7)), span_id: Some({id:?}) }}")
+        );
+        assert_eq!(block_on(task.as_mut()), 7);
+        assert_eq!(
+            format!("{task:?}"),
+            "Instrumented { future: Ready(None), span_id: None }",
+            "ended"
+        );
+        vigil_std::trace("parent", |t| {
+            let trace = t.trace_id().unwrap();
+            let task = std::future::ready(()).with_context(Context::current());
+            let shown = format!("{task:?}");
+            assert!(
+                shown.starts_with("WithContext { future: Ready(Some(())), context: Context {"),
+                "{shown}"
+            );
+            assert!(shown.contains(&format!("trace_id: {trace:?}")), "{shown}");
+        });
+        id
+    });
+    assert_eq!(c.span("debugged").unwrap().span_id, id.to_string());
+}
+
+#[test]
 fn futures_on_a_multi_thread_tokio_runtime_never_see_each_others_spans() {
     let c = capture(|| {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -674,6 +704,50 @@ fn a_guard_held_across_an_await_is_not_current_for_other_tasks_on_the_thread() {
         true
     );
     assert!(captured.span("c-guard").is_some());
+}
+
+#[test]
+fn a_future_dropped_before_it_completes_is_dropped_inside_its_span() {
+    struct OnDrop;
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            vigil_std::span("in-drop", SpanKind::Tool, |_| ());
+        }
+    }
+    let captured = capture(|| {
+        let _trace = vigil_std::start_trace("root");
+        let mut task = Box::pin(
+            async {
+                let _on_drop = OnDrop;
+                let _held = vigil_std::start_span("held", SpanKind::Tool);
+                YieldOnce(false).await;
+            }
+            .in_span("task", SpanKind::Chain),
+        );
+        struct Noop;
+        impl std::task::Wake for Noop {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(std::future::Future::poll(task.as_mut(), &mut cx).is_pending());
+        drop(task);
+        vigil_std::span("after", SpanKind::Tool, |_| ());
+    });
+    let span = |name: &str| captured.span(name).unwrap();
+    let task = span("task");
+    assert_eq!(task.metadata["vigil.cancelled"], true);
+    assert_eq!(span("held").parent_span_id.as_ref(), Some(&task.span_id));
+    assert!(
+        span("held").metadata.get("vigil.cancelled").is_none(),
+        "ended by its own guard, dropped with the future inside the span"
+    );
+    assert_eq!(span("in-drop").parent_span_id.as_ref(), Some(&task.span_id));
+    assert_eq!(
+        span("after").parent_span_id.as_ref(),
+        Some(&span("root").span_id),
+        "the task's span ended after its future"
+    );
 }
 
 #[test]
