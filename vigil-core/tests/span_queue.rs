@@ -90,30 +90,37 @@ fn lanes_share_one_bound() {
 
 #[test]
 fn a_producer_holds_places_until_it_is_dropped() {
-    // 10,000 places: a producer takes 32 at a time.
-    let (p, mut ids): (Pipe, _) = (SpanQueue::with_capacity(10_000), IdGenerator::from_seed(2));
+    // A producer takes 1 place per 256 of the bound at a time, at most 32:
+    // 32 of 10,000 (4 of 1,024 under miri, where 10,000 take minutes).
+    const CAPACITY: usize = if cfg!(miri) { 1_024 } else { 10_000 };
+    const TAKEN: usize = if cfg!(miri) { 4 } else { 32 };
+    let (p, mut ids): (Pipe, _) = (
+        SpanQueue::with_capacity(CAPACITY),
+        IdGenerator::from_seed(2),
+    );
     let mut producer = SpanQueue::producer(&p);
     assert!(submit(&mut producer, &mut ids));
-    assert_eq!(producer.places(), 31);
+    assert_eq!(producer.places(), TAKEN - 1);
     let mut others = 0;
     while p.submit_with(|| span(&mut ids)).is_ok() {
         others += 1;
     }
     assert_eq!(
         others,
-        10_000 - 32,
+        CAPACITY - TAKEN,
         "the producer's places are not free for others"
     );
     drop(producer);
     while p.submit_with(|| span(&mut ids)).is_ok() {
         others += 1;
     }
-    assert_eq!(others, 10_000 - 1, "given back, they are");
-    assert_eq!(p.outstanding(), 10_000);
+    assert_eq!(others, CAPACITY - 1, "given back, they are");
+    assert_eq!(p.outstanding(), CAPACITY);
 }
 
 #[test]
 fn starts_are_counted_in_every_lane_and_kept_when_a_lane_changes_hands() {
+    const UNIT: usize = if cfg!(miri) { 10 } else { 1_000 };
     let p: Pipe = SpanQueue::with_capacity(100);
     std::thread::scope(|s| {
         for n in 1..=6 {
@@ -122,7 +129,7 @@ fn starts_are_counted_in_every_lane_and_kept_when_a_lane_changes_hands() {
                 for round in 0..3 {
                     // A new producer each round: lanes change hands.
                     let producer = SpanQueue::producer(p);
-                    for _ in 0..n * 1_000 + round {
+                    for _ in 0..n * UNIT + round {
                         producer.span_started();
                     }
                 }
@@ -130,7 +137,7 @@ fn starts_are_counted_in_every_lane_and_kept_when_a_lane_changes_hands() {
         }
     });
     p.span_started();
-    let made: u64 = (1..=6).map(|n| 3 * n * 1_000 + 3).sum::<u64>() + 1;
+    let made: u64 = (1..=6).map(|n| 3 * n * UNIT as u64 + 3).sum::<u64>() + 1;
     assert_eq!(p.snapshot().spans_started, made);
 }
 
@@ -161,8 +168,9 @@ fn the_exporter_takes_from_every_lane_and_frees_their_places() {
 
 #[test]
 fn threads_in_lanes_never_exceed_the_bound_nor_lose_a_place() {
-    const CAPACITY: usize = 1_000;
-    const PER_THREAD: usize = 50_000;
+    // Under miri, few enough to run in seconds, into a bound small enough to fill.
+    const CAPACITY: usize = if cfg!(miri) { 16 } else { 1_000 };
+    const PER_THREAD: usize = if cfg!(miri) { 200 } else { 50_000 };
     const THREADS: usize = 5; // three in lanes of their own, two in lane 0
     let p: Pipe = SpanQueue::with_capacity(CAPACITY);
     let done = AtomicBool::new(false);
