@@ -11,7 +11,7 @@ use vigil_test_server::TestServer;
 
 fn client(
     server: &TestServer,
-    tweak: impl FnOnce(vigil::ConfigBuilder) -> vigil::ConfigBuilder,
+    tweak: impl FnOnce(vigil::config::ConfigBuilder) -> vigil::config::ConfigBuilder,
 ) -> Client {
     let builder = Config::builder()
         .endpoint(server.url())

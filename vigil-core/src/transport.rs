@@ -85,7 +85,7 @@ pub type Interrupt = alloc::boxed::Box<dyn Fn() + Send + Sync>;
 /// and counts them as failed attempts.
 ///
 /// ```
-/// use vigil::{Outcome, Request, RequestKind, RetryReason, Transport};
+/// use vigil::{Transport, transport::{Outcome, Request, RequestKind, RetryReason}};
 ///
 /// /// Hands each request body to a queue of the application's, which may be full.
 /// struct ToQueue(std::sync::mpsc::SyncSender<Vec<u8>>);

@@ -63,6 +63,7 @@ pub fn span_name(name: impl IntoSpanName) -> SpanName {
 /// The default name of a method's span, `Type::method`, made once for each
 /// type (`Self`) it is called on and then kept, so that calls allocate and
 /// format nothing.
+#[derive(Debug)]
 pub struct MethodName {
     method: &'static str,
     /// The first type's name (from `type_name`) and the span name made for it.
@@ -153,14 +154,17 @@ pub fn set_metadata_object<T: Serialize + ?Sized>(span: &SpanHandle, metadata: &
 }
 
 /// An argument, recorded if its type is `Serialize`, skipped otherwise.
+#[derive(Debug)]
 pub struct Arg<'a, T: ?Sized>(pub &'a T);
 
 /// What [`RecordArg::vigil_check`] finds: the argument's type is `Serialize`.
+#[derive(Debug)]
 pub struct Serializable;
 
 /// What [`SkipArg::vigil_check`] finds: the argument's type, `T`, is not
 /// `Serialize`. The macros make that an error for an argument recorded as
 /// input.
+#[derive(Debug)]
 pub struct NotSerializable<T: ?Sized>(PhantomData<T>);
 
 /// What `vigil_check` found, and of which argument type.

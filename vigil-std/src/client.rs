@@ -13,10 +13,11 @@ use vigil_core::{
     Request, RetryReason, SpanQueue, StatsSnapshot, TraceId, Transport,
 };
 
-use crate::config::{BoxTransport, Config, Destination, EnvError};
+use crate::config::{Config, Destination, EnvError};
 use crate::console::ConsoleTransport;
 use crate::sync::lock;
 use crate::text::Text;
+use crate::transport::BoxTransport;
 use crate::Record;
 
 type Slots = Box<[Slot<Record>]>;

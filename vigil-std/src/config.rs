@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use vigil_core::{ConfigError, Redacted, RedactedUrl, Transport};
 
+use crate::transport::BoxTransport;
+
 /// Which payload a [`ConfigBuilder::mask`] hook is looking at.
 ///
 /// ```
@@ -37,9 +39,6 @@ pub enum Field<'a> {
 /// A hook that may rewrite any payload before it is recorded (to mask secrets
 /// or personal data).
 pub type MaskFn = dyn Fn(Field<'_>, &mut Value) + Send + Sync;
-
-/// Where spans go when no HTTP endpoint is used.
-pub type BoxTransport = Box<dyn Transport + Send>;
 
 /// The SDK's options. Build one with [`Config::builder`] or read the
 /// environment with [`Config::from_env`].
@@ -333,12 +332,12 @@ fn parse<T: std::str::FromStr>(
 ///
 /// ```
 /// let config = vigil::Config::builder().build().unwrap();
-/// assert_eq!(config.destination(), vigil::Destination::Server);
+/// assert_eq!(config.destination(), vigil::config::Destination::Server);
 /// let config = vigil::Config::builder()
 ///     .transport(vigil::sink::NullTransport::default)
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(config.destination(), vigil::Destination::Custom);
+/// assert_eq!(config.destination(), vigil::config::Destination::Custom);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -467,7 +466,7 @@ impl ConfigBuilder {
     /// (called once per client).
     ///
     /// ```
-    /// use vigil::{Outcome, Request, Transport};
+    /// use vigil::{Transport, transport::{Outcome, Request}};
     ///
     /// /// Counts spans instead of sending them.
     /// #[derive(Default)]

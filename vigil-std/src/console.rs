@@ -109,6 +109,14 @@ pub struct ConsoleTransport {
     arrival: std::collections::VecDeque<String>,
 }
 
+impl std::fmt::Debug for ConsoleTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleTransport")
+            .field("pending_traces", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ConsoleTransport {
     /// Prints to standard error.
     pub fn stderr() -> Self {

@@ -37,7 +37,7 @@ pub fn available_integrations() -> &'static [&'static str] {
 ///
 /// ```
 /// vigil::activate_integration("openai").unwrap();
-/// assert!(vigil::is_integration_active("openai"));
+/// assert!(vigil::integrations::is_integration_active("openai"));
 /// let err = vigil::activate_integration("cohere").unwrap_err();
 /// assert_eq!(err.to_string(), "unknown integration \"cohere\"; available: openai, anthropic");
 /// ```
@@ -54,7 +54,7 @@ pub fn activate_integration(name: &str) -> Result<(), UnknownIntegration> {
 ///
 /// ```
 /// vigil::activate_all_integrations();
-/// assert!(vigil::is_integration_active("anthropic"));
+/// assert!(vigil::integrations::is_integration_active("anthropic"));
 /// ```
 pub fn activate_all_integrations() {
     ACTIVE.iter().for_each(|a| a.store(true, Ordering::Relaxed));
@@ -64,8 +64,8 @@ pub fn activate_all_integrations() {
 ///
 /// ```
 /// vigil::activate_integration("openai").unwrap();
-/// vigil::deactivate_integration("openai");
-/// assert!(!vigil::is_integration_active("openai"));
+/// vigil::integrations::deactivate_integration("openai");
+/// assert!(!vigil::integrations::is_integration_active("openai"));
 /// ```
 pub fn deactivate_integration(name: &str) {
     if let Some(at) = NAMES.iter().position(|n| *n == name) {
@@ -76,7 +76,7 @@ pub fn deactivate_integration(name: &str) {
 /// Whether the integration called `name` is on.
 ///
 /// ```
-/// assert!(!vigil::is_integration_active("openai"), "off until activated");
+/// assert!(!vigil::integrations::is_integration_active("openai"), "off until activated");
 /// ```
 pub fn is_integration_active(name: &str) -> bool {
     NAMES
@@ -139,6 +139,16 @@ pub struct LlmCall {
     provider: Provider,
     started: Instant,
     stream: Option<StreamAccumulator>,
+}
+
+impl std::fmt::Debug for LlmCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmCall")
+            .field("provider", &self.provider)
+            .field("recorded", &self.frame.is_some())
+            .field("stream", &self.stream.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl LlmCall {

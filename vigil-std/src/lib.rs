@@ -1,7 +1,7 @@
 // Module layers, bottom to top; a module imports only from layers below it
 // (and, inside `context/`, only from siblings listed before it):
 //
-//   clock  config  keys  panic  seed  sync  text  console
+//   clock  transport  config  keys  panic  seed  sync  text  console
 //   client                   Client, its exporter thread, the global slot
 //   payload                  a span's payloads: JSON, mask, field limit
 //   context/                 mail < frame < stack < start, end < propagation
@@ -35,13 +35,32 @@
 //!
 //! In an application, call [`init`] (or [`init_from_env`]) once at start and
 //! [`shutdown`] (or drop the guard from [`Client::shutdown_on_drop`]) at exit.
+//!
+//! # Where things are
+//!
+//! The root holds what instrumented code calls: [`init`] and [`shutdown`],
+//! [`trace()`], [`span()`] and their guards and handles, the convenience
+//! functions, [`Context`] and the `#[trace]` / `#[span]` macros. The
+//! modules hold the rest: [`config`] (the builder, the environment, the mask
+//! hook), [`transport`] (for writing a transport), [`instrument`] (futures
+//! that carry a span), [`integrations`] and [`llm`] (LLM calls), [`sink`]
+//! (capture, console and file sinks), [`keys`].
+//!
+//! # Features
+//!
+//! - `ureq` (default): ships to the Vigil server over HTTP(S) with
+//!   `vigil-transport-ureq`, and instruments `ureq` agents ([`ureq`]).
+//!   Without it, [`init`] needs a transport from
+//!   [`ConfigBuilder::transport`](config::ConfigBuilder::transport), or
+//!   prints traces to stderr.
 #![deny(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 #[doc(hidden)]
 pub mod __private;
 mod client;
 mod clock;
-mod config;
+pub mod config;
 mod console;
 mod context;
 mod convenience;
@@ -53,6 +72,7 @@ pub mod sink;
 mod span;
 mod sync;
 mod text;
+pub mod transport;
 #[cfg(feature = "ureq")]
 pub mod ureq;
 
@@ -60,23 +80,24 @@ pub use client::{
     flush, get_client, init, init_from_env, shutdown, shutdown_timeout, Client, ShutdownGuard,
     ShutdownReport,
 };
-pub use config::{BoxTransport, Config, ConfigBuilder, Destination, EnvError, Field, MaskFn};
+pub use config::{Config, Field};
 pub use context::{spawn, Context, ContextGuard};
 pub use convenience::{attach_metadata, log_event, log_llm_call, log_tool_call};
-pub use integrations::{
-    activate_all_integrations, activate_integration, available_integrations,
-    deactivate_integration, is_integration_active, UnknownIntegration,
-};
+pub use integrations::{activate_all_integrations, activate_integration, available_integrations};
 pub use span::{
     current_span, current_trace, span, start_span, start_trace, trace, trace_context, try_span,
-    try_trace, with_trace_context, InstrumentExt, Instrumented, SpanGuard, SpanHandle, SpanName,
-    WithContext,
+    try_trace, with_trace_context, InstrumentExt, SpanGuard, SpanHandle, SpanName,
 };
+pub use transport::Transport;
 pub use vigil_core::llm;
 pub use vigil_core::{
-    ConfigError, Outcome, Request, RequestKind, RetryReason, SpanId, SpanKind, SpanStatus,
-    StatsSnapshot, Timestamp, TraceId, Transport,
+    ConfigError, SpanId, SpanKind, SpanStatus, StatsSnapshot, Timestamp, TraceId,
 };
+
+/// Futures that carry a span or a [`Context`] across their polls.
+pub mod instrument {
+    pub use crate::span::{InstrumentExt, Instrumented, WithContext};
+}
 pub use vigil_macros::{span, trace};
 
 /// The metadata keys under which a trace's session, user, tags, release and

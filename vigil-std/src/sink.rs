@@ -346,6 +346,12 @@ pub struct JsonLinesTransport {
     out: BufWriter<File>,
 }
 
+impl std::fmt::Debug for JsonLinesTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLinesTransport").finish_non_exhaustive()
+    }
+}
+
 impl JsonLinesTransport {
     /// Appends to (or creates) the file at `path`.
     pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use vigil_std::{Config, ConfigError};
 
-fn refused(builder: vigil_std::ConfigBuilder) -> ConfigError {
+fn refused(builder: vigil_std::config::ConfigBuilder) -> ConfigError {
     builder.build().expect_err("must be refused")
 }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use vigil_std::{sink::NullTransport, Config};
 
-fn from_env(vars: &[(&str, &str)]) -> Result<Config, vigil_std::EnvError> {
+fn from_env(vars: &[(&str, &str)]) -> Result<Config, vigil_std::config::EnvError> {
     let vars: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -35,10 +35,10 @@ fn a_shut_down_client_is_no_longer_the_global_one_and_the_console_says_it_is_the
     let client = vigil_std::init_from_env().unwrap();
     assert_eq!(
         client.config().destination(),
-        vigil_std::Destination::Console
+        vigil_std::config::Destination::Console
     );
     let report = client.shutdown();
-    assert_eq!(report.destination, vigil_std::Destination::Console);
+    assert_eq!(report.destination, vigil_std::config::Destination::Console);
     assert!(report.to_string().contains("to the console"), "{report}");
 }
 

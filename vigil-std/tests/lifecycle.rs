@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_std::sink::MemoryTransport;
-use vigil_std::{Config, EnvError, Outcome, Request, SpanKind, Transport};
+use vigil_std::{
+    config::EnvError,
+    transport::{Outcome, Request},
+    Config, SpanKind, Transport,
+};
 
 struct Panicking(Arc<AtomicUsize>);
 impl Transport for Panicking {

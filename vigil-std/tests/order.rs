@@ -8,7 +8,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use vigil_std::sink::{MemoryStore, MemoryTransport};
-use vigil_std::{Config, Outcome, Request, RequestKind, SpanKind, SpanStatus, Transport};
+use vigil_std::{
+    transport::{Outcome, Request, RequestKind},
+    Config, SpanKind, SpanStatus, Transport,
+};
 
 /// Holds the first request until opened, then passes everything on.
 #[derive(Clone)]

@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use vigil_std::{Client, Config, Outcome, Request, RetryReason, SpanKind, Transport};
+use vigil_std::{
+    transport::{Outcome, Request, RetryReason},
+    Client, Config, SpanKind, Transport,
+};
 
 struct Unreachable;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use vigil_std::sink::{capture, capture_with};
-use vigil_std::{Config, ConfigBuilder, SpanKind};
+use vigil_std::{config::ConfigBuilder, Config, SpanKind};
 
 #[test]
 fn nuls_are_replaced_and_the_spans_counted() {

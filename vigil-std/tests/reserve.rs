@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use vigil_std::{Config, Outcome, Request, RetryReason, SpanKind, Transport};
+use vigil_std::{
+    transport::{Outcome, Request, RetryReason},
+    Config, SpanKind, Transport,
+};
 
 /// Never delivers: every span stays in the queue, and counts against it.
 struct Unreachable;

@@ -83,7 +83,10 @@ fn the_console_prints_each_trace_as_a_tree() {
 /// wait, so the console never holds spans without bound.
 #[test]
 fn the_console_holds_a_bounded_number_of_rootless_traces() {
-    use vigil_std::{Outcome, Request, RequestKind, Transport};
+    use vigil_std::{
+        transport::{Outcome, Request, RequestKind},
+        Transport,
+    };
     let out = Shared::default();
     let mut console = ConsoleTransport::new(Box::new(out.clone()));
     let mut ids = vigil_core::IdGenerator::from_seed(7);

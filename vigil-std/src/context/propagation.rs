@@ -192,6 +192,12 @@ pub struct ContextGuard {
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
+impl std::fmt::Debug for ContextGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextGuard").finish_non_exhaustive()
+    }
+}
+
 impl Drop for ContextGuard {
     fn drop(&mut self) {
         let _ = with_local(|l| match &self.attached {
