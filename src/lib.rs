@@ -24,7 +24,7 @@
 //!   for `https`) unless the config names another transport, and the
 //!   `vigil::ureq` module instruments the OpenAI and Anthropic calls an
 //!   application makes through ureq. Without it, pass a transport to
-//!   [`ConfigBuilder::transport`]; a client with none prints its traces to
+//!   [`config::ConfigBuilder::transport`]; a client with none prints its traces to
 //!   stderr.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
