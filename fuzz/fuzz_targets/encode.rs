@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use vigil_core::encode::{encode_ingest, encode_patch, Envelope};
-use vigil_core::{IdGenerator, Name, Span, SpanKind, SpanStatus, Timestamp, MAX_NAME_CHARS};
+use vigil_core::{IdGenerator, Name, Span, SpanKind, SpanStatus, Timestamp, span::MAX_NAME_CHARS};
 
 /// Splits the input into strings at 0xFF bytes (lossy UTF-8).
 fn pieces(data: &[u8]) -> Vec<String> {

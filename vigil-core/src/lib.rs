@@ -74,40 +74,29 @@ extern crate alloc;
 extern crate std;
 
 mod buffer;
-mod config;
+pub mod config;
 pub mod encode;
-mod export;
+pub mod export;
 mod id;
-mod json;
+pub mod json;
 #[cfg(feature = "llm")]
 pub mod llm;
 mod model;
 pub mod queue;
-mod span;
-mod span_queue;
+pub mod span;
+pub mod span_queue;
 mod stats;
 mod sync;
-mod time;
-mod transport;
+pub mod time;
+pub mod transport;
 
 pub use buffer::{Buffer, Full};
-pub use config::{
-    ConfigError, ExportSettings, Redacted, RedactedUrl, Settings, DEFAULT_BATCH_SIZE,
-    DEFAULT_ENDPOINT, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_QUEUE_SIZE,
-    DEFAULT_PROJECT_ID, DEFAULT_TIMEOUT_SECONDS, MAX_QUEUE_SIZE, MAX_REQUEST_BYTES,
-    MAX_TIMEOUT_SECONDS, MIN_REQUEST_BYTES, MIN_RETRY_BACKOFF, MIN_TIMEOUT_SECONDS,
-};
-pub use export::{Abandoned, BatchStorage, Deferred, Exporter, Poll, MAX_RETRY_AFTER};
+pub use config::{ConfigError, ExportSettings, Settings};
+pub use export::{Exporter, Poll};
 pub use id::{IdGenerator, SpanId, TraceId};
-pub use json::{Changes, JsonError, DEPTH_MARKER, MAX_DEPTH, MAX_WRAPPERS};
 pub use model::{SpanKind, SpanStatus, UnknownName};
-pub use span::{
-    write_json, write_object, Name, Repaired, Span, Trace, Truncated, DEFAULT_FIELD_LIMIT,
-    MAX_NAME_CHARS, TRUNCATED_MARKER, UNSERIALIZABLE_KEY,
-};
-pub use span_queue::{Mark, Producer, SpanQueue, SpanSource};
+pub use span::{Name, Span, Trace};
+pub use span_queue::{Producer, SpanQueue, SpanSource};
 pub use stats::{Counters, StatsSnapshot};
-pub use time::{Clock, Timestamp, RFC3339_LEN};
-#[cfg(feature = "alloc")]
-pub use transport::Interrupt;
-pub use transport::{Lookup, Outcome, Request, RequestKind, RetryReason, Transport};
+pub use time::{Clock, Timestamp};
+pub use transport::{Outcome, Request, RetryReason, Transport};

@@ -5,7 +5,7 @@
 //! copies text. Each payload field is capped (see [`Span::set_field_limit`]);
 //! a value that does not fit is replaced by a marker and the span's metadata
 //! says which field was cut (`"vigil.truncated": ["input"]`), as does one
-//! nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH). U+0000, which the server cannot store,
+//! nested deeper than [`MAX_DEPTH`](crate::json::MAX_DEPTH). U+0000, which the server cannot store,
 //! is sent as U+FFFD (see [`Span`]).
 
 use serde::ser::{SerializeMap, Serializer};
@@ -355,8 +355,8 @@ impl<B: Buffer> Span<B> {
     ///
     /// A value larger than the field limit is replaced by [`TRUNCATED_MARKER`],
     /// the span is marked, and `Err(JsonError::Full)` returned. Arrays and
-    /// objects nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH) (64) levels are replaced by the
-    /// string [`DEPTH_MARKER`](crate::DEPTH_MARKER) (`"vigil.truncated: nested deeper than 64"`),
+    /// objects nested deeper than [`MAX_DEPTH`](crate::json::MAX_DEPTH) (64) levels are replaced by the
+    /// string [`DEPTH_MARKER`](crate::json::DEPTH_MARKER) (`"vigil.truncated: nested deeper than 64"`),
     /// without being looked into, and the span is marked. A value that
     /// cannot be written (see [`UNSERIALIZABLE_KEY`]) is replaced by
     /// `{"vigil.unserializable": "<why>"}`, the span is marked, and the error
@@ -603,7 +603,7 @@ pub fn write_object<B: Buffer, T: Serialize + ?Sized>(
 /// Replaces `buf` with the JSON text of `value` as it is (not made an
 /// object), at most `limit` bytes, for a value to be parsed back (into a
 /// `serde_json::Value`, say) and set on a span later. Arrays and objects
-/// nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH) are cut as always, so the text parses
+/// nested deeper than [`MAX_DEPTH`](crate::json::MAX_DEPTH) are cut as always, so the text parses
 /// with any parser's nesting limit of 128; U+0000 is kept (escaped), to be
 /// replaced, and counted, when the value is set.
 ///

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use vigil_core::encode::{encode_ingest, Envelope};
-use vigil_core::{Span, MAX_NAME_CHARS};
+use vigil_core::{span::MAX_NAME_CHARS, Span};
 
 pub const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"];
 pub const STATUSES: [&str; 3] = ["ok", "error", "unset"];

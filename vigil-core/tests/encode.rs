@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use vigil_core::encode::{encode_ingest, encode_patch, EncodeError, Envelope};
 use vigil_core::{
-    IdGenerator, JsonError, Repaired, Span, SpanKind, SpanStatus, Timestamp, Trace,
-    TRUNCATED_MARKER,
+    json::JsonError,
+    span::{Repaired, TRUNCATED_MARKER},
+    IdGenerator, Span, SpanKind, SpanStatus, Timestamp, Trace,
 };
 
 type S = Span<String>;

@@ -9,8 +9,8 @@ use common::check_ingest;
 use serde_json::Value;
 use vigil_core::queue::Slot;
 use vigil_core::{
-    ExportSettings, Exporter, IdGenerator, Outcome, Poll, Request, RequestKind, RetryReason, Span,
-    SpanKind, SpanQueue, SpanStatus, Timestamp, Trace, TraceId, Transport,
+    transport::RequestKind, ExportSettings, Exporter, IdGenerator, Outcome, Poll, Request,
+    RetryReason, Span, SpanKind, SpanQueue, SpanStatus, Timestamp, Trace, TraceId, Transport,
 };
 
 type Text = String;
@@ -457,13 +457,13 @@ fn an_absurd_retry_after_is_capped_rather_than_overflowing() {
     });
     assert_eq!(
         drive(&mut exp, &p, &mut t, ms(10)),
-        Poll::Wait(ms(10) + vigil_core::MAX_RETRY_AFTER)
+        Poll::Wait(ms(10) + vigil_core::export::MAX_RETRY_AFTER)
     );
     run_to_end(
         &mut exp,
         &p,
         &mut t,
-        ms(10) + vigil_core::MAX_RETRY_AFTER,
+        ms(10) + vigil_core::export::MAX_RETRY_AFTER,
         10,
     );
     assert_eq!(p.snapshot().spans_delivered, 1);
@@ -604,13 +604,13 @@ impl Transport for StoredThenLost {
         }
     }
 
-    fn lookup(&mut self, r: &Request<'_>) -> vigil_core::Lookup {
+    fn lookup(&mut self, r: &Request<'_>) -> vigil_core::transport::Lookup {
         self.lookups += 1;
         let body = std::str::from_utf8(r.body).unwrap();
         if self.stored.iter().any(|b| b == body) {
-            vigil_core::Lookup::Stored
+            vigil_core::transport::Lookup::Stored
         } else {
-            vigil_core::Lookup::Missing
+            vigil_core::transport::Lookup::Missing
         }
     }
 }

@@ -7,7 +7,9 @@ use common::encode_one;
 use serde_json::{json, Value};
 use vigil_core::encode::{encode_ingest, Envelope};
 use vigil_core::{
-    IdGenerator, JsonError, Name, Repaired, Span, SpanKind, SpanStatus, Timestamp, Truncated,
+    json::JsonError,
+    span::{Repaired, Truncated},
+    IdGenerator, Name, Span, SpanKind, SpanStatus, Timestamp,
 };
 
 type S = Span<String>;
@@ -196,7 +198,7 @@ fn a_marker_that_does_not_fit_is_cut_like_any_value() {
 fn write_object_leaves_the_marker_in_the_buffer() {
     let mut buf = String::from("old");
     assert_eq!(
-        vigil_core::write_object(&mut buf, 1024, &Failing),
+        vigil_core::span::write_object(&mut buf, 1024, &Failing),
         Err(JsonError::Custom)
     );
     let written: Value = serde_json::from_str(&buf).unwrap();
@@ -278,8 +280,8 @@ fn depth_of(mut v: &Value) -> (usize, &Value) {
 
 #[test]
 fn values_nested_deeper_than_the_limit_are_cut_with_a_marker() {
-    assert_eq!(vigil_core::MAX_DEPTH, 64);
-    assert!(vigil_core::DEPTH_MARKER.ends_with(" 64"));
+    assert_eq!(vigil_core::json::MAX_DEPTH, 64);
+    assert!(vigil_core::json::DEPTH_MARKER.ends_with(" 64"));
     let at = Timestamp::from_unix_nanos(2_000);
     let mut s = span("s");
     s.set_input(&Nest(64)).unwrap();
@@ -297,7 +299,7 @@ fn values_nested_deeper_than_the_limit_are_cut_with_a_marker() {
     ));
     let (body, _) = encode_one(&[s], 1 << 16);
     let got = &body["spans"][0];
-    let marker = json!(vigil_core::DEPTH_MARKER);
+    let marker = json!(vigil_core::json::DEPTH_MARKER);
     // The wrapping object, then the 64 arrays kept, then the marker for the
     // 65th.
     assert_eq!(depth_of(&got["input"]), (65, &marker));
@@ -324,8 +326,8 @@ fn every_shape_that_nests_counts_toward_the_limit() {
     // Parses (within serde_json's 128 levels), with the marker at the end.
     let input: Value = serde_json::from_str(s.input().unwrap()).unwrap();
     let (depth, last) = depth_of(&input);
-    assert!(depth <= vigil_core::MAX_DEPTH + 1, "{depth}");
-    assert_eq!(last, &json!(vigil_core::DEPTH_MARKER));
+    assert!(depth <= vigil_core::json::MAX_DEPTH + 1, "{depth}");
+    assert_eq!(last, &json!(vigil_core::json::DEPTH_MARKER));
 
     // Wrappers alone add no level, but are not followed without end either.
     struct Wrappers(usize);
@@ -338,13 +340,14 @@ fn every_shape_that_nests_counts_toward_the_limit() {
         }
     }
     let mut s = span("s");
-    s.set_input(&Wrappers(vigil_core::MAX_WRAPPERS)).unwrap();
+    s.set_input(&Wrappers(vigil_core::json::MAX_WRAPPERS))
+        .unwrap();
     assert_eq!(s.input(), Some("{\"value\":true}"));
     assert!(s.truncated().is_empty());
     s.set_input(&Wrappers(1_000_000)).unwrap();
     assert_eq!(
         s.input().unwrap(),
-        format!("{{\"value\":\"{}\"}}", vigil_core::DEPTH_MARKER)
+        format!("{{\"value\":\"{}\"}}", vigil_core::json::DEPTH_MARKER)
     );
     assert!(s.truncated().contains(Truncated::INPUT));
     // As a map key, too.
@@ -378,14 +381,17 @@ fn a_million_levels_do_not_overflow_a_small_stack() {
             s.set_metadata("m", &Nest(1_000_000)).unwrap();
             s.add_event("e", at, &Shapes(1_000_000)).unwrap();
             let mut buf = String::new();
-            vigil_core::write_json(&mut buf, usize::MAX, &Nest(1_000_000)).unwrap();
+            vigil_core::span::write_json(&mut buf, usize::MAX, &Nest(1_000_000)).unwrap();
             s
         })
         .unwrap();
     let s = run.join().expect("no stack overflow");
     let (body, _) = encode_one(&[s], 1 << 16);
     let got = &body["spans"][0];
-    assert_eq!(depth_of(&got["input"]).1, &json!(vigil_core::DEPTH_MARKER));
+    assert_eq!(
+        depth_of(&got["input"]).1,
+        &json!(vigil_core::json::DEPTH_MARKER)
+    );
     assert_eq!(
         got["metadata"]["vigil.truncated"],
         json!(["input", "output", "metadata", "events"])
@@ -410,19 +416,22 @@ fn a_request_with_deep_payloads_parses_within_serde_jsons_limit() {
 #[test]
 fn write_json_keeps_the_value_as_it_is_but_cut() {
     let mut buf = String::new();
-    let changes = vigil_core::write_json(&mut buf, 1024, &json!({"a\0": ["\0"]})).unwrap();
+    let changes = vigil_core::span::write_json(&mut buf, 1024, &json!({"a\0": ["\0"]})).unwrap();
     assert!(
         changes.is_empty(),
         "U+0000 is kept for the value's next write"
     );
     let back: Value = serde_json::from_str(&buf).unwrap();
     assert_eq!(back, json!({"a\0": ["\0"]}));
-    let changes = vigil_core::write_json(&mut buf, usize::MAX, &Nest(70)).unwrap();
-    assert!(changes.contains(vigil_core::Changes::DEPTH_CUT));
+    let changes = vigil_core::span::write_json(&mut buf, usize::MAX, &Nest(70)).unwrap();
+    assert!(changes.contains(vigil_core::json::Changes::DEPTH_CUT));
     let back: Value = serde_json::from_str(&buf).unwrap();
-    assert_eq!(depth_of(&back), (64, &json!(vigil_core::DEPTH_MARKER)));
     assert_eq!(
-        vigil_core::write_json(&mut buf, 1024, &Failing),
+        depth_of(&back),
+        (64, &json!(vigil_core::json::DEPTH_MARKER))
+    );
+    assert_eq!(
+        vigil_core::span::write_json(&mut buf, 1024, &Failing),
         Err(JsonError::Custom)
     );
     assert_eq!(buf, "");

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use vigil_core::queue::Slot;
 use vigil_core::{
-    Abandoned, ConfigError, Deferred, Exporter, Interrupt, Lookup, Outcome, Poll, Producer,
-    Request, RetryReason, SpanQueue, StatsSnapshot, TraceId, Transport,
+    export::{Abandoned, Deferred},
+    transport::{Interrupt, Lookup},
+    ConfigError, Exporter, Outcome, Poll, Producer, Request, RetryReason, SpanQueue, StatsSnapshot,
+    TraceId, Transport,
 };
 
 use crate::config::{Config, Destination, EnvError};

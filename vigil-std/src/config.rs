@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_core::{ConfigError, Redacted, RedactedUrl, Transport};
+use vigil_core::{
+    config::{Redacted, RedactedUrl},
+    ConfigError, Transport,
+};
 
 use crate::transport::BoxTransport;
 
@@ -96,7 +99,7 @@ impl Default for Config {
             capture_content: true,
             release: String::new(),
             environment: String::new(),
-            max_field_bytes: vigil_core::DEFAULT_FIELD_LIMIT,
+            max_field_bytes: vigil_core::span::DEFAULT_FIELD_LIMIT,
             max_request_bytes: 1 << 20,
             shutdown_timeout: Duration::from_secs(5),
             retry_backoff: vigil_core::ExportSettings::default().backoff_base,
@@ -253,13 +256,13 @@ impl Config {
         if !(0.0..=1.0).contains(&self.sample_rate) {
             return Err(ConfigError::SampleRate(self.sample_rate));
         }
-        if !(vigil_core::MIN_REQUEST_BYTES..=vigil_core::MAX_REQUEST_BYTES)
+        if !(vigil_core::config::MIN_REQUEST_BYTES..=vigil_core::config::MAX_REQUEST_BYTES)
             .contains(&self.max_request_bytes)
         {
             return Err(ConfigError::RequestBytes(self.max_request_bytes));
         }
         let cap = vigil_core::ExportSettings::default().backoff_cap;
-        if !(vigil_core::MIN_RETRY_BACKOFF..=cap).contains(&self.retry_backoff) {
+        if !(vigil_core::config::MIN_RETRY_BACKOFF..=cap).contains(&self.retry_backoff) {
             return Err(ConfigError::RetryBackoff(self.retry_backoff));
         }
         Ok(())
@@ -434,7 +437,7 @@ impl ConfigBuilder {
     /// attributes before they are recorded.
     ///
     /// The hook sees each value as JSON, nested at most
-    /// [`vigil_core::MAX_DEPTH`] levels deep (deeper levels are cut before it
+    /// [`vigil_core::json::MAX_DEPTH`] levels deep (deeper levels are cut before it
     /// sees them). A panic in the hook is caught: that payload is recorded as
     /// `{"vigil.masked": "the mask hook panicked"}` and counted in
     /// `mask_panics`, and the span goes on. On a thread already unwinding

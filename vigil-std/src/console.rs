@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_core::{Outcome, Request, RequestKind, Transport};
+use vigil_core::{transport::RequestKind, Outcome, Request, Transport};
 
 /// A span as it was sent.
 ///

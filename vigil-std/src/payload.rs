@@ -7,7 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde_json::Value;
-use vigil_core::{Changes, JsonError, Timestamp, Truncated, UNSERIALIZABLE_KEY};
+use vigil_core::{
+    json::{Changes, JsonError},
+    span::{Truncated, UNSERIALIZABLE_KEY},
+    Timestamp,
+};
 
 use crate::client::Client;
 use crate::clock::now;
@@ -157,7 +161,7 @@ fn write_field<T: Serialize + ?Sized>(
             // Encode once into a reused buffer, then copy: one allocation of
             // the exact size instead of a buffer growing by doubling.
             let limit = span.field_limit();
-            let encoded = vigil_core::write_object(scratch, limit, value);
+            let encoded = vigil_core::span::write_object(scratch, limit, value);
             let copied = match field {
                 Field::Input => span.set_input_json(scratch),
                 _ => span.set_output_json(scratch),
@@ -195,12 +199,12 @@ pub(crate) type Payload = Result<(Value, Changes), JsonError>;
 /// `value` as a JSON value, without the risk of `serde_json::to_value`,
 /// which recurses as deep as the value goes (a value nested 10,000 deep
 /// overflowed a 2 MiB stack): the SDK's writer encodes it, cutting what is
-/// nested deeper than [`vigil_core::MAX_DEPTH`] without looking into it, and
+/// nested deeper than [`vigil_core::json::MAX_DEPTH`] without looking into it, and
 /// serde_json parses the text, which is then well within its nesting limit.
 /// U+0000 is kept, to be replaced when the value is written to a span.
 pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Payload {
     with_scratch(|scratch| {
-        let changes = vigil_core::write_json(scratch, usize::MAX, value)?;
+        let changes = vigil_core::span::write_json(scratch, usize::MAX, value)?;
         let value = serde_json::from_str(scratch).map_err(|_| JsonError::Custom)?;
         Ok((value, changes))
     })

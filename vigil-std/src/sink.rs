@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_core::{Outcome, Request, RequestKind, Transport};
+use vigil_core::{transport::RequestKind, Outcome, Request, Transport};
 
 use crate::client::{Client, ShutdownReport};
 use crate::config::{Config, ConfigBuilder};

@@ -6,7 +6,10 @@
 //! `Retry-After`), or rejected. Install one with
 //! [`ConfigBuilder::transport`](crate::config::ConfigBuilder::transport).
 
-pub use vigil_core::{Lookup, Outcome, Request, RequestKind, RetryReason, Transport};
+pub use vigil_core::{
+    transport::{Lookup, RequestKind},
+    Outcome, Request, RetryReason, Transport,
+};
 
 #[cfg(feature = "ureq")]
 #[doc(no_inline)]

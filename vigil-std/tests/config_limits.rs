@@ -28,8 +28,8 @@ fn settings_that_would_spin_or_abort_are_refused_with_their_bound() {
     // The bounds themselves are accepted.
     Config::builder()
         .retry_backoff(Duration::from_millis(1))
-        .max_queue_size(vigil_core::MAX_QUEUE_SIZE)
-        .max_request_bytes(vigil_core::MAX_REQUEST_BYTES)
+        .max_queue_size(vigil_core::config::MAX_QUEUE_SIZE)
+        .max_request_bytes(vigil_core::config::MAX_REQUEST_BYTES)
         .build()
         .unwrap();
 }

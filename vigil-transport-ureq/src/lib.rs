@@ -61,7 +61,8 @@ mod sealed;
 use resolver::CachingResolver;
 use sealed::SealedKey;
 use vigil_core::{
-    Interrupt, Lookup, Outcome, Request, RequestKind, RetryReason, Settings, Transport,
+    transport::{Interrupt, Lookup, RequestKind},
+    Outcome, Request, RetryReason, Settings, Transport,
 };
 
 /// Largest response body read (error messages are short; the rest is skipped).
@@ -94,7 +95,7 @@ pub struct UreqTransport {
 impl std::fmt::Debug for UreqTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UreqTransport")
-            .field("base", &vigil_core::RedactedUrl(&self.base))
+            .field("base", &vigil_core::config::RedactedUrl(&self.base))
             .field(
                 "authorization",
                 &self.authorization.as_ref().map(|_| "<redacted>"),
@@ -125,7 +126,7 @@ impl UreqTransport {
         if !config.api_key.is_empty() && base.starts_with("http://") && !is_loopback(&base) {
             log::warn!(
                 "vigil: the API key is sent over plain http to {:?}; use https for anything but a local server",
-                vigil_core::RedactedUrl(&base)
+                vigil_core::config::RedactedUrl(&base)
             );
         }
         UreqTransport {
@@ -214,7 +215,7 @@ impl Transport for UreqTransport {
                     self.failing = true;
                     log::warn!(
                         "vigil: the Vigil server at {:?} cannot be reached: {error}; spans wait in the queue and are sent when it answers",
-                        vigil_core::RedactedUrl(&self.base)
+                        vigil_core::config::RedactedUrl(&self.base)
                     );
                 }
                 return outcome;
@@ -223,7 +224,7 @@ impl Transport for UreqTransport {
         if std::mem::take(&mut self.failing) {
             log::warn!(
                 "vigil: the Vigil server at {:?} answers again",
-                vigil_core::RedactedUrl(&self.base)
+                vigil_core::config::RedactedUrl(&self.base)
             );
         }
         let status = response.status().as_u16();
