@@ -7,9 +7,10 @@
 //! places at the tail of one queue: on two cores that one cache line, passed
 //! back and forth, cost as much as the rest of a span. The first threads to
 //! ask for a [`Producer`] get lanes of their own, where a span is queued
-//! without a locked instruction and its start counted with a plain store;
-//! every other producer, and [`SpanQueue::submit`], shares lane 0. A
-//! producer is `!Send`: holding it is what makes its lane its thread's alone.
+//! without a compare-and-swap and its start counted with a plain store
+//! rather than a locked instruction; every other producer, and
+//! [`SpanQueue::submit`], shares lane 0. A producer is `!Send`: holding it is
+//! what makes its lane, and its counter, its thread's alone.
 //!
 //! The lanes share one bound. Each holds all `capacity` places, and a budget
 //! of `capacity` free places says how many may still be taken in all of them
@@ -30,7 +31,7 @@ use crate::buffer::Buffer;
 use crate::queue::Slot;
 use crate::queue::{Queue, Storage};
 use crate::span::{Repaired, Span};
-use crate::stats::{add, Counter, Counters, StatsSnapshot};
+use crate::stats::{add, Counters, StatsSnapshot};
 use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 
 /// Queues in a span queue made by [`SpanQueue::with_capacity`]: lane 0,
@@ -66,7 +67,7 @@ pub struct SpanQueue<B: Buffer, S: Storage<Span<B>>> {
     owners: Padded<AtomicUsize>,
     /// Spans started, per lane: lane 0's by any thread, the others' by
     /// their owner alone.
-    started: [Padded<Counter>; LANES],
+    started: [Padded<AtomicUsize>; LANES],
     /// Written by the exporter on every span it takes.
     taken: Padded<Taken>,
     counters: Counters,
@@ -113,7 +114,7 @@ impl<B: Buffer, S: Storage<Span<B>>> SpanQueue<B, S> {
                 closed: AtomicBool::new(false),
             }),
             owners: Padded(AtomicUsize::new(0)),
-            started: core::array::from_fn(|_| Padded(Counter::new(0))),
+            started: core::array::from_fn(|_| Padded(AtomicUsize::new(0))),
             taken: Padded(Taken {
                 popped: core::array::from_fn(|_| AtomicUsize::new(0)),
                 next: AtomicUsize::new(0),
@@ -157,7 +158,7 @@ impl<B: Buffer, S: Storage<Span<B>>> SpanQueue<B, S> {
 
     /// Counts a span start made without a producer.
     pub fn span_started(&self) {
-        add(&self.started[0].0, 1);
+        self.started[0].0.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an update sent to a span that could not take it (it had ended,
@@ -297,12 +298,10 @@ impl<B: Buffer, S: Storage<Span<B>>> SpanQueue<B, S> {
     pub fn snapshot(&self) -> StatsSnapshot {
         let mut queued = 0;
         self.each_lane(|_, lane| queued += lane.pushed());
-        // `u32` counters on targets without 64-bit atomics.
-        #[allow(clippy::useless_conversion)]
         let started = self
             .started
             .iter()
-            .map(|c| u64::from(c.0.load(Ordering::Relaxed)));
+            .map(|c| c.0.load(Ordering::Relaxed) as u64);
         self.counters.snapshot(queued as u64, started.sum())
     }
 
@@ -410,8 +409,9 @@ impl<B: Buffer, S: Storage<Span<B>>> core::fmt::Debug for SpanQueue<B, S> {
 /// and its share of the `spans_started` counter.
 ///
 /// Neither `Send` nor `Sync`: the thread that made it is the only one that
-/// queues in its lane, which is what lets it queue there without a locked
-/// instruction. Dropping it gives back its places and its lane.
+/// queues in its lane and counts in its counter, which is what lets it do
+/// both without a locked instruction. Dropping it gives back its places and its
+/// lane.
 ///
 /// ```
 /// use vigil_core::queue::Slot;
@@ -481,7 +481,7 @@ where
     pub fn span_started(&self) {
         let counter = &self.queue.started[self.lane].0;
         if self.lane == 0 {
-            add(counter, 1);
+            counter.fetch_add(1, Ordering::Relaxed);
         } else {
             // This producer alone writes its lane's counter.
             counter.store(

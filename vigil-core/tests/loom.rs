@@ -6,8 +6,8 @@
 //! producer's records stay in order, and (through loom's `UnsafeCell`) that no
 //! slot is ever read and written without a happens-before edge. The same for
 //! a span queue's producers, which push into lanes of their own without
-//! claiming tickets, take places from a shared budget and hand their lanes
-//! over, racing the exporter's release of places. Every role runs on a
+//! claiming tickets, count their starts there with plain stores, take places from a shared budget and hand
+//! their lanes over, racing the exporter's release of places. Every role runs on a
 //! spawned thread: loom checks races between spawned threads.
 
 #![cfg(loom)]
