@@ -167,10 +167,19 @@ fn stream_body(openai: bool, model: &str) -> Vec<u8> {
                 json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Lisbon\"}"}}]}),
             ));
         }
+        // As the real API: the last choice chunk names the finish reason,
+        // then (`stream_options.include_usage`) a chunk with no choices
+        // carries the usage.
+        let reason = if tools { "tool_calls" } else { "stop" };
+        chunks.push(
+            json!({"id": "c", "object": "chat.completion.chunk", "model": model,
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}),
+        );
         chunks.push(json!({"id": "c", "object": "chat.completion.chunk", "model": model, "choices": [],
                            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}));
         if overloaded {
-            chunks.pop();
+            // The error comes in place of the end of the answer.
+            chunks.truncate(chunks.len() - 2);
             chunks.push(json!({"error": {"message": "Overloaded", "type": "server_error"}}));
         }
         for c in chunks {
