@@ -83,8 +83,8 @@ pub use client::{
 };
 pub use config::{Config, Field};
 pub use context::{spawn, Context, ContextGuard};
-pub use detached::DetachedSpan;
 pub use convenience::{attach_metadata, log_event, log_llm_call, log_tool_call};
+pub use detached::DetachedSpan;
 pub use integrations::{activate_all_integrations, activate_integration, available_integrations};
 pub use span::{
     current_span, current_trace, span, start_span, start_trace, trace, trace_context, try_span,

@@ -73,9 +73,7 @@ impl GenAiAttributes {
             genai::INPUT_MESSAGES => kept(&mut self.input_messages),
             genai::OUTPUT_MESSAGES => kept(&mut self.output_messages),
             genai::legacy::PROMPT | openinference::INPUT_VALUE => kept(&mut self.input_value),
-            genai::legacy::COMPLETION | openinference::OUTPUT_VALUE => {
-                kept(&mut self.output_value)
-            }
+            genai::legacy::COMPLETION | openinference::OUTPUT_VALUE => kept(&mut self.output_value),
             genai::USAGE_INPUT_TOKENS
             | genai::legacy::USAGE_PROMPT_TOKENS
             | openinference::LLM_TOKEN_COUNT_PROMPT => self.input_tokens = count(value),
@@ -161,9 +159,9 @@ impl GenAiAttributes {
             output.insert(keys::ROLE.into(), role);
         }
         if self.input_tokens.is_some() || self.output_tokens.is_some() {
-            let total = self.total_tokens.or_else(|| {
-                Some(self.input_tokens.unwrap_or(0) + self.output_tokens.unwrap_or(0))
-            });
+            let total = self
+                .total_tokens
+                .or_else(|| Some(self.input_tokens.unwrap_or(0) + self.output_tokens.unwrap_or(0)));
             let mut usage = Map::new();
             usage.insert(keys::PROMPT_TOKENS.into(), self.input_tokens.into());
             usage.insert(keys::COMPLETION_TOKENS.into(), self.output_tokens.into());
@@ -267,7 +265,8 @@ mod tests {
         oi.record("llm.token_count.total", &json!(6));
         assert_eq!(oi.kind(), Some(SpanKind::Llm));
         assert_eq!(legacy.provider(), Some(&json!("openai")));
-        let expected_in = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]});
+        let expected_in =
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]});
         assert_eq!(oi.input().unwrap(), expected_in);
         let mut with_temperature = expected_in.clone();
         with_temperature["temperature"] = json!(0.2);
@@ -289,7 +288,10 @@ mod tests {
             {"role": "user", "parts": [{"type": "text", "content": "Find x"}]},
             {"role": "assistant", "parts": tool_call.clone()},
         ]);
-        call.record("gen_ai.input.messages", &json!(serde_json::to_string(&messages).unwrap()));
+        call.record(
+            "gen_ai.input.messages",
+            &json!(serde_json::to_string(&messages).unwrap()),
+        );
         let input = call.input().unwrap();
         assert_eq!(
             input["messages"],

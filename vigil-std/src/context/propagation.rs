@@ -126,9 +126,12 @@ impl Context {
     /// The context of `frame`, a span on no stack (its mailbox made if
     /// needed, so updates sent under the context reach it).
     pub(crate) fn of_frame(frame: &mut Frame) -> Context {
-        let mailbox = frame
-            .sampled
-            .then(|| frame.mailbox.get_or_insert_with(|| Arc::new(Mailbox::new())).clone());
+        let mailbox = frame.sampled.then(|| {
+            frame
+                .mailbox
+                .get_or_insert_with(|| Arc::new(Mailbox::new()))
+                .clone()
+        });
         Context {
             parent: Some(ContextInner {
                 trace_id: frame.span.trace_id(),
