@@ -5,7 +5,7 @@
 //   client                   Client, its exporter thread, the global slot
 //   payload                  a span's payloads: JSON, mask, field limit
 //   context/                 mail < frame < stack < start, end < propagation
-//   span  convenience  integrations  ureq  __private    the tracing API
+//   span  detached  convenience  integrations  ureq  __private    the tracing API
 //   sink                     capture and the in-memory transports
 
 //! The Vigil SDK for Rust applications.
@@ -64,6 +64,7 @@ pub mod config;
 mod console;
 mod context;
 mod convenience;
+mod detached;
 pub mod integrations;
 mod panic;
 mod payload;
@@ -83,6 +84,7 @@ pub use client::{
 pub use config::{Config, Field};
 pub use context::{spawn, Context, ContextGuard};
 pub use convenience::{attach_metadata, log_event, log_llm_call, log_tool_call};
+pub use detached::DetachedSpan;
 pub use integrations::{activate_all_integrations, activate_integration, available_integrations};
 pub use span::{
     current_span, current_trace, span, start_span, start_trace, trace, trace_context, try_span,

@@ -28,6 +28,7 @@ use alloc::string::String;
 use serde_json::Value;
 
 pub mod anthropic;
+pub mod attributes;
 pub mod genai;
 pub mod keys;
 pub mod openai;

@@ -123,6 +123,27 @@ impl Context {
         attach.then(|| self.attach())
     }
 
+    /// The context of `frame`, a span on no stack (its mailbox made if
+    /// needed, so updates sent under the context reach it).
+    pub(crate) fn of_frame(frame: &mut Frame) -> Context {
+        let mailbox = frame.sampled.then(|| {
+            frame
+                .mailbox
+                .get_or_insert_with(|| Arc::new(Mailbox::new()))
+                .clone()
+        });
+        Context {
+            parent: Some(ContextInner {
+                trace_id: frame.span.trace_id(),
+                span_id: frame.span.span_id(),
+                sampled: frame.sampled,
+                client: frame.client.clone(),
+                mailbox,
+            }),
+            client: frame.client.clone(),
+        }
+    }
+
     /// Whether there is a span to attach to.
     pub fn is_empty(&self) -> bool {
         self.parent.is_none()
