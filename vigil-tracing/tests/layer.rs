@@ -336,3 +336,30 @@ fn log_records_inside_a_span_become_events_with_their_own_target() {
     assert_eq!(import.events[0]["attributes"]["target"], "my_app::db");
     assert_eq!(import.events[0]["attributes"]["level"], "INFO");
 }
+
+#[test]
+fn tracing_used_inside_the_mask_hook_is_left_out_rather_than_deadlock() {
+    let subscriber = tracing_subscriber::registry().with(vigil_tracing::layer());
+    let builder = vigil::Config::builder().mask(|_, _| {
+        tracing::info!("masking");
+        tracing::info_span!("in-mask").in_scope(|| ());
+    });
+    let ((), captured) = capture_with(builder, || {
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handle", user = "ada", later = Empty);
+            let _entered = span.enter();
+            span.record("later", 1u64);
+            tracing::info!(n = 1u64, "inside");
+        })
+    });
+    let handle = captured.span("handle").unwrap();
+    assert_eq!(
+        (
+            handle.metadata["user"].clone(),
+            handle.metadata["later"].clone()
+        ),
+        (json!("ada"), json!(1))
+    );
+    assert_eq!(handle.events.len(), 1, "{:?}", handle.events);
+    assert!(captured.span("in-mask").is_none());
+}
