@@ -363,3 +363,27 @@ fn tracing_used_inside_the_mask_hook_is_left_out_rather_than_deadlock() {
     assert_eq!(handle.events.len(), 1, "{:?}", handle.events);
     assert!(captured.span("in-mask").is_none());
 }
+
+#[test]
+fn genai_crates_otel_fields_name_the_span_and_are_not_metadata() {
+    // What `genai` (its `otel` feature) emits for a chat call.
+    let captured = traced(|| {
+        tracing::info_span!(
+            "genai.chat",
+            otel.name = "chat gpt-4o",
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.request.stream = false,
+            server.address = "api.openai.com"
+        )
+        .in_scope(|| ());
+    });
+    let chat = captured.span("chat gpt-4o").unwrap();
+    assert_eq!(chat.kind, "llm");
+    assert_eq!(chat.input, json!({"model": "gpt-4o"}));
+    assert_eq!(
+        chat.metadata,
+        json!({"gen_ai.request.stream": false, "server.address": "api.openai.com"})
+    );
+}
