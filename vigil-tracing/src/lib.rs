@@ -44,6 +44,9 @@
 //!   `exception.*` field, or `otel.status_code = "ERROR"` marks it `error`.
 //! - It starts when it is created and ends when it closes (its last handle
 //!   dropped), whatever it was entered and exited in between.
+//! - `tracing` spans and events made by the `mask` hook (or a `Serialize`
+//!   impl) while the layer records a span are left out: the layer holds that
+//!   span's extensions then.
 //!
 //! # One tree
 //!
@@ -71,7 +74,7 @@
 
 mod fields;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use serde_json::{Map, Value};
 use tracing_core::span::{Attributes, Id, Record};
@@ -134,10 +137,11 @@ impl FieldSink for Recorded {
                 }
             }
             Role::Failure => {
-                let failed = match name {
-                    "otel.status_code" => value
+                let failed = match (name, value) {
+                    ("otel.status_code", _) => value
                         .as_str()
                         .is_some_and(|s| s.eq_ignore_ascii_case("error")),
+                    (_, FieldValue::Bool(failed)) => failed,
                     _ => true,
                 };
                 if name != "otel.status_code" {
@@ -171,6 +175,28 @@ thread_local! {
     /// The recorded `tracing` spans entered on this thread, with the guards
     /// that make them current for Vigil: innermost last.
     static ENTERED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+    /// Set while this thread is inside one of the layer's callbacks that can
+    /// run application code (the `mask` hook, a `Serialize` impl).
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread inside a callback, or `None` if it already is: a
+/// `tracing` span or event made by the `mask` hook while the layer holds a
+/// span's extensions is left out rather than deadlock on them.
+struct Busy;
+
+impl Busy {
+    fn enter() -> Option<Busy> {
+        BUSY.try_with(|busy| (!busy.replace(true)).then_some(Busy))
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = BUSY.try_with(|busy| busy.set(false));
+    }
 }
 
 impl<S> Layer<S> for VigilLayer
@@ -178,6 +204,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        let Some(_busy) = Busy::enter() else {
+            return;
+        };
         let Some(span) = ctx.span(id) else {
             return;
         };
@@ -213,6 +242,9 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
+        let Some(_busy) = Busy::enter() else {
+            return;
+        };
         let Some(span) = ctx.span(id) else {
             return;
         };
@@ -223,6 +255,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        let Some(_busy) = Busy::enter() else {
+            return;
+        };
         let mut record = EventRecord::new(event);
         event.record(&mut Visitor(&mut record));
         let failed = *record.level == Level::ERROR;
@@ -270,6 +305,9 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+        let Some(_busy) = Busy::enter() else {
+            return;
+        };
         let Some(span) = ctx.span(&id) else {
             return;
         };

@@ -336,3 +336,54 @@ fn log_records_inside_a_span_become_events_with_their_own_target() {
     assert_eq!(import.events[0]["attributes"]["target"], "my_app::db");
     assert_eq!(import.events[0]["attributes"]["level"], "INFO");
 }
+
+#[test]
+fn tracing_used_inside_the_mask_hook_is_left_out_rather_than_deadlock() {
+    let subscriber = tracing_subscriber::registry().with(vigil_tracing::layer());
+    let builder = vigil::Config::builder().mask(|_, _| {
+        tracing::info!("masking");
+        tracing::info_span!("in-mask").in_scope(|| ());
+    });
+    let ((), captured) = capture_with(builder, || {
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handle", user = "ada", later = Empty);
+            let _entered = span.enter();
+            span.record("later", 1u64);
+            tracing::info!(n = 1u64, "inside");
+        })
+    });
+    let handle = captured.span("handle").unwrap();
+    assert_eq!(
+        (
+            handle.metadata["user"].clone(),
+            handle.metadata["later"].clone()
+        ),
+        (json!("ada"), json!(1))
+    );
+    assert_eq!(handle.events.len(), 1, "{:?}", handle.events);
+    assert!(captured.span("in-mask").is_none());
+}
+
+#[test]
+fn genai_crates_otel_fields_name_the_span_and_are_not_metadata() {
+    // What `genai` (its `otel` feature) emits for a chat call.
+    let captured = traced(|| {
+        tracing::info_span!(
+            "genai.chat",
+            otel.name = "chat gpt-4o",
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.request.stream = false,
+            server.address = "api.openai.com"
+        )
+        .in_scope(|| ());
+    });
+    let chat = captured.span("chat gpt-4o").unwrap();
+    assert_eq!(chat.kind, "llm");
+    assert_eq!(chat.input, json!({"model": "gpt-4o"}));
+    assert_eq!(
+        chat.metadata,
+        json!({"gen_ai.request.stream": false, "server.address": "api.openai.com"})
+    );
+}
