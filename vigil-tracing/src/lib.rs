@@ -39,8 +39,9 @@
 //!   fields become the span's input (`model`, `messages`, parameters) and
 //!   output (`model`, `content`, `role`, `usage`), in the keys Vigil's own
 //!   OpenAI integration writes ([`vigil_core::llm::attributes`]).
-//! - Its events are Vigil events, named after their message, with `level`,
-//!   `target` and their fields. An `ERROR` event, an `error` or
+//! - Its events at `INFO` and above ([`VigilLayer::event_level`]) are Vigil
+//!   events, named after their message, with `level`, `target` and their
+//!   fields. An `ERROR` event, an `error` or
 //!   `exception.*` field, or `otel.status_code = "ERROR"` marks it `error`.
 //! - It starts when it is created and ends when it closes (its last handle
 //!   dropped), whatever it was entered and exited in between.
@@ -78,7 +79,8 @@ use std::cell::{Cell, RefCell};
 
 use serde_json::{Map, Value};
 use tracing_core::span::{Attributes, Id, Record};
-use tracing_core::{Event, Level, Subscriber};
+pub use tracing_core::Level;
+use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
@@ -90,7 +92,10 @@ use fields::{role, FieldSink, FieldValue, Role, Visitor};
 
 /// The layer: `tracing_subscriber::registry().with(vigil_tracing::layer())`.
 pub fn layer() -> VigilLayer {
-    VigilLayer { record_roots: true }
+    VigilLayer {
+        record_roots: true,
+        event_level: Level::INFO,
+    }
 }
 
 /// Records `tracing` spans and events as Vigil spans and events (see the
@@ -98,6 +103,7 @@ pub fn layer() -> VigilLayer {
 #[derive(Debug, Clone)]
 pub struct VigilLayer {
     record_roots: bool,
+    event_level: Level,
 }
 
 impl VigilLayer {
@@ -107,6 +113,16 @@ impl VigilLayer {
     /// recorded then.
     pub fn record_roots(mut self, record: bool) -> Self {
         self.record_roots = record;
+        self
+    }
+
+    /// The most verbose level of the events kept (`INFO` by default): HTTP
+    /// and LLM crates log at `DEBUG` and `TRACE` per request, often with the
+    /// bodies (prompts and answers) that `capture_content(false)` keeps out
+    /// of a span's input and output. Spans of every level are recorded;
+    /// choose them with a per-layer filter.
+    pub fn event_level(mut self, level: Level) -> Self {
+        self.event_level = level;
         self
     }
 }
@@ -255,6 +271,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        if *event.metadata().level() > self.event_level {
+            return;
+        }
         let Some(_busy) = Busy::enter() else {
             return;
         };

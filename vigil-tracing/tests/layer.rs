@@ -387,3 +387,31 @@ fn genai_crates_otel_fields_name_the_span_and_are_not_metadata() {
         json!({"gen_ai.request.stream": false, "server.address": "api.openai.com"})
     );
 }
+
+#[test]
+fn events_below_the_event_level_are_left_out() {
+    let captured = traced(|| {
+        tracing::info_span!("call").in_scope(|| {
+            tracing::trace!(body = "the whole prompt", "request body");
+            tracing::debug!("connection reused");
+            tracing::info!("answered");
+        });
+    });
+    let names: Vec<_> = captured
+        .span("call")
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("answered")]);
+
+    let subscriber = tracing_subscriber::registry()
+        .with(vigil_tracing::layer().event_level(vigil_tracing::Level::TRACE));
+    let captured = capture(|| {
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("call").in_scope(|| tracing::trace!("request body"));
+        })
+    });
+    assert_eq!(captured.span("call").unwrap().events.len(), 1);
+}

@@ -48,6 +48,8 @@ pub struct GenAiAttributes {
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
     total_tokens: Option<u64>,
+    tool_arguments: Option<Value>,
+    tool_result: Option<Value>,
 }
 
 impl GenAiAttributes {
@@ -69,6 +71,8 @@ impl GenAiAttributes {
             genai::PROVIDER_NAME | genai::legacy::SYSTEM => kept(&mut self.provider),
             genai::REQUEST_MODEL | openinference::LLM_MODEL_NAME => kept(&mut self.request_model),
             genai::RESPONSE_MODEL => kept(&mut self.response_model),
+            genai::TOOL_CALL_ARGUMENTS => kept(&mut self.tool_arguments),
+            genai::TOOL_CALL_RESULT => kept(&mut self.tool_result),
             genai::SYSTEM_INSTRUCTIONS => kept(&mut self.system),
             genai::INPUT_MESSAGES => kept(&mut self.input_messages),
             genai::OUTPUT_MESSAGES => kept(&mut self.output_messages),
@@ -109,19 +113,38 @@ impl GenAiAttributes {
 
     /// The span's input: for a model call, the request as Vigil's replay
     /// reads it (`model`, `messages` as `{role, content}`, the parameters
-    /// sent); otherwise the input value, if any.
+    /// sent); for a tool call, `{"arguments": ..}`; otherwise the input
+    /// value, if any.
     pub fn input(&self) -> Option<Value> {
         let mut input = Map::new();
+        if let Some(arguments) = &self.tool_arguments {
+            input.insert("arguments".into(), parsed(arguments));
+        }
         if let Some(model) = &self.request_model {
             input.insert(keys::MODEL.into(), model.clone());
         }
         let mut messages = Vec::new();
-        if let Some(system) = self.system.as_ref().map(parsed) {
+        let listed = self
+            .input_messages
+            .as_ref()
+            .map(|l| messages_of(&parsed(l)));
+        let opens_with_system = listed
+            .as_ref()
+            .and_then(|l| l.first())
+            .is_some_and(|m| m.get(keys::ROLE).and_then(Value::as_str) == Some(keys::SYSTEM_ROLE));
+        // Instrumentations that send the instructions apart may also list
+        // them as the first message (rig-core does): written once.
+        if let Some(system) = self
+            .system
+            .as_ref()
+            .map(parsed)
+            .filter(|_| !opens_with_system)
+        {
             let content = text_of(&system).map_or(system, Value::String);
             messages.push(message(keys::SYSTEM_ROLE, content));
         }
-        match (&self.input_messages, &self.input_value) {
-            (Some(list), _) => messages.extend(messages_of(&parsed(list))),
+        match (listed, &self.input_value) {
+            (Some(list), _) => messages.extend(list),
             (None, Some(value)) => match parsed(value) {
                 Value::Array(list) if list.iter().all(|m| m.get(keys::ROLE).is_some()) => {
                     messages.extend(list)
@@ -141,9 +164,12 @@ impl GenAiAttributes {
 
     /// The span's output: `model`, `content`, `role` and `usage`
     /// (`prompt_tokens`, `completion_tokens`, `total_tokens`) as far as they
-    /// were recorded.
+    /// were recorded; for a tool call, `{"result": ..}`.
     pub fn output(&self) -> Option<Value> {
         let mut output = Map::new();
+        if let Some(result) = &self.tool_result {
+            output.insert("result".into(), parsed(result));
+        }
         if let Some(model) = self.response_model.as_ref().or(self.request_model.as_ref()) {
             output.insert(keys::MODEL.into(), model.clone());
         }
@@ -302,6 +328,32 @@ mod tests {
             ])
         );
         assert_eq!(call.output(), None, "no answer, no usage recorded yet");
+        // The instructions listed again as the first message are written once.
+        let mut listed = call.clone();
+        let again =
+            json!([{"role": "system", "parts": [{"type": "text", "content": "Be terse."}]}]);
+        listed.record(
+            "gen_ai.input.messages",
+            &json!(serde_json::to_string(&again).unwrap()),
+        );
+        assert_eq!(
+            listed.input().unwrap()["messages"],
+            json!([{"role": "system", "content": "Be terse."}])
+        );
+    }
+
+    #[test]
+    fn a_tool_calls_arguments_and_result_are_its_input_and_output() {
+        let mut call = GenAiAttributes::default();
+        call.record("gen_ai.operation.name", &json!("execute_tool"));
+        call.record("gen_ai.tool.call.arguments", &json!(r#"{"city":"Lisbon"}"#));
+        call.record("gen_ai.tool.call.result", &json!("sunny"));
+        assert_eq!(call.kind(), Some(SpanKind::Tool));
+        assert_eq!(
+            call.input().unwrap(),
+            json!({"arguments": {"city": "Lisbon"}})
+        );
+        assert_eq!(call.output().unwrap(), json!({"result": "sunny"}));
     }
 
     #[test]

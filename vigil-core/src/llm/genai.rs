@@ -58,6 +58,11 @@ pub const SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
 pub const TOOL_NAME: &str = "gen_ai.tool.name";
 /// The id of the tool call a span executes (`call_...`, `toolu_...`).
 pub const TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+/// The arguments of the tool call a span executes (content: recorded only
+/// when content capture is on).
+pub const TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
+/// What the tool call a span executes returned (content, as the arguments).
+pub const TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
 /// The human-readable name of the agent.
 pub const AGENT_NAME: &str = "gen_ai.agent.name";
 
