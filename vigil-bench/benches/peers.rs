@@ -7,6 +7,13 @@
 //! span, a `floor` row times what any span that records its times must do:
 //! two clock reads and one record written to a ring; a `clock` row, the two
 //! reads alone.
+//!
+//! The "tracing span, 2 fields" group times one `tracing` span (two fields,
+//! entered and dropped, inside an outer span, one thread) through three
+//! subscribers: `tracing_subscriber`'s registry alone (the floor), the
+//! registry with `vigil_tracing::layer()`, and the registry with
+//! `tracing_opentelemetry`'s layer over the same opentelemetry_sdk pipeline
+//! as the rows above.
 
 mod common;
 
@@ -85,11 +92,42 @@ fn vigil_run(
     )
 }
 
+/// `tracing_two_fields` `iters` times on one thread through `dispatch`, inside
+/// an outer `tracing` span per chunk.
+fn tracing_run(dispatch: &tracing::Dispatch, iters: u64, drain: impl Fn()) -> Duration {
+    let dispatch = dispatch.clone();
+    on_threads(
+        1,
+        iters,
+        Arc::new(move |n| {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let outer = tracing::info_span!("trace");
+                let _outer = outer.enter();
+                for _ in 0..n {
+                    tracing_two_fields();
+                }
+            })
+        }),
+        drain,
+    )
+}
+
 fn peers(c: &mut Criterion) {
     let vigil = vigil_client();
     let otel = Arc::new(otel());
     // Spans opentelemetry was asked to make, and those it exported.
     let (otel_made, otel_exported) = (AtomicU64::new(0), AtomicU64::new(0));
+    // Flushes the batch processor and counts the measured spans it exported
+    // (not the chunks' parents).
+    let otel_drain = || {
+        let _ = otel.provider.force_flush();
+        let exported = otel
+            .exporter
+            .get_finished_spans()
+            .map_or(0, |s| s.iter().filter(|s| s.name == "step").count());
+        otel.exporter.reset();
+        otel_exported.fetch_add(exported as u64, Relaxed);
+    };
     for threads in [1usize, 2] {
         for shape in [Shape::Bare, Shape::FourAttributes, Shape::KibPayloads] {
             let mut g = c.benchmark_group(format!("{shape:?} span, {threads} thread(s)"));
@@ -115,16 +153,7 @@ fn peers(c: &mut Criterion) {
                                 otel_span(&o2.tracer, &parent, shape);
                             }
                         }),
-                        || {
-                            let _ = o.provider.force_flush();
-                            // The measured spans, not the chunks' parents.
-                            let exported = o
-                                .exporter
-                                .get_finished_spans()
-                                .map_or(0, |s| s.iter().filter(|s| s.name == "step").count());
-                            o.exporter.reset();
-                            otel_exported.fetch_add(exported as u64, Relaxed);
-                        },
+                        otel_drain,
                     )
                 })
             });
@@ -178,11 +207,53 @@ fn peers(c: &mut Criterion) {
             g.finish();
         }
     }
+    // After the groups above: once a `Dispatch` with a subscriber exists,
+    // `tracing`'s global level filter and callsite interests let every span
+    // through to the dispatcher, which would slow their no-subscriber rows.
+    let vigil_layer_made = AtomicU64::new(0);
+    let vigil_layer_queued = {
+        let mut g = c.benchmark_group(TRACING_GROUP);
+        let registry = registry_dispatch();
+        g.bench_function(REGISTRY, |b| {
+            b.iter_custom(|iters| tracing_run(&registry, iters, || {}))
+        });
+        let layered = vigil_layer_dispatch();
+        let queued_before = vigil.stats().spans_queued;
+        g.bench_function(VIGIL_LAYER, |b| {
+            b.iter_custom(|iters| {
+                // The measured spans and the chunks' parents.
+                let parents = iters.div_ceil(CHUNK).max(1);
+                vigil_layer_made.fetch_add(iters + parents, Relaxed);
+                tracing_run(&layered, iters, || {
+                    vigil::flush(Duration::from_secs(30));
+                })
+            })
+        });
+        let queued = vigil.stats().spans_queued - queued_before;
+        let otel_layered = otel_layer_dispatch(otel.tracer.clone());
+        g.bench_function(OTEL_LAYER, |b| {
+            b.iter_custom(|iters| {
+                otel_made.fetch_add(iters, Relaxed);
+                tracing_run(&otel_layered, iters, otel_drain)
+            })
+        });
+        g.finish();
+        queued
+    };
     let report = vigil.shutdown();
     // A dropped span costs less than a queued one: say so if any was.
     println!("vigil: {report}");
     if report.stats.dropped() > 0 {
         println!("WARNING: vigil dropped spans; its figures above are not all queued spans");
+    }
+    // The layer records nothing when no client takes its spans: count them.
+    let made = vigil_layer_made.load(Relaxed);
+    println!(
+        "vigil layer: {made} spans made, {vigil_layer_queued} queued, {} not kept",
+        made.saturating_sub(vigil_layer_queued)
+    );
+    if vigil_layer_queued != made {
+        println!("WARNING: the vigil layer's figures above are not all queued spans");
     }
     let lost = otel_made.load(Relaxed) - otel_exported.load(Relaxed);
     println!("opentelemetry_sdk: {lost} spans not exported");
@@ -199,6 +270,11 @@ fn config() -> Criterion {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
 }
+
+const TRACING_GROUP: &str = "tracing span, 2 fields";
+const REGISTRY: &str = "registry (floor)";
+const VIGIL_LAYER: &str = "registry + vigil layer";
+const OTEL_LAYER: &str = "registry + tracing-opentelemetry";
 
 criterion_group! { name = benches; config = config(); targets = peers }
 
@@ -247,4 +323,21 @@ fn print_ratios(since: std::time::SystemTime) {
             );
         }
     }
+    let (Some(floor), Some(layer), Some(otel)) = (
+        estimate(TRACING_GROUP, REGISTRY),
+        estimate(TRACING_GROUP, VIGIL_LAYER),
+        estimate(TRACING_GROUP, OTEL_LAYER),
+    ) else {
+        return;
+    };
+    println!("{TRACING_GROUP}, this run:");
+    println!(
+        "  registry {floor:.1} ns, vigil layer {layer:.1} ns, tracing-opentelemetry {otel:.1} ns"
+    );
+    println!("  vigil layer / tracing-opentelemetry: {:.3}", layer / otel);
+    println!("  vigil layer - registry floor: {:.1} ns", layer - floor);
+    println!(
+        "  tracing-opentelemetry - registry floor: {:.1} ns",
+        otel - floor
+    );
 }
