@@ -265,6 +265,38 @@ fn assert_one_turn(agent: &Value) {
     assert_eq!(attributes["target"], "rig_agent::agent::engine");
 }
 
+/// What both tests check of the agent and `llm` spans, for an answer with
+/// these usage counts, streamed or not, with this response id.
+fn assert_turn(
+    agent: &Value,
+    llm: &Value,
+    answer: &str,
+    usage: (u64, u64),
+    stream: bool,
+    id: &str,
+) {
+    let usage = json!({"prompt_tokens": usage.0, "completion_tokens": usage.1,
+                       "total_tokens": usage.0 + usage.1});
+    assert_eq!(
+        llm["output"],
+        json!({"model": MODEL, "content": answer, "role": "assistant", "usage": usage})
+    );
+    assert_eq!(llm["metadata"]["provider"], "openai");
+    assert_eq!(llm["metadata"]["gen_ai.request.stream"], stream);
+    assert_eq!(llm["metadata"]["gen_ai.response.id"], id);
+    assert_eq!(llm["metadata"]["gen_ai.agent.name"], AGENT);
+
+    assert_eq!(agent["metadata"]["gen_ai.agent.name"], AGENT);
+    assert_eq!(agent["input"], agent_input());
+    assert_eq!(
+        agent["output"],
+        json!({"content": answer, "role": "assistant", "usage": usage})
+    );
+    assert_one_turn(agent);
+
+    assert_eq!(llm["input"], llm_input());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_is_an_llm_span_with_model_messages_answer_and_usage_under_its_agent() {
     let _serial = SERIAL.lock().await;
@@ -276,28 +308,15 @@ async fn a_prompt_is_an_llm_span_with_model_messages_answer_and_usage_under_its_
         (ran.prompt_tokens, ran.completion_tokens),
         (Some(12), Some(5))
     );
-
     let (agent, llm) = chain(&ran, &trace, "rig-unary");
-    assert_eq!(
-        llm["output"],
-        json!({"model": MODEL, "content": "Hello from the fake.", "role": "assistant",
-               "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}})
+    assert_turn(
+        agent,
+        llm,
+        "Hello from the fake.",
+        (12, 5),
+        false,
+        "chatcmpl-1",
     );
-    assert_eq!(llm["metadata"]["provider"], "openai");
-    assert_eq!(llm["metadata"]["gen_ai.request.stream"], false);
-    assert_eq!(llm["metadata"]["gen_ai.response.id"], "chatcmpl-1");
-    assert_eq!(llm["metadata"]["gen_ai.agent.name"], AGENT);
-
-    assert_eq!(agent["metadata"]["gen_ai.agent.name"], AGENT);
-    assert_eq!(agent["input"], agent_input());
-    assert_eq!(
-        agent["output"],
-        json!({"content": "Hello from the fake.", "role": "assistant",
-               "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}})
-    );
-    assert_one_turn(agent);
-
-    assert_eq!(llm["input"], llm_input());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,26 +330,6 @@ async fn a_streamed_prompt_is_an_llm_span_with_the_streamed_answer_and_its_usage
         (ran.prompt_tokens, ran.completion_tokens),
         (Some(12), Some(3))
     );
-
     let (agent, llm) = chain(&ran, &trace, "rig-streamed");
-    assert_eq!(
-        llm["output"],
-        json!({"model": MODEL, "content": "Hello stream", "role": "assistant",
-               "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}})
-    );
-    assert_eq!(llm["metadata"]["provider"], "openai");
-    assert_eq!(llm["metadata"]["gen_ai.request.stream"], true);
-    assert_eq!(llm["metadata"]["gen_ai.response.id"], "c");
-    assert_eq!(llm["metadata"]["gen_ai.agent.name"], AGENT);
-
-    assert_eq!(agent["metadata"]["gen_ai.agent.name"], AGENT);
-    assert_eq!(agent["input"], agent_input());
-    assert_eq!(
-        agent["output"],
-        json!({"content": "Hello stream", "role": "assistant",
-               "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}})
-    );
-    assert_one_turn(agent);
-
-    assert_eq!(llm["input"], llm_input());
+    assert_turn(agent, llm, "Hello stream", (12, 3), true, "c");
 }

@@ -46,16 +46,22 @@ fn counted(size: usize) {
     }
 }
 
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees hold for this allocator; the counting
+// beside it only reads and writes thread-local counters.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         counted(l.size());
+        // SAFETY: the caller's contract for `alloc`, passed on as is.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` came from this allocator, that is from `System`.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         counted(n);
+        // SAFETY: `p` came from `System` with layout `l`, as the caller vouches.
         unsafe { System.realloc(p, l, n) }
     }
 }
