@@ -62,10 +62,30 @@ fn eight_threads_for_a_minute_lose_nothing_uncounted() {
     );
     assert_eq!(s.in_flight(), 0, "{report}");
     assert!(s.spans_delivered > 0, "{report}");
-    assert_eq!(server.span_count() as u64, s.spans_delivered, "{report}");
+    // A request cut short at the shutdown deadline is counted as lost, but
+    // the server may have stored it as the connection closed: the report
+    // says so (`interrupted`), and it is one request at the most.
+    let stored = server.span_count() as u64;
     let traces = server.traces();
     let with_status = traces.iter().filter(|t| t.status.is_some()).count() as u64;
-    assert_eq!(with_status, s.patches_delivered, "{report}");
+    if report.interrupted {
+        assert!(
+            (s.spans_delivered..=s.spans_delivered + s.dropped_at_shutdown).contains(&stored),
+            "{stored} stored: {report}"
+        );
+        let late = with_status - s.patches_delivered.min(with_status);
+        assert!(
+            late <= 1 && with_status >= s.patches_delivered,
+            "{with_status}: {report}"
+        );
+        assert!(
+            stored == s.spans_delivered || late == 0,
+            "one request cut short, not two: {report}"
+        );
+    } else {
+        assert_eq!(stored, s.spans_delivered, "{report}");
+        assert_eq!(with_status, s.patches_delivered, "{report}");
+    }
     for trace in &traces {
         for span in &trace.spans {
             assert_eq!(span["trace_id"], trace.trace_id.as_str(), "misfiled span");
