@@ -112,7 +112,7 @@ fn concurrent_traces_arrive_intact() {
             if m.parent.is_some() {
                 assert_eq!(s["events"][0]["name"], "progress");
                 let n: u32 = name.rsplit('-').next().unwrap().parse().unwrap();
-                let expected = if m.name.ends_with("step-2") && n % 5 == 0 {
+                let expected = if m.name.ends_with("step-2") && n.is_multiple_of(5) {
                     "error"
                 } else {
                     "ok"
