@@ -1,4 +1,6 @@
-//! Auto-instrumentation of OpenAI and Anthropic calls made through `ureq`.
+//! Auto-instrumentation of OpenAI and Anthropic calls made through `ureq`:
+//! the APIs of [`crate::llm::Api`] (chat completions, responses, embeddings,
+//! messages).
 //!
 //! ```no_run
 //! vigil::activate_all_integrations();
@@ -40,7 +42,7 @@ use ::ureq::{AsSendBody, Body, SendBody};
 use serde_json::Value;
 
 use crate::integrations::{is_provider_active, LlmCall};
-use crate::llm::Provider;
+use crate::llm::{keys, Api};
 
 /// The `ureq` middleware that records LLM calls; see the module docs.
 ///
@@ -81,16 +83,21 @@ impl Middleware for VigilMiddleware {
     ) -> Result<Response<Body>, ::ureq::Error> {
         // Only calls that create a completion: a GET on the same path lists
         // stored ones.
-        let provider = Provider::from_path(request.uri().path())
-            .filter(|p| is_provider_active(*p) && request.method() == ::ureq::http::Method::POST);
-        let Some(provider) = provider.filter(|_| crate::context::current_client().is_some()) else {
+        let api = Api::from_path(request.uri().path()).filter(|api| {
+            is_provider_active(api.provider()) && request.method() == ::ureq::http::Method::POST
+        });
+        let Some(api) = api.filter(|_| crate::context::current_client().is_some()) else {
             return next.handle(request);
         };
+        let host = request.uri().host().map(str::to_owned);
         let (parts, body) = request.into_parts();
         let mut bytes = Vec::new();
         body.into_reader().read_to_end(&mut bytes)?;
         let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let mut call = LlmCall::start(provider, &json);
+        let mut call = LlmCall::start(api, &json);
+        if let Some(host) = host {
+            call.set_metadata(keys::SERVER_ADDRESS, &host);
+        }
         let mut sent: &[u8] = &bytes;
         let request = Request::from_parts(parts, sent.as_body());
         let response = match next.handle(request) {

@@ -178,6 +178,12 @@ impl StreamAccumulator {
         self.done
     }
 
+    /// Whether a chunk brought the usage (sent only when the request set
+    /// `stream_options.include_usage`).
+    pub fn has_usage(&self) -> bool {
+        !self.usage.is_null()
+    }
+
     /// The message of an error the stream carried (`data: {"error": ...}`).
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
