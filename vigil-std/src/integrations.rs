@@ -154,7 +154,20 @@ pub struct LlmCall {
     stream: Option<StreamAccumulator>,
     /// The request set `stream_options.include_usage`.
     asked_for_usage: bool,
+    /// What [`feed`](LlmCall::feed) has kept: the body so far, or a stream's
+    /// unfinished line.
+    held: Vec<u8>,
+    /// The body outgrew [`MAX_BODY`] (or a line [`MAX_LINE`]).
+    overflowed: bool,
 }
+
+/// Largest response body [`LlmCall::feed`] keeps to parse; a larger one
+/// is passed on whole but not recorded (the span says so).
+pub const MAX_BODY: usize = 16 << 20;
+
+/// Longest stream line [`LlmCall::feed`] keeps; the rest of a longer one is
+/// not recorded (the application still reads it all).
+pub const MAX_LINE: usize = 1 << 20;
 
 impl std::fmt::Debug for LlmCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -199,6 +212,103 @@ impl LlmCall {
             started: Instant::now(),
             stream,
             asked_for_usage: request["stream_options"]["include_usage"] == true,
+            held: Vec::new(),
+            overflowed: false,
+        }
+    }
+
+    /// What an HTTP middleware calls for each request: when `method` and
+    /// `path` are a call to one of the [`Api`]s, its provider's integration
+    /// is active and a client is current, parses `body` (the request's JSON)
+    /// and starts recording. `None`, cheaply, for everything else.
+    ///
+    /// ```
+    /// use vigil::integrations::LlmCall;
+    ///
+    /// let captured = vigil::sink::capture(|| {
+    ///     assert!(LlmCall::for_request("GET", "/v1/models", b"").is_none());
+    ///     let body = br#"{"model":"gpt-4o","messages":[]}"#;
+    ///     let mut call = LlmCall::for_request("POST", "/v1/chat/completions", body).unwrap();
+    ///     call.feed(br#"{"model":"gpt-4o","choices":[{"message":{"role":"assistant","content":"Hi"}}]}"#);
+    ///     call.finish_response(200);
+    /// });
+    /// assert_eq!(captured.span("openai.chat.completions").unwrap().output["content"], "Hi");
+    /// ```
+    pub fn for_request(method: &str, path: &str, body: &[u8]) -> Option<LlmCall> {
+        if method != "POST" {
+            return None;
+        }
+        let api = Api::from_path(path).filter(|api| is_provider_active(api.provider()))?;
+        crate::context::current_client()?;
+        let request = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let call = LlmCall::start(api, &request);
+        call.is_recording().then_some(call)
+    }
+
+    /// Feeds bytes of the response body as the application reads them: a
+    /// stream's lines go to [`feed_line`](LlmCall::feed_line), a whole
+    /// body is kept (up to [`MAX_BODY`]) for
+    /// [`finish_response`](LlmCall::finish_response).
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        if self.stream.is_none() {
+            if self.held.len() + bytes.len() > MAX_BODY {
+                self.overflowed = true;
+                self.held = Vec::new();
+            } else if !self.overflowed {
+                self.held.extend_from_slice(bytes);
+            }
+            return;
+        }
+        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+            let (line, rest) = bytes.split_at(end);
+            self.hold_line_part(line);
+            let line = std::mem::take(&mut self.held);
+            self.feed_line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+            self.held = line;
+            self.held.clear();
+            bytes = &rest[1..];
+        }
+        self.hold_line_part(bytes);
+    }
+
+    fn hold_line_part(&mut self, part: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.held.len());
+        self.held.extend_from_slice(&part[..part.len().min(room)]);
+    }
+
+    /// Ends the call once the response body has been read to its end
+    /// (`status` is the HTTP status): a stream with what it brought, a
+    /// whole body parsed as the API's answer, or its error.
+    pub fn finish_response(mut self, status: u16) {
+        if self.stream.is_some() {
+            if !self.held.is_empty() {
+                let line = std::mem::take(&mut self.held);
+                self.feed_line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+            }
+            return self.finish_stream();
+        }
+        let body = std::mem::take(&mut self.held);
+        if self.overflowed {
+            let note = format!("the response is over {} MiB and was not recorded", MAX_BODY >> 20);
+            self.set_metadata(keys::OUTPUT_NOT_RECORDED, &note);
+            self.end(&Value::Null, if (200..300).contains(&status) { SpanStatus::Ok } else { SpanStatus::Error });
+        } else if (200..300).contains(&status) {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(v) => self.finish(&v),
+                Err(e) => self.fail(&format!("the response is not JSON: {e}")),
+            }
+        } else {
+            self.fail_with_body(status, &body);
+        }
+    }
+
+    /// Ends the call as failed when reading the response broke (`message`),
+    /// keeping what a stream brought before.
+    pub fn fail_response(self, message: &str) {
+        if self.stream.is_some() {
+            self.fail_stream(message);
+        } else {
+            self.fail(message);
         }
     }
 

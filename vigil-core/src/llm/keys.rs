@@ -94,6 +94,8 @@ pub const STREAM_INCOMPLETE: &str = "vigil.stream_incomplete";
 /// have sent it (a stream that was not asked for its usage, or that ended,
 /// or was dropped by its reader, before the usage came).
 pub const USAGE_MISSING: &str = "vigil.usage_missing";
+/// Metadata: why the output was not recorded (a body too large to keep).
+pub const OUTPUT_NOT_RECORDED: &str = "vigil.output_not_recorded";
 /// Metadata: the host the call went to (the GenAI conventions' name), which
 /// tells apart OpenAI-compatible servers (Ollama, vLLM, OpenRouter...).
 pub const SERVER_ADDRESS: &str = "server.address";
