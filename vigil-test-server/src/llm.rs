@@ -9,7 +9,9 @@
 //! with a body that is not JSON, and a name containing `tools` with a tool call.
 //! A streamed answer for a name containing `overloaded` ends with the
 //! provider's error event; one containing `cut` stops before its end marker;
-//! one containing `always-stream` is streamed even when not asked for.
+//! one containing `always-stream` is streamed even when not asked for; one
+//! containing `slow` is sent event by event (chunked), 20 ms apart, as a
+//! real model streams, so that a reader can stop in the middle.
 
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -162,11 +164,30 @@ fn serve(stream: TcpStream, stop: &AtomicBool) {
                 "",
             ),
         };
+        if content_type == "text/event-stream" && model.contains("slow") {
+            if send_slowly(&mut writer, &payload).is_err() {
+                return;
+            }
+            continue;
+        }
         if respond_raw(&mut writer, status, content_type, &payload, extra, false).is_err() {
             return;
         }
         let _ = writer.flush();
     }
+}
+
+/// A stream in chunked encoding, one event per chunk, 20 ms apart.
+fn send_slowly(w: &mut TcpStream, events: &[u8]) -> std::io::Result<()> {
+    w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")?;
+    let text = String::from_utf8_lossy(events);
+    for event in text.split_inclusive("\n\n") {
+        write!(w, "{:x}\r\n{event}\r\n", event.len())?;
+        w.flush()?;
+        thread::sleep(Duration::from_millis(20));
+    }
+    w.write_all(b"0\r\n\r\n")?;
+    w.flush()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
