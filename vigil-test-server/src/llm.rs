@@ -190,6 +190,9 @@ fn send_slowly(w: &mut TcpStream, events: &[u8]) -> std::io::Result<()> {
     w.flush()
 }
 
+/// The `created` time of every answer (clients such as async-openai need one).
+const CREATED: u64 = 1_764_633_600;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Api {
     Chat,
@@ -259,7 +262,7 @@ fn whole_body(openai: bool, model: &str) -> Value {
             message = json!({"role": "assistant", "content": null, "tool_calls": [
                 {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Lisbon\"}"}}]});
         }
-        json!({"id": "chatcmpl-1", "object": "chat.completion", "model": model,
+        json!({"id": "chatcmpl-1", "object": "chat.completion", "created": CREATED, "model": model,
                "choices": [{"index": 0, "message": message, "finish_reason": if tools { "tool_calls" } else { "stop" }}],
                "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}})
     } else {
@@ -278,7 +281,7 @@ fn stream_body(openai: bool, model: &str, usage: bool) -> Vec<u8> {
     let overloaded = model.contains("overloaded");
     let cut = model.contains("cut");
     if openai {
-        let chunk = |delta: Value| json!({"id": "c", "object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+        let chunk = |delta: Value| json!({"id": "c", "object": "chat.completion.chunk", "created": CREATED, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
         let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}))];
         for piece in ["Hel", "lo ", "stream"] {
             chunks.push(chunk(json!({"content": piece})));
@@ -294,11 +297,11 @@ fn stream_body(openai: bool, model: &str, usage: bool) -> Vec<u8> {
         // carries the usage.
         let reason = if tools { "tool_calls" } else { "stop" };
         chunks.push(
-            json!({"id": "c", "object": "chat.completion.chunk", "model": model,
+            json!({"id": "c", "object": "chat.completion.chunk", "created": CREATED, "model": model,
                    "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}),
         );
         if usage {
-            chunks.push(json!({"id": "c", "object": "chat.completion.chunk", "model": model, "choices": [],
+            chunks.push(json!({"id": "c", "object": "chat.completion.chunk", "created": CREATED, "model": model, "choices": [],
                                "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}));
         }
         if overloaded {
