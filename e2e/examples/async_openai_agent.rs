@@ -26,7 +26,9 @@ async fn main() {
     });
 
     // A real endpoint when configured, else a local fake of the API.
-    let fake = std::env::var_os("OPENAI_BASE_URL").is_none().then(FakeLlm::start);
+    let fake = std::env::var_os("OPENAI_BASE_URL")
+        .is_none()
+        .then(FakeLlm::start);
     let base = std::env::var("OPENAI_BASE_URL")
         .unwrap_or_else(|_| format!("{}/v1", fake.as_ref().map(FakeLlm::url).unwrap_or_default()));
     let config = OpenAIConfig::new()
@@ -66,7 +68,8 @@ async fn travel_agent(openai: OpenAi, question: &str) -> String {
 #[vigil::span(kind = "retriever", input, skip(openai))]
 async fn retrieve(openai: &OpenAi, question: &str) -> Vec<usize> {
     let request: CreateEmbeddingRequest =
-        serde_json::from_value(json!({"model": "text-embedding-3-small", "input": question})).unwrap();
+        serde_json::from_value(json!({"model": "text-embedding-3-small", "input": question}))
+            .unwrap();
     match openai.embeddings().create(request).await {
         Ok(response) => response.data.iter().map(|d| d.embedding.len()).collect(),
         Err(e) => {
@@ -88,7 +91,11 @@ async fn plan(openai: &OpenAi, question: &str, context: &[usize]) -> String {
     .unwrap();
     let response: Result<CreateChatCompletionResponse, _> = openai.chat().create(request).await;
     match response {
-        Ok(r) => r.choices.first().and_then(|c| c.message.content.clone()).unwrap_or_default(),
+        Ok(r) => r
+            .choices
+            .first()
+            .and_then(|c| c.message.content.clone())
+            .unwrap_or_default(),
         Err(e) => format!("(no plan: {e})"),
     }
 }

@@ -5,9 +5,7 @@
 
 use async_openai::config::OpenAIConfig;
 use async_openai::middleware::ReqwestService;
-use async_openai::types::chat::{
-    CreateChatCompletionResponse, CreateChatCompletionStreamResponse,
-};
+use async_openai::types::chat::{CreateChatCompletionResponse, CreateChatCompletionStreamResponse};
 use async_openai::types::embeddings::CreateEmbeddingRequest;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -105,7 +103,10 @@ async fn chat_completions_are_llm_spans_under_the_caller() {
     assert_eq!(llm["input"]["model"], "gpt-4o-mini");
     assert_eq!(llm["input"]["messages"][1]["content"], "Weather in Lisbon?");
     assert_eq!(llm["input"]["temperature"], 0.2);
-    assert!(llm["input"].get("max_tokens").is_none(), "absent stays absent");
+    assert!(
+        llm["input"].get("max_tokens").is_none(),
+        "absent stays absent"
+    );
     assert_eq!(llm["output"]["content"], content.as_str());
     assert_eq!(llm["output"]["usage"]["prompt_tokens"], usage.prompt_tokens);
     assert_eq!(llm["output"]["usage"]["total_tokens"], usage.total_tokens);
@@ -140,8 +141,7 @@ async fn streamed_chat_is_recorded_as_the_application_reads_it() {
         }
         (text, usage.expect("the usage chunk"))
     };
-    let (text, usage) = vigil::InstrumentExt::in_span(run, "stream-turn", SpanKind::Agent)
-        .await;
+    let (text, usage) = vigil::InstrumentExt::in_span(run, "stream-turn", SpanKind::Agent).await;
 
     let trace = stored(setup);
     let turn = span(&trace, "stream-turn");
@@ -149,7 +149,10 @@ async fn streamed_chat_is_recorded_as_the_application_reads_it() {
     assert_eq!(llm["parent_span_id"], turn["span_id"]);
     assert_eq!(llm["output"]["content"], text.as_str());
     assert_eq!(text, "Hello stream");
-    assert_eq!(llm["output"]["usage"]["completion_tokens"], usage.completion_tokens);
+    assert_eq!(
+        llm["output"]["usage"]["completion_tokens"],
+        usage.completion_tokens
+    );
     assert_eq!(llm["events"][0]["name"], "first_token");
     assert!(llm["metadata"].get("vigil.stream_incomplete").is_none());
     assert!(llm["metadata"].get("vigil.usage_missing").is_none());
@@ -179,7 +182,10 @@ async fn embeddings_are_retriever_spans_without_their_vectors() {
     assert_eq!(e["input"]["input"], json!(["Lisbon", "Porto"]));
     assert_eq!(e["output"]["count"], 2);
     assert_eq!(e["output"]["dimensions"], response.data[0].embedding.len());
-    assert_eq!(e["output"]["usage"]["prompt_tokens"], response.usage.prompt_tokens);
+    assert_eq!(
+        e["output"]["usage"]["prompt_tokens"],
+        response.usage.prompt_tokens
+    );
     assert!(e["output"].get("data").is_none());
 }
 
@@ -191,7 +197,9 @@ async fn a_provider_error_reaches_async_openai_and_fails_the_span() {
     let run = async move {
         openai(&base)
             .chat()
-            .create(request(json!({"model": "fail-401", "messages": [{"role": "user", "content": "Hi"}]})))
+            .create(request(
+                json!({"model": "fail-401", "messages": [{"role": "user", "content": "Hi"}]}),
+            ))
             .await
             .expect_err("a 401")
     };

@@ -51,13 +51,22 @@ async fn rig_calls_through_the_middleware_are_llm_spans() {
     assert_eq!(traces.len(), 1, "{traces:#?}");
     let spans = &traces[0].spans;
     assert_eq!(spans.len(), 2, "the trace and its one call: {spans:#?}");
-    let root = spans.iter().find(|s| s["name"] == "rig-over-middleware").unwrap();
-    let llm: &Value = spans.iter().find(|s| s["name"] == "openai.chat.completions").unwrap();
+    let root = spans
+        .iter()
+        .find(|s| s["name"] == "rig-over-middleware")
+        .unwrap();
+    let llm: &Value = spans
+        .iter()
+        .find(|s| s["name"] == "openai.chat.completions")
+        .unwrap();
     assert_eq!(llm["parent_span_id"], root["span_id"]);
     assert_eq!(llm["output"]["content"], answer.as_str());
     assert_eq!(llm["input"]["model"], "gpt-4o-mini");
     // The request exactly as rig sent it (content as parts).
     assert_eq!(llm["input"]["messages"][0]["role"], "system");
-    assert_eq!(llm["input"]["messages"][0]["content"][0]["text"], "You are terse.");
+    assert_eq!(
+        llm["input"]["messages"][0]["content"][0]["text"],
+        "You are terse."
+    );
     assert_eq!(llm["output"]["usage"]["total_tokens"], 17);
 }

@@ -15,7 +15,8 @@ pub(crate) fn start(request: &reqwest::Request) -> Option<LlmCall> {
     // A body given as a stream cannot be read without taking it from the
     // request: such a call is recorded without its input.
     let body = request.body().and_then(reqwest::Body::as_bytes);
-    let mut call = LlmCall::for_request(request.method().as_str(), url.path(), body.unwrap_or(&[]))?;
+    let mut call =
+        LlmCall::for_request(request.method().as_str(), url.path(), body.unwrap_or(&[]))?;
     if let Some(host) = url.host_str() {
         call.set_metadata(keys::SERVER_ADDRESS, host);
     }

@@ -75,7 +75,10 @@ fn chat(model: &str, stream: bool) -> Value {
 async fn whole_answers_become_llm_spans_and_reach_the_application_unchanged() {
     let fake = FakeLlm::start();
     let c = unchanged(&[
-        (format!("{}/v1/chat/completions", fake.url()), chat("gpt-4o-tools", false)),
+        (
+            format!("{}/v1/chat/completions", fake.url()),
+            chat("gpt-4o-tools", false),
+        ),
         (
             format!("{}/v1/messages", fake.url()),
             json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "system": "Be brief.",
@@ -100,16 +103,29 @@ async fn whole_answers_become_llm_spans_and_reach_the_application_unchanged() {
     assert_eq!(o.metadata["provider"], "openai");
     assert_eq!(o.metadata["server.address"], "127.0.0.1");
     let a = c.span("anthropic.messages").unwrap();
-    assert_eq!(a.input["messages"][0], json!({"role": "system", "content": "Be brief."}));
+    assert_eq!(
+        a.input["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
     assert_eq!(a.output["content"], json!(["Hello from the fake."]));
-    assert_eq!(a.output["usage"], json!({"input_tokens": 12, "output_tokens": 5}));
+    assert_eq!(
+        a.output["usage"],
+        json!({"input_tokens": 12, "output_tokens": 5})
+    );
     let r = c.span("openai.responses").unwrap();
     assert_eq!(r.output["content"], "Hello from the fake.");
     assert_eq!(r.output["usage"]["prompt_tokens"], 12);
     let e = c.span("openai.embeddings").unwrap();
     assert_eq!(e.kind, "retriever");
-    assert_eq!((&e.output["count"], &e.output["dimensions"]), (&json!(3), &json!(8)));
-    assert!(!e.output.to_string().contains("0.05"), "no vectors: {}", e.output);
+    assert_eq!(
+        (&e.output["count"], &e.output["dimensions"]),
+        (&json!(3), &json!(8))
+    );
+    assert!(
+        !e.output.to_string().contains("0.05"),
+        "no vectors: {}",
+        e.output
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +135,10 @@ async fn streams_are_recorded_as_the_application_reads_them() {
     with_usage["stream_options"] = json!({"include_usage": true});
     let c = unchanged(&[
         (format!("{}/v1/chat/completions", fake.url()), with_usage),
-        (format!("{}/v1/chat/completions", fake.url()), chat("gpt-4o-plain", true)),
+        (
+            format!("{}/v1/chat/completions", fake.url()),
+            chat("gpt-4o-plain", true),
+        ),
         (
             format!("{}/v1/messages", fake.url()),
             json!({"model": "claude-x", "max_tokens": 64, "stream": true, "messages": []}),
@@ -133,10 +152,18 @@ async fn streams_are_recorded_as_the_application_reads_them() {
     let by_model = |m: &str| c.spans().find(|s| s.input["model"] == m).unwrap();
     let o = by_model("gpt-4o-tools");
     assert_eq!(o.output["content"], "Hello stream");
-    assert_eq!(o.output["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Lisbon\"}");
+    assert_eq!(
+        o.output["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Lisbon\"}"
+    );
     assert_eq!(o.output["usage"]["total_tokens"], 15);
     assert_eq!(o.events[0]["name"], "first_token");
-    assert!(o.events[0]["attributes"]["time_to_first_token_ms"].as_f64().unwrap() >= 0.0);
+    assert!(
+        o.events[0]["attributes"]["time_to_first_token_ms"]
+            .as_f64()
+            .unwrap()
+            >= 0.0
+    );
     assert!(o.metadata.get("vigil.usage_missing").is_none());
     assert!(o.metadata.get("vigil.stream_incomplete").is_none());
     let plain = by_model("gpt-4o-plain");
@@ -146,9 +173,15 @@ async fn streams_are_recorded_as_the_application_reads_them() {
         "not asked for: stream_options.include_usage was not set"
     );
     let a = by_model("claude-x");
-    assert_eq!(a.output["usage"], json!({"input_tokens": 12, "output_tokens": 7}));
+    assert_eq!(
+        a.output["usage"],
+        json!({"input_tokens": 12, "output_tokens": 7})
+    );
     let r = by_model("gpt-4.1");
-    assert_eq!((r.name.as_str(), &r.output["content"]), ("openai.responses", &json!("Hello stream")));
+    assert_eq!(
+        (r.name.as_str(), &r.output["content"]),
+        ("openai.responses", &json!("Hello stream"))
+    );
     assert_eq!(r.output["usage"]["total_tokens"], 15);
 }
 
@@ -211,12 +244,18 @@ async fn a_slow_stream_read_to_its_end_is_whole_and_timed_from_the_request() {
 async fn provider_errors_and_refused_connections_fail_the_span_and_reach_the_application() {
     let fake = FakeLlm::start();
     let c = unchanged(&[
-        (format!("{}/v1/chat/completions", fake.url()), chat("fail-429", false)),
+        (
+            format!("{}/v1/chat/completions", fake.url()),
+            chat("fail-429", false),
+        ),
         (
             format!("{}/v1/messages", fake.url()),
             json!({"model": "fail-500", "max_tokens": 1, "messages": []}),
         ),
-        (format!("{}/v1/chat/completions", fake.url()), chat("malformed", false)),
+        (
+            format!("{}/v1/chat/completions", fake.url()),
+            chat("malformed", false),
+        ),
     ])
     .await;
     let by_model = |m: &str| c.spans().find(|s| s.input["model"] == m).unwrap();
@@ -224,18 +263,30 @@ async fn provider_errors_and_refused_connections_fail_the_span_and_reach_the_app
     assert_eq!(limited.status, "error");
     assert_eq!(limited.output["error"], "Rate limit reached for requests");
     let failed = by_model("fail-500");
-    assert_eq!(failed.output["error"], "The server had an error while processing your request");
+    assert_eq!(
+        failed.output["error"],
+        "The server had an error while processing your request"
+    );
     assert!(by_model("malformed").output["error"]
         .as_str()
         .unwrap()
         .starts_with("the response is not JSON"));
 
     // Nothing listens on a port just freed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
     let client = instrumented();
     let c = capture_async(async move {
-        let err = client.post(&url).json(&chat("gpt-4o", false)).send().await.unwrap_err();
+        let err = client
+            .post(&url)
+            .json(&chat("gpt-4o", false))
+            .send()
+            .await
+            .unwrap_err();
         assert!(err.is_connect(), "{err:?}");
     })
     .await;
@@ -255,7 +306,10 @@ async fn other_requests_pass_untouched() {
     let expected_models = seen(plain.post(&models).body("{}").send().await.unwrap()).await;
     let c = capture_async(async move {
         // A GET on a completion path lists stored completions: not a call.
-        assert_eq!(seen(client.get(&chat_url).send().await.unwrap()).await, expected_get);
+        assert_eq!(
+            seen(client.get(&chat_url).send().await.unwrap()).await,
+            expected_get
+        );
         assert_eq!(
             seen(client.post(&models).body("{}").send().await.unwrap()).await,
             expected_models
@@ -274,10 +328,17 @@ async fn the_tower_layer_records_calls_under_the_span_current_at_the_call() {
             .layer(LlmLayer::default())
             .service(reqwest::Client::new());
         async {
-            let request = reqwest::Client::new().post(&url).json(&chat("gpt-4o", false)).build().unwrap();
+            let request = reqwest::Client::new()
+                .post(&url)
+                .json(&chat("gpt-4o", false))
+                .build()
+                .unwrap();
             let response = service.ready().await.unwrap().call(request).await.unwrap();
             let body: Value = response.json().await.unwrap();
-            assert_eq!(body["choices"][0]["message"]["content"], "Hello from the fake.");
+            assert_eq!(
+                body["choices"][0]["message"]["content"],
+                "Hello from the fake."
+            );
         }
         .in_span("agent-step", SpanKind::Agent)
         .await;

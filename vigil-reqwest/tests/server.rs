@@ -58,7 +58,11 @@ async fn concurrent_calls_from_spawned_tasks_each_land_under_their_own_parent() 
     run.in_trace("fan-out").await;
     let report = client.shutdown();
     assert!(report.completed, "{report:?}");
-    assert_eq!(report.stats.spans_delivered, 1 + 2 * TASKS as u64, "{report:?}");
+    assert_eq!(
+        report.stats.spans_delivered,
+        1 + 2 * TASKS as u64,
+        "{report:?}"
+    );
 
     let traces = server.traces();
     assert_eq!(traces.len(), 1, "one trace");
@@ -79,13 +83,29 @@ async fn concurrent_calls_from_spawned_tasks_each_land_under_their_own_parent() 
             .find(|s| s["input"]["model"] == format!("gpt-4o-{i}"))
             .unwrap_or_else(|| panic!("call {i} missing"));
         assert_eq!(call["name"], "openai.chat.completions");
-        assert_eq!(call["parent_span_id"], task["span_id"], "call {i} under its task");
-        assert_eq!(call["input"]["messages"][0]["content"], format!("question {i}"));
-        let content = if i % 2 == 1 { "Hello stream" } else { "Hello from the fake." };
+        assert_eq!(
+            call["parent_span_id"], task["span_id"],
+            "call {i} under its task"
+        );
+        assert_eq!(
+            call["input"]["messages"][0]["content"],
+            format!("question {i}")
+        );
+        let content = if i % 2 == 1 {
+            "Hello stream"
+        } else {
+            "Hello from the fake."
+        };
         assert_eq!(call["output"]["content"], content, "call {i}");
         assert_eq!(call["status"], "ok");
         let time = |s: &Value, k: &str| s[k].as_str().unwrap().to_owned();
-        assert!(time(call, "start_time") >= time(task, "start_time"), "call {i} starts in its task");
-        assert!(time(call, "end_time") <= time(task, "end_time"), "call {i} ends in its task");
+        assert!(
+            time(call, "start_time") >= time(task, "start_time"),
+            "call {i} starts in its task"
+        );
+        assert!(
+            time(call, "end_time") <= time(task, "end_time"),
+            "call {i} ends in its task"
+        );
     }
 }

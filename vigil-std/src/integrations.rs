@@ -289,9 +289,19 @@ impl LlmCall {
         }
         let body = std::mem::take(&mut self.held);
         if self.overflowed {
-            let note = format!("the response is over {} MiB and was not recorded", MAX_BODY >> 20);
+            let note = format!(
+                "the response is over {} MiB and was not recorded",
+                MAX_BODY >> 20
+            );
             self.set_metadata(keys::OUTPUT_NOT_RECORDED, &note);
-            self.end(&Value::Null, if (200..300).contains(&status) { SpanStatus::Ok } else { SpanStatus::Error });
+            self.end(
+                &Value::Null,
+                if (200..300).contains(&status) {
+                    SpanStatus::Ok
+                } else {
+                    SpanStatus::Error
+                },
+            );
         } else if (200..300).contains(&status) {
             match serde_json::from_slice::<Value>(&body) {
                 Ok(v) => self.finish(&v),
@@ -334,7 +344,8 @@ impl LlmCall {
     /// for one (a server that streams anyway).
     pub fn expect_stream(&mut self) {
         let api = self.api;
-        self.stream.get_or_insert_with(|| StreamAccumulator::new(api));
+        self.stream
+            .get_or_insert_with(|| StreamAccumulator::new(api));
     }
 
     /// Ends the span with the output of a (non-streamed) response body.

@@ -407,10 +407,7 @@ fn responses_and_embeddings_calls_are_recorded_through_the_same_parsers() {
             json!({"model": "text-embedding-3-small", "input": ["a", "b"]}),
         ),
     ]);
-    let whole = c
-        .spans()
-        .find(|s| s.input["model"] == "gpt-4.1")
-        .unwrap();
+    let whole = c.spans().find(|s| s.input["model"] == "gpt-4.1").unwrap();
     assert_eq!(whole.name, "openai.responses");
     assert_eq!(whole.kind, "llm");
     assert_eq!(whole.input["messages"][0]["role"], "system");

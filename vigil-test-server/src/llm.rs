@@ -222,11 +222,15 @@ fn embeddings_body(model: &str, input: &Value) -> Value {
 
 /// The Responses API's answer.
 fn responses_body(model: &str) -> Value {
-    let mut output = vec![json!({"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
-                                 "content": [{"type": "output_text", "text": "Hello from the fake.", "annotations": []}]})];
+    let mut output = vec![
+        json!({"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+                                 "content": [{"type": "output_text", "text": "Hello from the fake.", "annotations": []}]}),
+    ];
     if model.contains("tools") {
-        output = vec![json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
-                             "arguments": "{\"city\":\"Lisbon\"}", "status": "completed"})];
+        output = vec![
+            json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
+                             "arguments": "{\"city\":\"Lisbon\"}", "status": "completed"}),
+        ];
     }
     json!({"id": "resp_1", "object": "response", "status": "completed", "model": model, "output": output,
            "usage": {"input_tokens": 12, "output_tokens": 5, "total_tokens": 17}})
@@ -235,7 +239,9 @@ fn responses_body(model: &str) -> Value {
 /// The Responses API's stream: typed events, the last carrying the whole
 /// response with its usage.
 fn responses_stream(model: &str) -> Vec<u8> {
-    let mut events = vec![json!({"type": "response.created", "response": {"id": "resp_1", "model": model, "status": "in_progress", "output": []}})];
+    let mut events = vec![
+        json!({"type": "response.created", "response": {"id": "resp_1", "model": model, "status": "in_progress", "output": []}}),
+    ];
     for piece in ["Hel", "lo ", "stream"] {
         events.push(json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": piece}));
     }
@@ -249,7 +255,10 @@ fn responses_stream(model: &str) -> Vec<u8> {
     }
     let mut out = String::new();
     for e in events {
-        out.push_str(&format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or("")));
+        out.push_str(&format!(
+            "event: {}\ndata: {e}\n\n",
+            e["type"].as_str().unwrap_or("")
+        ));
     }
     out.into_bytes()
 }

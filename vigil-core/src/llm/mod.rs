@@ -145,7 +145,9 @@ impl Api {
     /// `.../embeddings`, `.../v1/messages`. Anything else is `None`.
     pub fn from_path(path: &str) -> Option<Api> {
         let path = path.split('?').next().unwrap_or(path).trim_end_matches('/');
-        Api::ALL.into_iter().find(|api| path.ends_with(api.path_suffix()))
+        Api::ALL
+            .into_iter()
+            .find(|api| path.ends_with(api.path_suffix()))
     }
 
     const fn path_suffix(self) -> &'static str {

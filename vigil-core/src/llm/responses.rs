@@ -103,7 +103,10 @@ pub fn output(response: &Value) -> Value {
         match item["type"].as_str() {
             Some("message") => {
                 for part in item[keys::CONTENT].as_array().into_iter().flatten() {
-                    if let Some(t) = part["text"].as_str().filter(|_| part["type"] == "output_text") {
+                    if let Some(t) = part["text"]
+                        .as_str()
+                        .filter(|_| part["type"] == "output_text")
+                    {
                         text.push_str(t);
                         saw_text = true;
                     }
@@ -212,8 +215,12 @@ impl StreamAccumulator {
             "response.output_item.added" if event["item"]["type"] == "function_call" => {
                 let item = &event["item"];
                 let at = event["output_index"].as_u64().unwrap_or(0);
-                self.calls
-                    .push((at, item["call_id"].clone(), item["name"].clone(), String::new()));
+                self.calls.push((
+                    at,
+                    item["call_id"].clone(),
+                    item["name"].clone(),
+                    String::new(),
+                ));
                 got = true;
             }
             "response.function_call_arguments.delta" => {
@@ -335,9 +342,18 @@ mod tests {
             json!([{ "role": "user", "content": "a\nb" }, { "role": "assistant", "content": "ok" }])
         );
         let given = json!({ "messages": [], "input": "x" });
-        assert_eq!(input(&given), given, "a request with messages is kept as is");
+        assert_eq!(
+            input(&given),
+            given,
+            "a request with messages is kept as is"
+        );
         assert_eq!(input(&json!(3)), json!({ "value": 3 }));
-        for odd in [json!(null), json!([]), json!({ "output": 7 }), json!({ "output": [7, {"type": "message", "content": 1}] })] {
+        for odd in [
+            json!(null),
+            json!([]),
+            json!({ "output": 7 }),
+            json!({ "output": [7, {"type": "message", "content": 1}] }),
+        ] {
             let _ = output(&odd);
         }
         let mut stream = StreamAccumulator::default();
