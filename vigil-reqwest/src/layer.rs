@@ -39,7 +39,8 @@ use crate::record;
 /// attempt of its retry layer is a span of its own, or outermost for one
 /// span per call:
 ///
-/// ```ignore
+#[cfg_attr(feature = "async-openai", doc = "```no_run")]
+#[cfg_attr(not(feature = "async-openai"), doc = "```text")]
 /// use async_openai::middleware::ReqwestService;
 ///
 /// let service = tower::ServiceBuilder::new()

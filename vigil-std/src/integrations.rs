@@ -199,19 +199,26 @@ impl LlmCall {
     /// ```
     pub fn start(api: impl Into<Api>, request: &Value) -> LlmCall {
         let api = api.into();
+        let asked = Asked {
+            stream: request[keys::STREAM] == true,
+            usage: request["stream_options"]["include_usage"] == true,
+        };
+        LlmCall::open(api, asked, &*api.input(request))
+    }
+
+    fn open(api: Api, asked: Asked, input: &(impl serde::Serialize + ?Sized)) -> LlmCall {
         let mut frame = context::open(api.span_name().into(), api.kind(), Start::Child, None);
         if let Some(f) = frame.as_mut() {
-            set_payload(f, Field::Input, &api.input(request));
+            set_payload(f, Field::Input, input);
             set_payload(f, Field::Metadata(keys::PROVIDER), api.provider().name());
         }
-        let stream =
-            (api.streams() && request[keys::STREAM] == true).then(|| StreamAccumulator::new(api));
+        let stream = (api.streams() && asked.stream).then(|| StreamAccumulator::new(api));
         LlmCall {
             frame,
             api,
             started: Instant::now(),
             stream,
-            asked_for_usage: request["stream_options"]["include_usage"] == true,
+            asked_for_usage: asked.usage,
             held: Vec::new(),
             overflowed: false,
         }
@@ -240,8 +247,14 @@ impl LlmCall {
         }
         let api = Api::from_path(path).filter(|api| is_provider_active(api.provider()))?;
         crate::context::current_client()?;
-        let request = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let call = LlmCall::start(api, &request);
+        let call = match serde_json::from_slice::<AskedFields>(body) {
+            // The request's text is its input: recorded from the text, with
+            // no tree of values built and dropped on the way.
+            Ok(fields) if api.input_is_request() => {
+                LlmCall::open(api, fields.asked(), &JsonText(body))
+            }
+            _ => LlmCall::start(api, &serde_json::from_slice(body).unwrap_or(Value::Null)),
+        };
         call.is_recording().then_some(call)
     }
 
@@ -302,9 +315,19 @@ impl LlmCall {
                     SpanStatus::Error
                 },
             );
+        } else if let Some(view) = (self.api == Api::ChatCompletions
+            && (200..300).contains(&status))
+        .then(|| crate::llm::openai::output_view(&body))
+        .flatten()
+        {
+            // The usual answer: its output read straight from the text.
+            self.end(&view, SpanStatus::Ok);
         } else if (200..300).contains(&status) {
             match serde_json::from_slice::<Value>(&body) {
-                Ok(v) => self.finish(&v),
+                Ok(v) => {
+                    let output = self.api.into_output(v);
+                    self.end(&output, SpanStatus::Ok);
+                }
                 Err(e) => self.fail(&format!("the response is not JSON: {e}")),
             }
         } else {
@@ -445,7 +468,7 @@ impl LlmCall {
         output
     }
 
-    fn end(&mut self, output: &Value, status: SpanStatus) {
+    fn end<T: serde::Serialize + ?Sized>(&mut self, output: &T, status: SpanStatus) {
         let client = self.client();
         if let Some(mut f) = self.frame.take() {
             f.set_payload(client.as_ref(), Field::Output, output);
@@ -453,6 +476,45 @@ impl LlmCall {
             f.status_set = true;
             context::close(f);
         }
+    }
+}
+
+/// What a request asked of its answer.
+#[derive(Clone, Copy)]
+struct Asked {
+    /// `"stream": true`.
+    stream: bool,
+    /// `"stream_options": {"include_usage": true}`.
+    usage: bool,
+}
+
+/// The fields of a request [`Asked`] reads, parsed from its text (the rest
+/// is skipped, unparsed); an error if the text is not a JSON object.
+#[derive(serde::Deserialize)]
+struct AskedFields {
+    #[serde(default)]
+    stream: Value,
+    #[serde(default)]
+    stream_options: Value,
+}
+
+impl AskedFields {
+    fn asked(&self) -> Asked {
+        Asked {
+            stream: self.stream == true,
+            usage: self.stream_options["include_usage"] == true,
+        }
+    }
+}
+
+/// Valid JSON text, serialized as the value it holds (parsed again each
+/// time it is serialized, into whatever serializer asks).
+struct JsonText<'a>(&'a [u8]);
+
+impl serde::Serialize for JsonText<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut json = serde_json::Deserializer::from_slice(self.0);
+        serde_transcode::transcode(&mut json, serializer)
     }
 }
 

@@ -429,3 +429,43 @@ fn responses_and_embeddings_calls_are_recorded_through_the_same_parsers() {
     );
     assert_eq!(e.output["usage"]["prompt_tokens"], 6);
 }
+
+/// A middleware records a chat request's input from its text; the same
+/// request given as a parsed value records the same input.
+#[test]
+fn an_input_recorded_from_the_text_is_the_input_of_the_value() {
+    let bodies = [
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi \"there\"\n\u00e9\ud83d\ude00"}],"temperature":0.7,"seed":18446744073709551615,"n":1e2}"#,
+        r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true},"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}"#,
+        r#"{"model":"text-embedding-3-small","input":["a","b"],"dimensions":8}"#,
+    ];
+    for body in bodies {
+        let value: Value = serde_json::from_str(body).unwrap();
+        let path = if body.contains("embedding") {
+            "/v1/embeddings"
+        } else {
+            "/v1/chat/completions"
+        };
+        let from_text = capture(|| {
+            let call = LlmCall::for_request("POST", path, body.as_bytes()).unwrap();
+            assert_eq!(call.is_stream(), value["stream"] == true);
+        });
+        let api = vigil_std::llm::Api::from_path(path).unwrap();
+        let from_value = capture(|| drop(LlmCall::start(api, &value)));
+        let (a, b) = (
+            from_text.spans().next().unwrap(),
+            from_value.spans().next().unwrap(),
+        );
+        assert_eq!(a.input, b.input, "{body}");
+        assert_eq!(a.input, value, "{body}");
+    }
+    // Not JSON: recorded all the same, with no input.
+    let c = capture(|| {
+        drop(LlmCall::for_request(
+            "POST",
+            "/v1/chat/completions",
+            b"{oops",
+        ))
+    });
+    assert_eq!(c.spans().next().unwrap().input, json!({"value": null}));
+}

@@ -25,6 +25,7 @@
 //! assert_eq!(api.provider(), Provider::Anthropic);
 //! ```
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 
 use serde_json::Value;
@@ -89,7 +90,7 @@ impl Provider {
 
     /// The span input of a request body to its main API.
     pub fn input(self, request: &Value) -> Value {
-        Api::from(self).input(request)
+        Api::from(self).input(request).into_owned()
     }
 
     /// The span output of a (non-streamed) response body from its main API.
@@ -200,13 +201,50 @@ impl Api {
         !matches!(self, Api::Embeddings)
     }
 
-    /// The span input of a request body.
-    pub fn input(self, request: &Value) -> Value {
+    /// The span input of a request body: the request itself, borrowed, for
+    /// the APIs whose input it is (chat completions and embeddings send an
+    /// object).
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use serde_json::json;
+    /// use vigil::llm::Api;
+    ///
+    /// let request = json!({ "model": "gpt-4o", "messages": [] });
+    /// assert!(matches!(Api::ChatCompletions.input(&request), Cow::Borrowed(_)));
+    /// assert!(Api::Messages.input(&request)["messages"].is_array());
+    /// ```
+    pub fn input(self, request: &Value) -> Cow<'_, Value> {
         match self {
-            Api::ChatCompletions => openai::input(request),
-            Api::Responses => responses::input(request),
-            Api::Embeddings => embeddings::input(request),
-            Api::Messages => anthropic::input(request),
+            Api::ChatCompletions | Api::Embeddings if request.is_object() => Cow::Borrowed(request),
+            Api::ChatCompletions => Cow::Owned(openai::input(request)),
+            Api::Responses => Cow::Owned(responses::input(request)),
+            Api::Embeddings => Cow::Owned(embeddings::input(request)),
+            Api::Messages => Cow::Owned(anthropic::input(request)),
+        }
+    }
+
+    /// Whether a request's input is the request itself when it is an object
+    /// ([`input`](Api::input) borrows it), so that a caller holding the
+    /// request's JSON text may record that text as it is.
+    pub const fn input_is_request(self) -> bool {
+        matches!(self, Api::ChatCompletions | Api::Embeddings)
+    }
+
+    /// [`output`](Api::output) of a response the caller owns: what the
+    /// output keeps is moved out of it rather than copied.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use vigil::llm::Api;
+    ///
+    /// let response = json!({ "model": "gpt-4o", "choices": [{ "message": { "role": "assistant", "content": "Hi" } }] });
+    /// assert_eq!(Api::ChatCompletions.into_output(response.clone()), Api::ChatCompletions.output(&response));
+    /// ```
+    pub fn into_output(self, response: Value) -> Value {
+        match self {
+            Api::ChatCompletions => openai::into_output(response),
+            _ => self.output(&response),
         }
     }
 
