@@ -3,7 +3,6 @@
 //! messages).
 //!
 //! ```no_run
-//! vigil::activate_all_integrations();
 //! let agent = vigil::ureq::instrumented_agent();
 //! let response = agent
 //!     .post("https://api.openai.com/v1/chat/completions")
@@ -48,7 +47,6 @@ use crate::llm::{keys, Api};
 /// ```no_run
 /// use vigil::ureq::{ureq, VigilMiddleware};
 ///
-/// vigil::activate_integration("openai").unwrap();
 /// let agent: ureq::Agent = ureq::Agent::config_builder()
 ///     .middleware(VigilMiddleware)
 ///     .build()
@@ -60,7 +58,6 @@ pub struct VigilMiddleware;
 /// A `ureq` agent with [`VigilMiddleware`] and otherwise default settings.
 ///
 /// ```no_run
-/// vigil::activate_all_integrations();
 /// let agent = vigil::ureq::instrumented_agent();
 /// let answer = agent
 ///     .post("http://localhost:11434/v1/chat/completions") // Ollama's OpenAI API
