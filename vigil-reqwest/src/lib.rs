@@ -46,6 +46,11 @@
 //!
 //! It is runtime-agnostic: no executor of its own, it runs in whatever
 //! polls `reqwest`'s futures.
+//!
+//! A crate that also emits GenAI `tracing` spans (rig does) recorded through
+//! `vigil-tracing` gets both: its own `llm` span, and under it the HTTP
+//! call's. Use one of the two for a client, or keep both to see the
+//! provider's raw request and answer under the crate's view of the call.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
