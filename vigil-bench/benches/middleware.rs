@@ -53,6 +53,43 @@ fn ready<F: Future>(f: F) -> F::Output {
     }
 }
 
+/// An embeddings answer of `count` vectors of `dims` numbers (what a
+/// batch of documents brings back; about 20 bytes a number).
+fn embeddings_answer(count: usize, dims: usize) -> String {
+    let vector: Vec<String> = (0..dims)
+        .map(|i| format!("{:.9}", (i as f64 * 0.618).sin() / 7.0))
+        .collect();
+    let vector = vector.join(",");
+    let data: Vec<String> = (0..count)
+        .map(|i| format!(r#"{{"object":"embedding","index":{i},"embedding":[{vector}]}}"#))
+        .collect();
+    format!(
+        r#"{{"object":"list","model":"text-embedding-3-small","data":[{}],"usage":{{"prompt_tokens":{},"total_tokens":{}}}}}"#,
+        data.join(","),
+        count * 8,
+        count * 8
+    )
+}
+
+/// A service that answers every request at once with `answer`.
+fn answering(
+    answer: &'static str,
+) -> impl Service<
+    reqwest::Request,
+    Response = reqwest::Response,
+    Error = reqwest::Error,
+    Future = std::future::Ready<Result<reqwest::Response, reqwest::Error>>,
+> + Clone {
+    tower::service_fn(move |_request: reqwest::Request| {
+        let response = http::Response::builder()
+            .status(200)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(answer)
+            .expect("a response");
+        std::future::ready(Ok(reqwest::Response::from(response)))
+    })
+}
+
 /// A service that answers every request at once with the canned answer.
 fn canned() -> impl Service<
     reqwest::Request,
@@ -107,6 +144,29 @@ fn in_process(c: &mut Criterion) {
     });
     g.bench_function("ignored, LlmLayer", |b| {
         b.iter(|| call(&mut layered, ignored()))
+    });
+    let batch: &'static str = Box::leak(embeddings_answer(64, 1536).into_boxed_str());
+    let embed_body = br#"{"model":"text-embedding-3-small","input":["a document"]}"#.to_vec();
+    let embed = || {
+        client
+            .post("http://127.0.0.1:9/v1/embeddings")
+            .body(embed_body.clone())
+            .build()
+            .unwrap()
+    };
+    let mut plain_embed = answering(batch);
+    let mut layered_embed = tower::ServiceBuilder::new()
+        .layer(vigil_reqwest::LlmLayer::default())
+        .service(answering(batch));
+    eprintln!("embeddings answer: {} KiB", batch.len() >> 10);
+    g.bench_function("embeddings 64x1536, no layer", |b| {
+        b.iter(|| call(&mut plain_embed, embed()))
+    });
+    g.bench_function("embeddings 64x1536, LlmLayer", |b| {
+        b.iter(|| call(&mut layered_embed, embed()))
+    });
+    g.bench_function("embeddings 64x1536: parse into a value", |b| {
+        b.iter(|| serde_json::from_str::<Value>(black_box(batch)).unwrap())
     });
     g.bench_function("json: parse request and answer", |b| {
         b.iter(|| {

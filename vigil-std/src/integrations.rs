@@ -315,24 +315,33 @@ impl LlmCall {
                     SpanStatus::Error
                 },
             );
-        } else if let Some(view) = (self.api == Api::ChatCompletions
-            && (200..300).contains(&status))
-        .then(|| crate::llm::openai::output_view(&body))
-        .flatten()
-        {
-            // The usual answer: its output read straight from the text.
-            self.end(&view, SpanStatus::Ok);
         } else if (200..300).contains(&status) {
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(v) => {
-                    let output = self.api.into_output(v);
-                    self.end(&output, SpanStatus::Ok);
+            if !self.end_from_text(&body) {
+                match serde_json::from_slice::<Value>(&body) {
+                    Ok(v) => {
+                        let output = self.api.into_output(v);
+                        self.end(&output, SpanStatus::Ok);
+                    }
+                    Err(e) => self.fail(&format!("the response is not JSON: {e}")),
                 }
-                Err(e) => self.fail(&format!("the response is not JSON: {e}")),
             }
         } else {
             self.fail_with_body(status, &body);
         }
+    }
+
+    /// Ends the call with its output read straight from the answer's text,
+    /// for the APIs that have a view of it (the usual answers: chat
+    /// completions, and embeddings, whose vectors are then never parsed);
+    /// false, and the call still open, otherwise.
+    fn end_from_text(&mut self, body: &[u8]) -> bool {
+        use crate::llm::{embeddings, openai};
+        match self.api {
+            Api::ChatCompletions => openai::output_view(body).map(|v| self.end(&v, SpanStatus::Ok)),
+            Api::Embeddings => embeddings::output_view(body).map(|v| self.end(&v, SpanStatus::Ok)),
+            _ => None,
+        }
+        .is_some()
     }
 
     /// Ends the call as failed when reading the response broke (`message`),

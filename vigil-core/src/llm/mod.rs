@@ -38,6 +38,7 @@ pub mod keys;
 pub mod openai;
 pub mod openinference;
 pub mod responses;
+mod view;
 
 use crate::SpanKind;
 

@@ -5,15 +5,13 @@ use alloc::borrow::ToOwned;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use alloc::borrow::Cow;
-
-use serde::de::{IgnoredAny, MapAccess, Visitor};
-use serde::ser::{Error as _, SerializeMap};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::keys;
+use super::view::{object_view, Piece};
 
 /// The span name of an OpenAI chat completion.
 pub const SPAN_NAME: &str = "openai.chat.completions";
@@ -144,38 +142,6 @@ struct UsageView<'a> {
     total_tokens: Option<&'a RawValue>,
 }
 
-/// Deserializes a view from a JSON object only (a derived impl would take
-/// an array too, where [`output`] sees no fields), the last of a repeated
-/// key winning, as in a parsed value; other keys are skipped unparsed.
-macro_rules! object_view {
-    ($view:ident { $($field:ident),* }) => {
-        impl<'de: 'a, 'a> Deserialize<'de> for $view<'a> {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct Fields<'a>(core::marker::PhantomData<&'a ()>);
-                impl<'de: 'a, 'a> Visitor<'de> for Fields<'a> {
-                    type Value = $view<'a>;
-                    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                        f.write_str("an object")
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$view<'a>, A::Error> {
-                        let mut view = $view::default();
-                        while let Some(key) = map.next_key::<Key<'de>>()? {
-                            match key.0.as_ref() {
-                                $(stringify!($field) => view.$field = map.next_value()?,)*
-                                _ => {
-                                    map.next_value::<IgnoredAny>()?;
-                                }
-                            }
-                        }
-                        Ok(view)
-                    }
-                }
-                d.deserialize_map(Fields(core::marker::PhantomData))
-            }
-        }
-    };
-}
-
 object_view!(OutputView {
     model,
     choices,
@@ -192,43 +158,6 @@ object_view!(UsageView {
     completion_tokens,
     total_tokens
 });
-
-/// An object's key, borrowed from the text unless it had escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl<'de> Visitor<'de> for Text {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(Text)
-    }
-}
-
-/// A piece of the response's text, serialized as the value it holds
-/// (`null` when absent).
-struct Piece<'a>(Option<&'a RawValue>);
-
-impl Serialize for Piece<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            None => serializer.serialize_unit(),
-            Some(raw) => serde_json::from_str::<Value>(raw.get())
-                .map_err(S::Error::custom)?
-                .serialize(serializer),
-        }
-    }
-}
 
 impl Serialize for UsageView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
