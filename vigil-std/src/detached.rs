@@ -119,6 +119,42 @@ impl DetachedSpan {
         self.record(Field::Metadata(key), value);
     }
 
+    /// Records an LLM call's tokens and their cost at the client's prices
+    /// (`vigil.tokens` and `vigil.cost`, or `vigil.unpriced` for a `model`
+    /// with no price), from `usage` in OpenAI's or Anthropic's names, as the
+    /// integrations do for their calls. Nothing when it has no token counts.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use vigil::{DetachedSpan, SpanKind};
+    ///
+    /// let captured = vigil::sink::capture(|| {
+    ///     let mut call = DetachedSpan::start("chat", SpanKind::Llm);
+    ///     call.record_usage(Some("gpt-4o"), &json!({ "prompt_tokens": 1000, "completion_tokens": 100 }));
+    /// });
+    /// let cost = &captured.span("chat").unwrap().metadata["vigil.cost"];
+    /// assert!((cost["total_usd"].as_f64().unwrap() - 0.0035).abs() < 1e-9);
+    /// ```
+    pub fn record_usage(&mut self, model: Option<&str>, usage: &serde_json::Value) {
+        use crate::cost::{price, prices_of, Priced};
+        use crate::llm::pricing::{COST_KEY, TOKENS_KEY, UNPRICED_KEY};
+        let Some(frame) = &self.frame else {
+            return;
+        };
+        let client = client_of(frame);
+        match price(prices_of(client.as_ref()), usage, model) {
+            Some(Priced::Cost(tokens, cost)) => {
+                self.set_metadata(TOKENS_KEY, &tokens);
+                self.set_metadata(COST_KEY, &cost);
+            }
+            Some(Priced::Unpriced(tokens, model)) => {
+                self.set_metadata(TOKENS_KEY, &tokens);
+                self.set_metadata(UNPRICED_KEY, model);
+            }
+            None => {}
+        }
+    }
+
     /// Records an event named `name` with `attributes`, now.
     pub fn log_event<T: Serialize + ?Sized>(&mut self, name: &str, attributes: &T) {
         self.record(Field::Event(name), attributes);
