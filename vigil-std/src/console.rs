@@ -252,10 +252,35 @@ pub fn render_tree(spans: &[CapturedSpan]) -> String {
             } else if let Some(model) = s.metadata[crate::llm::pricing::UNPRICED_KEY].as_str() {
                 let _ = write!(out, "  cost=unpriced ({})", shorten(model, 40));
             }
+            let totals = &s.metadata[crate::llm::pricing::TOTALS_KEY];
+            if let (Some(usd), Some(calls)) =
+                (totals["total_usd"].as_f64(), totals["calls"].as_u64())
+            {
+                let tokens = [
+                    "input_tokens",
+                    "cached_input_tokens",
+                    "cache_write_tokens",
+                    "output_tokens",
+                ]
+                .iter()
+                .filter_map(|k| totals[*k].as_u64())
+                .sum::<u64>();
+                let unpriced = totals["unpriced_calls"].as_u64().unwrap_or(0);
+                let unpriced = if unpriced > 0 {
+                    format!(", {unpriced} unpriced")
+                } else {
+                    String::new()
+                };
+                let _ = write!(
+                    out,
+                    "  total=${usd:.6} ({calls} calls, {tokens} tokens{unpriced})"
+                );
+            }
             // The error is shown after the status already; tokens and cost
             // are shown above.
             let shown = [
                 "error",
+                crate::llm::pricing::TOTALS_KEY,
                 crate::llm::pricing::TOKENS_KEY,
                 crate::llm::pricing::COST_KEY,
                 crate::llm::pricing::UNPRICED_KEY,

@@ -4,9 +4,7 @@ use serde::Serialize;
 use vigil_core::SpanKind;
 
 use crate::context;
-use crate::cost::{price, prices_of, Priced};
 use crate::llm::keys;
-use crate::llm::pricing::{COST_KEY, TOKENS_KEY, UNPRICED_KEY};
 use crate::span::{current_span, current_trace, start_span, SpanGuard};
 
 /// Adds an event to the current span.
@@ -82,20 +80,8 @@ where
     let Ok(output) = serde_json::to_value(output) else {
         return;
     };
-    let client = context::current_client();
-    let prices = prices_of(client.as_ref());
     let model = output[keys::MODEL].as_str().unwrap_or(model);
-    match price(prices, &output[keys::USAGE], Some(model)) {
-        Some(Priced::Cost(tokens, cost)) => {
-            span.set_metadata(TOKENS_KEY, &tokens);
-            span.set_metadata(COST_KEY, &cost);
-        }
-        Some(Priced::Unpriced(tokens, model)) => {
-            span.set_metadata(TOKENS_KEY, &tokens);
-            span.set_metadata(UNPRICED_KEY, model);
-        }
-        None => {}
-    }
+    span.record_usage(Some(model), &output[keys::USAGE]);
 }
 
 /// Records a tool call that already happened as an ended `tool` span named

@@ -136,23 +136,19 @@ impl DetachedSpan {
     /// assert!((cost["total_usd"].as_f64().unwrap() - 0.0035).abs() < 1e-9);
     /// ```
     pub fn record_usage(&mut self, model: Option<&str>, usage: &serde_json::Value) {
-        use crate::cost::{price, prices_of, Priced};
-        use crate::llm::pricing::{COST_KEY, TOKENS_KEY, UNPRICED_KEY};
         let Some(frame) = &self.frame else {
             return;
         };
-        let client = client_of(frame);
-        match price(prices_of(client.as_ref()), usage, model) {
-            Some(Priced::Cost(tokens, cost)) => {
-                self.set_metadata(TOKENS_KEY, &tokens);
-                self.set_metadata(COST_KEY, &cost);
-            }
-            Some(Priced::Unpriced(tokens, model)) => {
-                self.set_metadata(TOKENS_KEY, &tokens);
-                self.set_metadata(UNPRICED_KEY, model);
-            }
-            None => {}
+        let (client, trace) = (client_of(frame), frame.span.trace_id());
+        let Some(priced) =
+            crate::cost::price(crate::cost::prices_of(client.as_ref()), usage, model)
+        else {
+            return;
+        };
+        for (key, value) in priced.entries() {
+            self.set_metadata(key, &value);
         }
+        crate::cost::add_to_trace(trace, &priced);
     }
 
     /// Records an event named `name` with `attributes`, now.

@@ -24,8 +24,7 @@ use serde_json::{json, Value};
 use crate::client::{get_client, Client};
 use crate::config::Field;
 use crate::context::{self, Frame, Start};
-use crate::cost::{price, prices_of, Priced};
-use crate::llm::pricing::{COST_KEY, TOKENS_KEY, UNPRICED_KEY};
+use crate::cost::{add_to_trace, price, prices_of};
 use crate::llm::{keys, Api, Provider, StreamAccumulator};
 use crate::SpanStatus;
 
@@ -508,16 +507,14 @@ impl LlmCall {
         let model = answered_by
             .map(str::to_owned)
             .or_else(|| self.model.clone());
-        match price(prices, usage, model.as_deref()) {
-            Some(Priced::Cost(tokens, cost)) => {
-                self.set_metadata(TOKENS_KEY, &tokens);
-                self.set_metadata(COST_KEY, &cost);
-            }
-            Some(Priced::Unpriced(tokens, model)) => {
-                self.set_metadata(TOKENS_KEY, &tokens);
-                self.set_metadata(UNPRICED_KEY, model);
-            }
-            None => {}
+        let Some(priced) = price(prices, usage, model.as_deref()) else {
+            return;
+        };
+        for (key, value) in priced.entries() {
+            self.set_metadata(key, &value);
+        }
+        if let Some(frame) = &self.frame {
+            add_to_trace(frame.span.trace_id(), &priced);
         }
     }
 

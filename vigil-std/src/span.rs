@@ -166,23 +166,19 @@ impl SpanHandle {
     /// assert!((cost["total_usd"].as_f64().unwrap() - 0.0045).abs() < 1e-9);
     /// ```
     pub fn record_usage(&self, model: Option<&str>, usage: &serde_json::Value) {
-        use crate::cost::{price, prices_of, Priced};
-        use crate::llm::pricing::{COST_KEY, TOKENS_KEY, UNPRICED_KEY};
-        if self.id().is_none() {
+        let Some(trace) = self.trace_id() else {
             return;
-        }
+        };
         let client = context::current_client();
-        match price(prices_of(client.as_ref()), usage, model) {
-            Some(Priced::Cost(tokens, cost)) => {
-                self.set_metadata(TOKENS_KEY, &tokens);
-                self.set_metadata(COST_KEY, &cost);
-            }
-            Some(Priced::Unpriced(tokens, model)) => {
-                self.set_metadata(TOKENS_KEY, &tokens);
-                self.set_metadata(UNPRICED_KEY, model);
-            }
-            None => {}
+        let Some(priced) =
+            crate::cost::price(crate::cost::prices_of(client.as_ref()), usage, model)
+        else {
+            return;
+        };
+        for (key, value) in priced.entries() {
+            self.set_metadata(key, &value);
         }
+        crate::cost::add_to_trace(trace, &priced);
     }
 
     /// Puts the trace in a conversation: `session_id` in its metadata

@@ -154,3 +154,60 @@ fn vigil_prices_names_a_file_of_prices() {
         "{err}"
     );
 }
+
+#[test]
+fn a_trace_s_final_patch_carries_the_totals_of_its_calls() {
+    let server = vigil_test_server::TestServer::start();
+    let fake = FakeLlm::start();
+    let config = Config::builder()
+        .endpoint(server.url())
+        .api_key(server.api_key())
+        .flush_interval_ms(20)
+        .build()
+        .unwrap();
+    let client = vigil_std::init(config).unwrap();
+    let openai = format!("{}/v1/chat/completions", fake.url());
+    let anthropic = format!("{}/v1/messages", fake.url());
+    vigil_std::trace("agent-turn", |_| {
+        post(
+            &openai,
+            json!({"model": "gpt-4o-mini-2024-07-18", "messages": []}),
+        );
+        // A call on another thread, in the trace's context.
+        let context = vigil_std::Context::current();
+        let url = anthropic.clone();
+        std::thread::spawn(move || {
+            let _attached = context.attach();
+            post(
+                &url,
+                json!({"model": "claude-3-5-sonnet-20241022", "max_tokens": 9, "messages": []}),
+            );
+        })
+        .join()
+        .unwrap();
+        post(&openai, json!({"model": "our-own-model", "messages": []}));
+    });
+    let report = client.shutdown();
+    assert!(report.completed, "{report:?}");
+    let traces = server.traces();
+    assert_eq!(traces.len(), 1);
+    assert_eq!(traces[0].status.as_deref(), Some("ok"), "the PATCH arrived");
+    let totals = &traces[0].metadata["vigil.totals"];
+    let usd = totals["total_usd"].as_f64().unwrap();
+    assert!(
+        close(
+            usd,
+            (12.0 * 0.15 + 5.0 * 0.6 + 12.0 * 3.0 + 5.0 * 15.0) / 1e6
+        ),
+        "{totals}"
+    );
+    assert_eq!(
+        (
+            &totals["calls"],
+            &totals["unpriced_calls"],
+            &totals["input_tokens"],
+            &totals["output_tokens"]
+        ),
+        (&json!(3), &json!(1), &json!(36), &json!(15))
+    );
+}

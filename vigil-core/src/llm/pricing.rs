@@ -328,6 +328,12 @@ pub const COST_KEY: &str = "vigil.cost";
 /// (`vigil.unpriced`).
 pub const UNPRICED_KEY: &str = "vigil.unpriced";
 
+/// The metadata key of a trace's totals, on its root span and so in the
+/// trace's final `PATCH` (`vigil.totals`): its `calls` with token counts,
+/// `unpriced_calls` among them, the sums of their [`TokenUsage`] fields
+/// (`input_tokens`...) and `total_usd`, the cost of the priced ones.
+pub const TOTALS_KEY: &str = "vigil.totals";
+
 /// What a priced call records under [`COST_KEY`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PricedCost<'a> {
