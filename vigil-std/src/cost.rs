@@ -44,6 +44,25 @@ pub(crate) fn price<'a>(
     })
 }
 
+/// Prices a call of `trace` (its output's `usage`, for `model`) at the
+/// prices of `client`, records its entries through `set`, and adds it to
+/// the trace's totals. Nothing when `usage` has no token counts.
+pub(crate) fn record_call(
+    client: Option<&Client>,
+    trace: TraceId,
+    usage: &Value,
+    model: Option<&str>,
+    mut set: impl FnMut(&str, &Entry<'_>),
+) {
+    let Some(priced) = price(prices_of(client), usage, model) else {
+        return;
+    };
+    for (key, value) in priced.entries() {
+        set(key, &value);
+    }
+    add_to_trace(trace, &priced);
+}
+
 /// The prices of `client` (the built-in ones when there is none).
 pub(crate) fn prices_of(client: Option<&Client>) -> &PriceTable {
     match client {

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use crate::client::{get_client, Client};
 use crate::config::Field;
 use crate::context::{self, Frame, Start};
-use crate::cost::{add_to_trace, price, prices_of};
+use crate::cost::record_call;
 use crate::llm::{keys, Api, Provider, StreamAccumulator};
 use crate::SpanStatus;
 
@@ -499,23 +499,22 @@ impl LlmCall {
     /// price) from its output's `usage`, priced by the model that
     /// answered or else the one asked for, at the client's prices.
     fn record_cost(&mut self, usage: &Value, answered_by: Option<&str>) {
-        if self.frame.is_none() {
+        let Some(trace) = self.frame.as_ref().map(|f| f.span.trace_id()) else {
             return;
-        }
+        };
         let client = self.client();
-        let prices = prices_of(client.as_ref());
         let model = answered_by
             .map(str::to_owned)
             .or_else(|| self.model.clone());
-        let Some(priced) = price(prices, usage, model.as_deref()) else {
-            return;
-        };
-        for (key, value) in priced.entries() {
-            self.set_metadata(key, &value);
-        }
-        if let Some(frame) = &self.frame {
-            add_to_trace(frame.span.trace_id(), &priced);
-        }
+        record_call(
+            client.as_ref(),
+            trace,
+            usage,
+            model.as_deref(),
+            |key, value| {
+                self.set_metadata(key, value);
+            },
+        );
     }
 
     fn end<T: serde::Serialize + ?Sized>(&mut self, output: &T, status: SpanStatus) {

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::keys;
-use super::view::{object_view, Length, Piece};
+use super::view::{model_of, object_view, usage_value, Length, Piece};
 
 /// The span name of an embeddings call.
 pub const SPAN_NAME: &str = "openai.embeddings";
@@ -94,13 +94,12 @@ pub struct OutputView<'a> {
 impl OutputView<'_> {
     /// The output's `usage`, as [`output`] records it.
     pub fn usage(&self) -> Value {
-        let view = self.usage.as_ref();
-        serde_json::to_value(view.unwrap_or(&UsageView::default())).unwrap_or(Value::Null)
+        usage_value(self.usage.as_ref())
     }
 
     /// The model that answered, if the answer names one.
     pub fn model(&self) -> Option<String> {
-        self.model.and_then(|m| serde_json::from_str(m.get()).ok())
+        model_of(self.model)
     }
 }
 

@@ -128,3 +128,14 @@ impl<'de> Visitor<'de> for Count {
         Ok(Length(None))
     }
 }
+
+/// A view's `usage`, as its output records it (`null` pieces when absent).
+pub(super) fn usage_value<U: Serialize + Default>(usage: Option<&U>) -> Value {
+    let absent = U::default();
+    serde_json::to_value(usage.unwrap_or(&absent)).unwrap_or(Value::Null)
+}
+
+/// The model a view found, if the answer names one as a string.
+pub(super) fn model_of(model: Option<&RawValue>) -> Option<alloc::string::String> {
+    model.and_then(|m| serde_json::from_str(m.get()).ok())
+}
