@@ -24,7 +24,7 @@
 //! The application gets exactly the response it would get without the
 //! middleware: status, headers, URL, extensions and every byte of the body,
 //! at its own pace; the middleware keeps a stream's current line and, for
-//! a whole answer, the body (up to [`vigil::integrations::MAX_BODY`]) until
+//! a whole answer, the body (up to [`vigil_std::integrations::MAX_BODY`]) until
 //! it has been read. Every other request passes through untouched, and so
 //! does every request when no Vigil client is current or the provider's
 //! integration is deactivated (`vigil::integrations::deactivate_integration`).
