@@ -184,10 +184,18 @@ mod tests {
         let p: Vec<String> = keys.placeholders().map(str::to_owned).collect();
         assert_eq!((p[0].len(), p[1].len()), (12, 11));
         assert_ne!(p[0][7..], p[1][..5]);
-        let mut head =
-            format!("POST / HTTP/1.1\r\nauthorization: {}\r\nx-team: {}\r\n\r\n", p[0], p[1])
-                .into_bytes();
-        for (pair, value) in keys.0.as_ref().unwrap().iter().zip(["Bearer a-b-c", "team-key-42"]) {
+        let mut head = format!(
+            "POST / HTTP/1.1\r\nauthorization: {}\r\nx-team: {}\r\n\r\n",
+            p[0], p[1]
+        )
+        .into_bytes();
+        for (pair, value) in keys
+            .0
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(["Bearer a-b-c", "team-key-42"])
+        {
             unseal(&mut head, pair.placeholder.as_bytes(), value.as_bytes());
         }
         let text = String::from_utf8(head).unwrap();
