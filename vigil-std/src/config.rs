@@ -165,6 +165,13 @@ impl Config {
     /// `VIGIL_TIMEOUT_SECONDS`, `VIGIL_SAMPLE_RATE`, `VIGIL_RELEASE`,
     /// `VIGIL_ENVIRONMENT`.
     ///
+    /// With the `otlp` feature, when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set and `VIGIL_ENDPOINT` is
+    /// not, spans go over OTLP/HTTP instead, configured by the OpenTelemetry
+    /// variables (`OTEL_EXPORTER_OTLP_HEADERS`, `_PROTOCOL`, `_COMPRESSION`,
+    /// `_TIMEOUT`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`; see
+    /// `vigil_transport_otlp::OtlpConfig::from_env_with`).
+    ///
     /// ```
     /// let config = vigil::Config::from_env_with(|name| match name {
     ///     "VIGIL_ENDPOINT" => Some("https://vigil.example.com/v1".into()),
@@ -236,6 +243,8 @@ impl Config {
         if let Some(v) = var("VIGIL_ENVIRONMENT") {
             c.environment = v;
         }
+        #[cfg(feature = "otlp")]
+        otlp_from_env(&mut c, &var)?;
         c.validate().map_err(EnvError::Invalid)?;
         Ok(c)
     }
@@ -316,6 +325,34 @@ impl Config {
     }
 }
 
+/// OTLP export when the OpenTelemetry variables name an endpoint and
+/// `VIGIL_ENDPOINT` is not set (an application that names its Vigil server
+/// keeps it, whatever OpenTelemetry setup its environment also holds).
+#[cfg(feature = "otlp")]
+fn otlp_from_env(c: &mut Config, var: &impl Fn(&str) -> Option<String>) -> Result<(), EnvError> {
+    let otlp = vigil_transport_otlp::OtlpConfig::from_env_with(var).map_err(|e| {
+        EnvError::Malformed {
+            var: e.var(),
+            value: e.value().to_owned(),
+            expected: e.expected(),
+        }
+    })?;
+    match otlp {
+        Some(_) if var("VIGIL_ENDPOINT").is_some() => log::info!(
+            "vigil: VIGIL_ENDPOINT is set, so spans go to the Vigil server and the OTEL_EXPORTER_OTLP_* variables are not used"
+        ),
+        Some(otlp) => {
+            let otlp = otlp.capture_content(c.capture_content);
+            c.transport = Some(Arc::new(move || {
+                Box::new(vigil_transport_otlp::OtlpTransport::new(&otlp)) as BoxTransport
+            }));
+            c.destination = Destination::Otlp;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 fn parse<T: std::str::FromStr>(
     var: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -351,6 +388,9 @@ pub enum Destination {
     Console,
     /// A transport the application set.
     Custom,
+    /// An OpenTelemetry backend over OTLP/HTTP (`init_from_env` with
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` set and `VIGIL_ENDPOINT` not).
+    Otlp,
 }
 
 impl fmt::Display for Destination {
@@ -359,6 +399,7 @@ impl fmt::Display for Destination {
             Destination::Server => "the server",
             Destination::Console => "the console",
             Destination::Custom => "the configured transport",
+            Destination::Otlp => "the OTLP endpoint",
         })
     }
 }

@@ -30,17 +30,25 @@ impl OtlpEnvError {
     pub fn var(&self) -> &'static str {
         self.var
     }
+
+    /// Its value (`<redacted>` for the headers variables: they hold keys).
+    pub fn value(&self) -> &str {
+        if self.var.contains("HEADERS") {
+            "<redacted>"
+        } else {
+            &self.value
+        }
+    }
+
+    /// What it should hold.
+    pub fn expected(&self) -> &'static str {
+        self.expected
+    }
 }
 
 impl fmt::Display for OtlpEnvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Header values may be secrets: not repeated.
-        let value: &str = if self.var.contains("HEADERS") {
-            "<redacted>"
-        } else {
-            &self.value
-        };
-        write!(f, "{}={value:?}: must be {}", self.var, self.expected)
+        write!(f, "{}={:?}: must be {}", self.var, self.value(), self.expected)
     }
 }
 

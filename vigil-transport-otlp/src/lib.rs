@@ -30,7 +30,7 @@
 //! Each ingest request (the spans of one trace) becomes one `ResourceSpans`:
 //!
 //! - resource: `service.name` (configured, `OTEL_SERVICE_NAME`, else
-//!   `unknown_service`), `telemetry.sdk.{name,language,version}` (`vigil`,
+//!   `unknown_service:<executable>`), `telemetry.sdk.{name,language,version}` (`vigil`,
 //!   `rust`), `vigil.project_id` and `openinference.project.name` (the
 //!   project id: Phoenix files spans by it), `service.version` and
 //!   `deployment.environment.name` from the `release` and `environment`
@@ -390,10 +390,14 @@ impl OtlpTransport {
                 vigil_core::config::RedactedUrl(&config.traces_url)
             );
         }
-        let service = config
-            .service_name
-            .clone()
-            .unwrap_or_else(|| "unknown_service".to_owned());
+        // The resource conventions' default: `unknown_service:<executable>`.
+        let service = config.service_name.clone().unwrap_or_else(|| {
+            let exe = std::env::current_exe().ok();
+            match exe.as_ref().and_then(|p| p.file_stem()) {
+                Some(name) => format!("unknown_service:{}", name.to_string_lossy()),
+                None => "unknown_service".to_owned(),
+            }
+        });
         OtlpTransport {
             http,
             url: config.traces_url.clone(),

@@ -469,3 +469,25 @@ fn a_part_delivered_before_a_retry_is_not_sent_again() {
     assert_eq!(receiver.span_count(), 12, "each span once");
     assert_eq!(receiver.requests().len(), parts + 1);
 }
+
+#[cfg(feature = "json")]
+#[test]
+fn otlp_json_bodies_decode() {
+    let receiver = OtlpReceiver::start();
+    receiver.reject_partially(1, "one too many");
+    let setup = client(
+        OtlpConfig::new(&receiver.url())
+            .protocol(vigil_transport_otlp::Protocol::HttpJson)
+            .compression(Compression::Gzip),
+    );
+    setup.client.scope(agent);
+    let report = setup.client.shutdown();
+    assert_eq!(report.stats.spans_delivered, 4, "{report}");
+    let requests = receiver.requests();
+    assert!(requests.iter().all(|r| r.content_type == "application/json"));
+    let spans = receiver.spans();
+    let llm = &spans.iter().find(|s| s.span.name == "llm:gpt-4o-mini").unwrap().span;
+    assert_eq!(int_attr(&llm.attributes, "gen_ai.usage.input_tokens"), 12);
+    assert_eq!(llm.span_id.len(), 8);
+    assert_eq!(setup.stats.rejected_spans(), 1);
+}
