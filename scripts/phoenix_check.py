@@ -52,11 +52,14 @@ root = [s for s in found if s["parent_id"] is None]
 assert [s["name"] for s in root] == ["answer-question"], root
 
 # The trace as Phoenix's own UI reads it (GraphQL): token totals on the trace.
-query = {"query": "query($name: String!) { projects(first: 50) { edges { node { name traceCount tokenCountTotal } } } }", "variables": {"name": project}}
+query = {"query": "{ projects(first: 50) { edges { node { name traceCount tokenCountTotal tokenCountPrompt tokenCountCompletion } } } }"}
 request = urllib.request.Request(f"{base}/graphql", data=json.dumps(query).encode(), headers={"Content-Type": "application/json"})
 with urllib.request.urlopen(request, timeout=10) as response:
-    projects = [e["node"] for e in json.load(response)["data"]["projects"]["edges"]]
+    answer = json.load(response)
+assert answer.get("data"), answer.get("errors")
+projects = [e["node"] for e in answer["data"]["projects"]["edges"]]
 mine = [p for p in projects if p["name"] == project]
 print(f"phoenix: project {mine}")
-assert mine and mine[0]["traceCount"] == 1 and mine[0]["tokenCountTotal"] > 0, projects
+assert mine and mine[0]["traceCount"] == 1, projects
+assert mine[0]["tokenCountTotal"] == 2 * 54 and mine[0]["tokenCountPrompt"] == 2 * 42, mine
 print("phoenix: OK, the LLM spans show as LLM spans with their token counts")
