@@ -687,6 +687,10 @@ impl Transport for Guarded<'_> {
     fn lookup(&mut self, request: &Request<'_>) -> Lookup {
         self.call(request, Lookup::Unknown, |t, r| t.lookup(r))
     }
+
+    fn takes_many_traces(&self) -> bool {
+        self.inner.takes_many_traces()
+    }
 }
 
 fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {

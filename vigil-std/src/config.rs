@@ -330,13 +330,12 @@ impl Config {
 /// keeps it, whatever OpenTelemetry setup its environment also holds).
 #[cfg(feature = "otlp")]
 fn otlp_from_env(c: &mut Config, var: &impl Fn(&str) -> Option<String>) -> Result<(), EnvError> {
-    let otlp = vigil_transport_otlp::OtlpConfig::from_env_with(var).map_err(|e| {
-        EnvError::Malformed {
+    let otlp =
+        vigil_transport_otlp::OtlpConfig::from_env_with(var).map_err(|e| EnvError::Malformed {
             var: e.var(),
             value: e.value().to_owned(),
             expected: e.expected(),
-        }
-    })?;
+        })?;
     match otlp {
         Some(_) if var("VIGIL_ENDPOINT").is_some() => log::info!(
             "vigil: VIGIL_ENDPOINT is set, so spans go to the Vigil server and the OTEL_EXPORTER_OTLP_* variables are not used"

@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status,
 };
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use vigil_core::llm::{genai, keys, openinference};
 use vigil_core::SpanKind;
@@ -23,8 +24,6 @@ const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The attribute that keeps a span's own 32-hex Vigil id.
 pub const VIGIL_SPAN_ID: &str = "vigil.span_id";
-/// The attribute that keeps a span's Vigil kind (`llm`, `tool`...).
-pub const VIGIL_SPAN_KIND: &str = "vigil.span.kind";
 /// The resource attribute that names the Vigil project.
 pub const VIGIL_PROJECT_ID: &str = "vigil.project_id";
 
@@ -34,10 +33,13 @@ struct Ingest<'a> {
     spans: Vec<VigilSpan<'a>>,
     #[serde(default, borrow)]
     project_id: Option<Cow<'a, str>>,
-    #[serde(default)]
-    trace_metadata: Option<Map<String, Value>>,
+    #[serde(default, borrow)]
+    trace_metadata: Option<Members<'a>>,
 }
 
+/// A span as Vigil encodes it. Payloads stay JSON text, borrowed from the
+/// body: most become attributes as they are, and only an `llm` span's are
+/// parsed.
 #[derive(Deserialize)]
 struct VigilSpan<'a> {
     #[serde(borrow)]
@@ -52,13 +54,13 @@ struct VigilSpan<'a> {
     kind: Cow<'a, str>,
     #[serde(borrow)]
     status: Cow<'a, str>,
-    #[serde(default)]
-    input: Option<Value>,
-    #[serde(default)]
-    output: Option<Value>,
-    #[serde(default)]
-    metadata: Map<String, Value>,
-    #[serde(default)]
+    #[serde(default, borrow)]
+    input: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    output: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    metadata: Members<'a>,
+    #[serde(default, borrow)]
     events: Vec<VigilEvent<'a>>,
     #[serde(borrow)]
     start_time: Cow<'a, str>,
@@ -72,8 +74,106 @@ struct VigilEvent<'a> {
     name: Cow<'a, str>,
     #[serde(borrow)]
     timestamp: Cow<'a, str>,
-    #[serde(default)]
-    attributes: Map<String, Value>,
+    #[serde(default, borrow)]
+    attributes: Members<'a>,
+}
+
+/// A JSON object's members in order, values as their JSON text.
+#[derive(Default)]
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Members<'a> {
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    fn get_str(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.get(key).and_then(raw_str)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Members<'a>, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some((Key(key), value)) = map.next_entry::<Key<'a>, &'a RawValue>()? {
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// A key borrowed from the body unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(Visit(std::marker::PhantomData))
+    }
+}
+
+/// The string a JSON text holds, if it is one.
+fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// A JSON text as a typed attribute, parsing only what must be: strings,
+/// bools and numbers read directly, objects kept as their (compact) text,
+/// arrays parsed to see whether their elements share a type.
+fn any_raw(raw: &RawValue) -> Option<AnyValue> {
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'n' => None,
+        b't' => Some(boolean(true)),
+        b'f' => Some(boolean(false)),
+        b'"' => raw_str(raw).map(|s| string(&s)),
+        b'{' => Some(string(text)),
+        b'[' => serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| any(&v)),
+        _ => {
+            let integral = !text.contains(['.', 'e', 'E']);
+            match text.parse::<i64>() {
+                Ok(i) if integral => Some(int(i)),
+                _ => text.parse::<f64>().ok().map(double),
+            }
+        }
+    }
+}
+
+fn parsed(raw: Option<&RawValue>) -> Option<Value> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
 }
 
 /// What stays the same for every request: the resource.
@@ -131,25 +231,15 @@ pub(crate) fn convert(
             (crate::RELEASE, "service.version"),
             (crate::ENVIRONMENT, "deployment.environment.name"),
         ] {
-            if let Some(Value::String(v)) = meta.get(key) {
-                set_absent(&mut attributes, attribute, string(v));
+            if let Some(v) = meta.get_str(key) {
+                set_absent(&mut attributes, attribute, string(&v));
             }
         }
     }
-    let session = ingest
-        .trace_metadata
-        .as_ref()
-        .and_then(|m| m.get(crate::SESSION_ID))
-        .and_then(Value::as_str);
-    let user = ingest
-        .trace_metadata
-        .as_ref()
-        .and_then(|m| m.get(crate::USER_ID))
-        .and_then(Value::as_str);
     let spans = ingest
         .spans
         .into_iter()
-        .map(|s| span(s, resource.capture_content, session, user))
+        .map(|s| span(s, resource.capture_content))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
@@ -195,12 +285,7 @@ fn hex16(text: &str, what: &str) -> Result<[u8; 16], BadBody> {
         .ok_or_else(|| BadBody(format!("{what} {text:?} is not 32 hex digits")))
 }
 
-fn span(
-    s: VigilSpan<'_>,
-    capture: bool,
-    session: Option<&str>,
-    user: Option<&str>,
-) -> Result<Span, BadBody> {
+fn span(s: VigilSpan<'_>, capture: bool) -> Result<Span, BadBody> {
     let trace_id = hex16(&s.trace_id, "trace_id")?;
     let span_id = hex16(&s.span_id, "span_id")?;
     let parent = match s.parent_span_id.as_deref() {
@@ -217,20 +302,20 @@ fn span(
         .and_then(parse_rfc3339)
         .unwrap_or(start)
         .max(start);
-    let mut attributes = Vec::with_capacity(8 + s.metadata.len());
+    let mut attributes = Vec::with_capacity(6 + s.metadata.0.len());
     attributes.push(kv(VIGIL_SPAN_ID, string(&s.span_id)));
-    attributes.push(kv(VIGIL_SPAN_KIND, string(kind.as_str())));
+    // The OpenInference kind names the Vigil kind too: they map one to one.
     attributes.push(kv(
         openinference::SPAN_KIND,
         string(openinference::span_kind_of_kind(kind)),
     ));
     if parent.is_empty() {
-        if let Some(session) = session {
-            attributes.push(kv(openinference::SESSION_ID, string(session)));
-            attributes.push(kv(genai::CONVERSATION_ID, string(session)));
+        if let Some(session) = s.metadata.get_str(crate::SESSION_ID) {
+            attributes.push(kv(openinference::SESSION_ID, string(&session)));
+            attributes.push(kv(genai::CONVERSATION_ID, string(&session)));
         }
-        if let Some(user) = user {
-            attributes.push(kv(openinference::USER_ID, string(user)));
+        if let Some(user) = s.metadata.get_str(crate::USER_ID) {
+            attributes.push(kv(openinference::USER_ID, string(&user)));
         }
     }
     if matches!(
@@ -242,24 +327,17 @@ fn span(
             string(genai::operation_of_kind(kind)),
         ));
     }
-    let error_message = s
-        .output
-        .as_ref()
-        .and_then(|o| o.get(keys::ERROR))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
     match kind {
         SpanKind::Llm => llm_attributes(&mut attributes, &s, capture),
         SpanKind::Tool => {
             let name = s.name.strip_prefix("tool:").unwrap_or(&s.name);
             attributes.push(kv(genai::TOOL_NAME, string(name)));
-            attributes.push(kv(openinference::TOOL_NAME, string(name)));
             if capture {
-                if let Some(input) = &s.input {
-                    attributes.push(kv(genai::TOOL_CALL_ARGUMENTS, string(&input.to_string())));
+                if let Some(input) = s.input {
+                    attributes.push(kv(genai::TOOL_CALL_ARGUMENTS, string(input.get())));
                 }
-                if let Some(output) = &s.output {
-                    attributes.push(kv(genai::TOOL_CALL_RESULT, string(&output.to_string())));
+                if let Some(output) = s.output {
+                    attributes.push(kv(genai::TOOL_CALL_RESULT, string(output.get())));
                 }
             }
         }
@@ -269,24 +347,24 @@ fn span(
     if capture {
         for (value, key, mime) in [
             (
-                &s.input,
+                s.input,
                 openinference::INPUT_VALUE,
                 openinference::INPUT_MIME_TYPE,
             ),
             (
-                &s.output,
+                s.output,
                 openinference::OUTPUT_VALUE,
                 openinference::OUTPUT_MIME_TYPE,
             ),
         ] {
             if let Some(value) = value {
-                attributes.push(kv(key, string(&value.to_string())));
+                attributes.push(kv(key, string(value.get())));
                 attributes.push(kv(mime, string(openinference::JSON)));
             }
         }
     }
-    for (key, value) in &s.metadata {
-        if let Some(v) = any(value) {
+    for (key, value) in &s.metadata.0 {
+        if let Some(v) = any_raw(value) {
             attributes.push(kv(key, v));
         }
     }
@@ -298,8 +376,9 @@ fn span(
             name: e.name.clone().into_owned(),
             attributes: e
                 .attributes
+                .0
                 .iter()
-                .filter_map(|(k, v)| any(v).map(|v| kv(k, v)))
+                .filter_map(|(k, v)| any_raw(v).map(|v| kv(k, v)))
                 .collect(),
             dropped_attributes_count: 0,
         })
@@ -310,7 +389,12 @@ fn span(
             code: StatusCode::Ok as i32,
         }),
         "error" => Some(Status {
-            message: error_message.unwrap_or_default(),
+            message: parsed(s.output)
+                .as_ref()
+                .and_then(|o| o.get(keys::ERROR))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             code: StatusCode::Error as i32,
         }),
         _ => None,
@@ -340,11 +424,12 @@ fn span(
 /// (`model`, `messages`, parameters), output (`model`, `content`, `role`,
 /// `usage`) and metadata (`provider`).
 fn llm_attributes(out: &mut Vec<KeyValue>, s: &VigilSpan<'_>, capture: bool) {
-    let input = s.input.as_ref().and_then(Value::as_object);
-    let output = s.output.as_ref().and_then(Value::as_object);
-    if let Some(Value::String(provider)) = s.metadata.get(keys::PROVIDER) {
-        out.push(kv(genai::PROVIDER_NAME, string(provider)));
-        out.push(kv(openinference::LLM_PROVIDER, string(provider)));
+    let (input, output) = (parsed(s.input), parsed(s.output));
+    let input = input.as_ref().and_then(Value::as_object);
+    let output = output.as_ref().and_then(Value::as_object);
+    if let Some(provider) = s.metadata.get_str(keys::PROVIDER) {
+        out.push(kv(genai::PROVIDER_NAME, string(&provider)));
+        out.push(kv(openinference::LLM_PROVIDER, string(&provider)));
     }
     if let Some(input) = input {
         for (key, attribute) in genai::REQUEST_PARAMETERS {
@@ -567,6 +652,18 @@ fn kv(key: &str, value: AnyValue) -> KeyValue {
 fn string(s: &str) -> AnyValue {
     AnyValue {
         value: Some(any_value::Value::StringValue(s.to_owned())),
+    }
+}
+
+fn boolean(b: bool) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::BoolValue(b)),
+    }
+}
+
+fn double(d: f64) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::DoubleValue(d)),
     }
 }
 

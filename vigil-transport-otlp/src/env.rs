@@ -48,7 +48,13 @@ impl OtlpEnvError {
 
 impl fmt::Display for OtlpEnvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={:?}: must be {}", self.var, self.value(), self.expected)
+        write!(
+            f,
+            "{}={:?}: must be {}",
+            self.var,
+            self.value(),
+            self.expected
+        )
     }
 }
 

@@ -27,7 +27,11 @@
 //!
 //! # Mapping
 //!
-//! Each ingest request (the spans of one trace) becomes one `ResourceSpans`:
+//! The transport takes the spans of many traces per request
+//! ([`Transport::takes_many_traces`]): the exporter sends a whole batch
+//! (`batch_size` spans, 100 by default) at once, as far as
+//! `max_request_bytes` of Vigil's encoding allows, and sends no trace
+//! `PATCH`. Each request becomes one `ResourceSpans`:
 //!
 //! - resource: `service.name` (configured, `OTEL_SERVICE_NAME`, else
 //!   `unknown_service:<executable>`), `telemetry.sdk.{name,language,version}` (`vigil`,
@@ -40,7 +44,8 @@
 //!   kept as `vigil.span_id`;
 //! - kind: `CLIENT` for `llm` and `retriever` spans (a call out of the
 //!   process, as the GenAI conventions say for inference and retrieval),
-//!   `INTERNAL` for the rest; the Vigil kind as `vigil.span.kind`;
+//!   `INTERNAL` for the rest (the Vigil kind is `openinference.span.kind`'s
+//!   value, which maps to it one to one);
 //! - status: `ok` → `OK`, `error` → `ERROR` with the output's `error`
 //!   message, `unset` → unset;
 //! - events with their times and attributes; metadata as attributes, typed
@@ -57,10 +62,10 @@
 //!   flattened `llm.{input,output}_messages`; on `tool` spans
 //!   `gen_ai.tool.name` and the call's arguments and result.
 //!
-//! A `PATCH` (the trace's final status, for the Vigil server's trace row)
-//! is answered as delivered without a request: OTLP has no trace entity,
-//! and the root span, sent before it, already carries that status and
-//! metadata.
+//! There is no `PATCH` (the trace's final status, for the Vigil server's
+//! trace row): OTLP has no trace entity, and the root span already carries
+//! that status and metadata. One that reaches the transport anyway is
+//! answered as delivered without a request.
 //!
 //! # The OTLP rules
 //!
@@ -105,7 +110,7 @@ use vigil_transport_ureq::HttpAgent;
 mod convert;
 mod env;
 
-pub use convert::{span_id_bytes, VIGIL_PROJECT_ID, VIGIL_SPAN_ID, VIGIL_SPAN_KIND};
+pub use convert::{span_id_bytes, VIGIL_PROJECT_ID, VIGIL_SPAN_ID};
 pub use env::OtlpEnvError;
 
 /// Trace metadata keys read into resource and span attributes (the same
@@ -728,6 +733,12 @@ impl Transport for OtlpTransport {
             }
         }
         Outcome::Delivered
+    }
+
+    /// OTLP has no trace of its own to name or close: spans of many traces
+    /// travel together, and a trace's status is its root span's.
+    fn takes_many_traces(&self) -> bool {
+        true
     }
 
     fn interrupter(&mut self) -> Option<vigil_core::transport::Interrupt> {

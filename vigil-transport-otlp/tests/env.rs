@@ -75,7 +75,9 @@ fn a_bad_otlp_variable_is_an_error_naming_it() {
     ];
     let error = vigil::Config::from_env_with(env(&vars)).unwrap_err();
     assert!(
-        error.to_string().starts_with("OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\": must be http/protobuf"),
+        error
+            .to_string()
+            .starts_with("OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\": must be http/protobuf"),
         "{error}"
     );
     let vars = [

@@ -175,7 +175,9 @@ fn every_span_arrives_once_as_recorded() {
         assert_eq!(s.name, vs["name"].as_str().unwrap());
         assert!(before <= s.start_time_unix_nano && s.start_time_unix_nano <= s.end_time_unix_nano);
         assert!(s.end_time_unix_nano <= after);
-        assert_eq!(str_attr(&s.attributes, "vigil.span.kind"), vs["kind"]);
+        let kind = str_attr(&s.attributes, "openinference.span.kind");
+        let kind = vigil::llm::openinference::kind_of_span_kind(kind).unwrap();
+        assert_eq!(kind.as_str(), vs["kind"]);
         let resource = &found[0].resource;
         assert_eq!(str_attr(resource, "service.name"), "otlp-test-service");
         assert_eq!(str_attr(resource, "telemetry.sdk.name"), "vigil");
@@ -484,10 +486,42 @@ fn otlp_json_bodies_decode() {
     let report = setup.client.shutdown();
     assert_eq!(report.stats.spans_delivered, 4, "{report}");
     let requests = receiver.requests();
-    assert!(requests.iter().all(|r| r.content_type == "application/json"));
+    assert!(requests
+        .iter()
+        .all(|r| r.content_type == "application/json"));
     let spans = receiver.spans();
-    let llm = &spans.iter().find(|s| s.span.name == "llm:gpt-4o-mini").unwrap().span;
+    let llm = &spans
+        .iter()
+        .find(|s| s.span.name == "llm:gpt-4o-mini")
+        .unwrap()
+        .span;
     assert_eq!(int_attr(&llm.attributes, "gen_ai.usage.input_tokens"), 12);
     assert_eq!(llm.span_id.len(), 8);
     assert_eq!(setup.stats.rejected_spans(), 1);
+}
+
+#[test]
+fn several_traces_share_a_request() {
+    let receiver = OtlpReceiver::start();
+    let otlp = OtlpConfig::new(&receiver.url());
+    let config = vigil::Config::builder()
+        .flush_interval_ms(60_000)
+        .transport(move || OtlpTransport::new(&otlp))
+        .build()
+        .unwrap();
+    let client = vigil::Client::new(config).unwrap();
+    client.scope(|| {
+        for _ in 0..3 {
+            vigil::trace("job", |_| vigil::span("step", SpanKind::Tool, |_| ()));
+        }
+    });
+    let report = client.shutdown();
+    assert_eq!(report.stats.spans_delivered, 6, "{report}");
+    assert_eq!(report.stats.requests, 1, "one request, no PATCH: {report}");
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    let spans = receiver.spans();
+    let traces: std::collections::HashSet<&[u8]> =
+        spans.iter().map(|s| s.span.trace_id.as_slice()).collect();
+    assert_eq!((spans.len(), traces.len()), (6, 3));
 }
