@@ -165,7 +165,11 @@ fn vigil_run(receiver: &mut Receiver, total: usize, per_trace: usize) -> Measure
     let (wall, cpu) = (started.elapsed(), process_cpu() - cpu0);
     assert_eq!(report.stats.dropped(), 0, "{report}");
     assert_eq!(report.stats.spans_delivered as usize, spans, "{report}");
-    assert_eq!(receiver.span_count(), before + spans, "Vigil: each span once");
+    assert_eq!(
+        receiver.span_count(),
+        before + spans,
+        "Vigil: each span once"
+    );
     Measured { spans, wall, cpu }
 }
 
@@ -207,7 +211,10 @@ fn otel_run(receiver: &mut Receiver, total: usize, per_trace: usize) -> Measured
     provider.force_flush().unwrap();
     provider.shutdown().unwrap();
     let spans = traces * per_trace * THREADS;
-    assert!(receiver.wait_for(before + spans), "opentelemetry: spans lost");
+    assert!(
+        receiver.wait_for(before + spans),
+        "opentelemetry: spans lost"
+    );
     let (wall, cpu) = (started.elapsed(), process_cpu() - cpu0);
     assert_eq!(
         receiver.span_count(),
@@ -231,6 +238,16 @@ fn main() {
     println!(
         "OTLP/HTTP protobuf to one loopback receiver (child process), {total} spans per run, {THREADS} producer threads, 4 attributes per span"
     );
+    // For profiling one side: `VIGIL_BENCH_OTLP_ONLY=vigil` (or `opentelemetry`).
+    if let Ok(side) = std::env::var("VIGIL_BENCH_OTLP_ONLY") {
+        for _ in 0..3 {
+            match side.as_str() {
+                "vigil" => vigil_run(&mut receiver, total, 100).print("vigil"),
+                _ => otel_run(&mut receiver, total, 100).print("opentelemetry"),
+            }
+        }
+        return;
+    }
     for per_trace in [10, 100] {
         println!("{per_trace} spans per trace:");
         // Alternated, so that neither side always runs on a warmer machine.

@@ -23,7 +23,7 @@
 //!
 //! # Features
 //!
-//! - `otlp`: [`otlp::OtlpReceiver`], a loopback OTLP/HTTP trace receiver
+//! - `otlp`: `otlp::OtlpReceiver`, a loopback OTLP/HTTP trace receiver
 //!   that decodes with the generated OTLP types.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -214,8 +214,10 @@ pub(crate) fn convert(
     body: &[u8],
     resource: &ResourceTemplate,
 ) -> Result<ExportTraceServiceRequest, BadBody> {
-    let ingest: Ingest<'_> = serde_json::from_slice(body)
-        .map_err(|e| BadBody(format!("not a Vigil ingest body: {e}")))?;
+    // Checked as UTF-8 once, not string by string.
+    let body = std::str::from_utf8(body).map_err(|e| BadBody(format!("not UTF-8: {e}")))?;
+    let ingest: Ingest<'_> =
+        serde_json::from_str(body).map_err(|e| BadBody(format!("not a Vigil ingest body: {e}")))?;
     let mut attributes = resource.attributes.clone();
     if let Some(project) = ingest.project_id.as_deref().filter(|p| !p.is_empty()) {
         set_absent(&mut attributes, VIGIL_PROJECT_ID, string(project));
