@@ -79,6 +79,8 @@ pub struct Config {
     pub(crate) transport: Option<Arc<dyn Fn() -> BoxTransport + Send + Sync>>,
     /// Where spans go, as [`Config::destination`] tells.
     pub(crate) destination: Destination,
+    /// A second destination, with its own exporter ([`ConfigBuilder::also_transport`]).
+    pub(crate) also: Option<(Arc<dyn Fn() -> BoxTransport + Send + Sync>, Destination)>,
 }
 
 impl Default for Config {
@@ -106,6 +108,7 @@ impl Default for Config {
             mask: None,
             transport: None,
             destination: Destination::Server,
+            also: None,
         }
     }
 }
@@ -129,6 +132,7 @@ impl fmt::Debug for Config {
             .field("sample_rate", &self.sample_rate)
             .field("capture_content", &self.capture_content)
             .field("custom_transport", &self.transport.is_some())
+            .field("also", &self.also.as_ref().map(|(_, d)| d))
             .finish_non_exhaustive()
     }
 }
@@ -166,8 +170,9 @@ impl Config {
     /// `VIGIL_ENVIRONMENT`.
     ///
     /// With the `otlp` feature, when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
-    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set and `VIGIL_ENDPOINT` is
-    /// not, spans go over OTLP/HTTP instead, configured by the OpenTelemetry
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, spans go over OTLP/HTTP
+    /// too (besides the server when `VIGIL_ENDPOINT` is set, instead of it
+    /// when it is not: [`ConfigBuilder::also_transport`]), configured by the OpenTelemetry
     /// variables (`OTEL_EXPORTER_OTLP_HEADERS`, `_PROTOCOL`, `_COMPRESSION`,
     /// `_TIMEOUT`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`; see
     /// `vigil_transport_otlp::OtlpConfig::from_env_with`).
@@ -325,9 +330,8 @@ impl Config {
     }
 }
 
-/// OTLP export when the OpenTelemetry variables name an endpoint and
-/// `VIGIL_ENDPOINT` is not set (an application that names its Vigil server
-/// keeps it, whatever OpenTelemetry setup its environment also holds).
+/// OTLP export when the OpenTelemetry variables name an endpoint: instead
+/// of the Vigil server when `VIGIL_ENDPOINT` is not set, besides it when it is.
 #[cfg(feature = "otlp")]
 fn otlp_from_env(c: &mut Config, var: &impl Fn(&str) -> Option<String>) -> Result<(), EnvError> {
     let otlp =
@@ -336,18 +340,18 @@ fn otlp_from_env(c: &mut Config, var: &impl Fn(&str) -> Option<String>) -> Resul
             value: e.value().to_owned(),
             expected: e.expected(),
         })?;
-    match otlp {
-        Some(_) if var("VIGIL_ENDPOINT").is_some() => log::info!(
-            "vigil: VIGIL_ENDPOINT is set, so spans go to the Vigil server and the OTEL_EXPORTER_OTLP_* variables are not used"
-        ),
-        Some(otlp) => {
-            let otlp = otlp.capture_content(c.capture_content);
-            c.transport = Some(Arc::new(move || {
-                Box::new(vigil_transport_otlp::OtlpTransport::new(&otlp)) as BoxTransport
-            }));
-            c.destination = Destination::Otlp;
-        }
-        None => {}
+    let Some(otlp) = otlp else {
+        return Ok(());
+    };
+    let otlp = otlp.capture_content(c.capture_content);
+    let make: Arc<dyn Fn() -> BoxTransport + Send + Sync> =
+        Arc::new(move || Box::new(vigil_transport_otlp::OtlpTransport::new(&otlp)) as BoxTransport);
+    if var("VIGIL_ENDPOINT").is_some() {
+        // Both at once: the Vigil server first, OTLP besides.
+        c.also = Some((make, Destination::Otlp));
+    } else {
+        c.transport = Some(make);
+        c.destination = Destination::Otlp;
     }
     Ok(())
 }
@@ -388,7 +392,7 @@ pub enum Destination {
     /// A transport the application set.
     Custom,
     /// An OpenTelemetry backend over OTLP/HTTP (`init_from_env` with
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` set and `VIGIL_ENDPOINT` not).
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` set).
     Otlp,
 }
 
@@ -533,6 +537,41 @@ impl ConfigBuilder {
     ) -> Self {
         self.0.transport = Some(Arc::new(move || Box::new(make()) as BoxTransport));
         self.0.destination = Destination::Custom;
+        self
+    }
+
+    /// Also ships every span through a transport made by `make`: a second
+    /// destination (an OpenTelemetry backend besides the Vigil server, say)
+    /// with its own exporter thread, retries and counters, so one that is
+    /// down or slow never delays or drops the other's spans. Each takes the
+    /// queue's spans into a buffer of its own of up to `max_queue_size`
+    /// spans. [`Client::destinations`](crate::Client::destinations) and the
+    /// shutdown report count for each.
+    ///
+    /// ```
+    /// use vigil::sink::MemoryTransport;
+    ///
+    /// let ((first, a), (second, b)) = (MemoryTransport::new(), MemoryTransport::new());
+    /// let config = vigil::Config::builder()
+    ///     .transport(move || first.clone())
+    ///     .also_transport(move || second.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// let client = vigil::Client::new(config).unwrap();
+    /// client.scope(|| vigil::trace("job", |_| ()));
+    /// let report = client.shutdown();
+    /// assert_eq!(report.stats.spans_delivered, 1);
+    /// assert_eq!(report.also.unwrap().stats.spans_delivered, 1);
+    /// assert!(a.captured().span("job").is_some() && b.captured().span("job").is_some());
+    /// ```
+    pub fn also_transport<T: Transport + Send + 'static>(
+        mut self,
+        make: impl Fn() -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.0.also = Some((
+            Arc::new(move || Box::new(make()) as BoxTransport),
+            Destination::Custom,
+        ));
         self
     }
 
