@@ -23,7 +23,10 @@
 //!
 //! With the `vigil` crate's `otlp` feature, `vigil::init_from_env()` does
 //! this when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set
-//! ([`OtlpConfig::from_env`]).
+//! ([`OtlpConfig::from_env`]), besides the Vigil server when `VIGIL_ENDPOINT`
+//! is set too. To ship to both from code, give the OTLP transport to
+//! `ConfigBuilder::also_transport`: each destination then has its own
+//! exporter, retries and counters.
 //!
 //! # Mapping
 //!
