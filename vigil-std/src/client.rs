@@ -425,11 +425,12 @@ impl Client {
         }
     }
 
+    /// Whether the second exporter stopped (or never started).
     fn second_finished(&self) -> bool {
         self.inner
             .second
             .as_ref()
-            .is_some_and(|(c, _)| lock(&c.state).finished)
+            .is_some_and(|(c, _)| lock(&c.state).finished || lock(&c.join).is_none())
     }
 
     /// Flushes within the configured `shutdown_timeout`, stops the exporter
