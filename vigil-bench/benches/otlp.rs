@@ -131,7 +131,10 @@ impl Measured {
 
 fn vigil_run(receiver: &mut Receiver, total: usize, per_trace: usize) -> Measured {
     let before = receiver.span_count();
-    let otlp = vigil_transport_otlp::OtlpConfig::new(&receiver.url).service_name("bench");
+    let otlp = vigil_transport_otlp::OtlpConfig::builder(&receiver.url)
+        .service_name("bench")
+        .build()
+        .unwrap();
     let client = vigil::Client::new(
         vigil::Config::builder()
             .transport(move || vigil_transport_otlp::OtlpTransport::new(&otlp))

@@ -343,7 +343,7 @@ fn otlp_from_env(c: &mut Config, var: &impl Fn(&str) -> Option<String>) -> Resul
     let Some(otlp) = otlp else {
         return Ok(());
     };
-    let otlp = otlp.capture_content(c.capture_content);
+    // Without `capture_content`, no content is recorded for OTLP to carry.
     let make: Arc<dyn Fn() -> BoxTransport + Send + Sync> =
         Arc::new(move || Box::new(vigil_transport_otlp::OtlpTransport::new(&otlp)) as BoxTransport);
     if var("VIGIL_ENDPOINT").is_some() {

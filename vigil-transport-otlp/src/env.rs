@@ -106,8 +106,8 @@ impl OtlpConfig {
     /// .unwrap();
     /// assert_eq!(config.traces_url(), "http://collector:4318/v1/traces");
     /// assert_eq!(config.headers()[0], ("x-api-key".to_owned(), "abc==".to_owned()));
-    /// assert_eq!(config.get_timeout(), Duration::from_millis(2500));
-    /// assert_eq!(config.get_service_name(), Some("support-agent"));
+    /// assert_eq!(config.timeout(), Duration::from_millis(2500));
+    /// assert_eq!(config.service_name(), Some("support-agent"));
     /// assert_eq!(config.resource_attributes(), [("team".to_owned(), "ml".to_owned())]);
     ///
     /// assert!(OtlpConfig::from_env_with(|_| None).unwrap().is_none());
@@ -131,11 +131,11 @@ impl OtlpConfig {
         ) {
             (Some(url), _) => {
                 check_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?;
-                OtlpConfig::new("").traces_endpoint(&url)
+                OtlpConfig::builder("").traces_endpoint(&url)
             }
             (None, Some(base)) => {
                 check_url("OTEL_EXPORTER_OTLP_ENDPOINT", &base)?;
-                OtlpConfig::new(&base)
+                OtlpConfig::builder(&base)
             }
             (None, None) => return Ok(None),
         };
@@ -144,8 +144,15 @@ impl OtlpConfig {
             "OTEL_EXPORTER_OTLP_HEADERS",
         ) {
             for (key, value) in pairs(name, &v, "name=value pairs separated by commas")? {
-                if !is_token(&key) || value.chars().any(char::is_control) {
-                    return Err(malformed(name, v, "name=value pairs of valid HTTP headers"));
+                let reserved = crate::RESERVED_HEADERS
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(&key));
+                if !is_token(&key) || value.chars().any(char::is_control) || reserved {
+                    return Err(malformed(
+                        name,
+                        v,
+                        "name=value pairs of valid HTTP headers the transport does not set itself",
+                    ));
                 }
                 config = config.header(key, value);
             }
@@ -154,7 +161,7 @@ impl OtlpConfig {
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
             "OTEL_EXPORTER_OTLP_PROTOCOL",
         ) {
-            config.protocol = match v.as_str() {
+            config.0.protocol = match v.as_str() {
                 "http/protobuf" => Protocol::HttpProtobuf,
                 #[cfg(feature = "json")]
                 "http/json" => Protocol::HttpJson,
@@ -174,7 +181,7 @@ impl OtlpConfig {
             "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
             "OTEL_EXPORTER_OTLP_COMPRESSION",
         ) {
-            config.compression = match v.as_str() {
+            config.0.compression = match v.as_str() {
                 "none" => Compression::None,
                 #[cfg(feature = "gzip")]
                 "gzip" => Compression::Gzip,
@@ -186,7 +193,7 @@ impl OtlpConfig {
             "OTEL_EXPORTER_OTLP_TIMEOUT",
         ) {
             match v.parse::<u64>() {
-                Ok(ms) if ms > 0 => config.timeout = Duration::from_millis(ms),
+                Ok(ms) if ms > 0 => config.0.timeout = Duration::from_millis(ms),
                 _ => return Err(malformed(name, v, "a whole number of milliseconds above 0")),
             }
         }
@@ -197,16 +204,21 @@ impl OtlpConfig {
                 "key=value pairs separated by commas",
             )? {
                 if key == "service.name" {
-                    config.service_name.get_or_insert(value);
+                    config.0.service_name.get_or_insert(value);
                 } else {
                     config = config.resource_attribute(key, value);
                 }
             }
         }
         if let Some(name) = var("OTEL_SERVICE_NAME") {
-            config.service_name = Some(name);
+            config.0.service_name = Some(name);
         }
-        Ok(Some(config))
+        // Every option was checked as it was read.
+        config.build().map(Some).map_err(|e| OtlpEnvError {
+            var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+            value: e.to_string(),
+            expected: "a valid OTLP configuration",
+        })
     }
 }
 
@@ -265,7 +277,7 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn is_token(name: &str) -> bool {
+pub(crate) fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -297,8 +309,8 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(config.traces_url(), "http://b:9999/custom");
-        assert_eq!(config.get_timeout(), Duration::from_millis(200));
-        assert_eq!(config.get_compression(), Compression::Gzip);
+        assert_eq!(config.timeout(), Duration::from_millis(200));
+        assert_eq!(config.compression(), Compression::Gzip);
     }
 
     #[test]
@@ -308,6 +320,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "bad name=1"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "content-type=text/plain"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "k=%zz"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),

@@ -13,7 +13,10 @@
 //! ```no_run
 //! use vigil_transport_otlp::{OtlpConfig, OtlpTransport};
 //!
-//! let otlp = OtlpConfig::new("http://localhost:4318").service_name("support-agent");
+//! let otlp = OtlpConfig::builder("http://localhost:4318")
+//!     .service_name("support-agent")
+//!     .build()
+//!     .unwrap();
 //! let config = vigil::Config::builder()
 //!     .transport(move || OtlpTransport::new(&otlp))
 //!     .build()
@@ -60,7 +63,7 @@
 //!   `gen_ai.provider.name`, `gen_ai.request.*` from the input's parameters,
 //!   `gen_ai.response.model`, `gen_ai.usage.{input,output}_tokens`,
 //!   `llm.model_name`, `llm.token_count.{prompt,completion,total}`, and, when
-//!   [`OtlpConfig::capture_content`] is on (the default), the messages as
+//!   [`OtlpConfigBuilder::capture_content`] is on (the default), the messages as
 //!   `gen_ai.input.messages`/`gen_ai.output.messages` and OpenInference's
 //!   flattened `llm.{input,output}_messages`; on `tool` spans
 //!   `gen_ai.tool.name` and the call's arguments and result.
@@ -79,7 +82,7 @@
 //! | connection refused, DNS, TLS, timeouts | retried (as the Vigil transport does) |
 //! | any other status (`400`, `401`, `404`, `413`, `500`...) | rejected, logged once per status |
 //!
-//! A request whose OTLP body exceeds [`OtlpConfig::max_request_bytes`]
+//! A request whose OTLP body exceeds [`OtlpConfigBuilder::max_request_bytes`]
 //! (4 MiB by default) is sent in several, by spans; a span that alone
 //! exceeds it goes without its content attributes, marked
 //! `vigil.truncated = ["oversize"]`. If a later part fails and is retried,
@@ -125,7 +128,7 @@ const USER_ID: &str = "user_id";
 
 /// Default cap on one OTLP request body.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 << 20;
-/// Smallest [`OtlpConfig::max_request_bytes`] honoured (smaller is raised to it).
+/// Smallest [`OtlpConfigBuilder::max_request_bytes`] accepted.
 pub const MIN_REQUEST_BYTES: usize = 4096;
 /// Default timeout of one request (`OTEL_EXPORTER_OTLP_TIMEOUT`'s default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -156,17 +159,22 @@ pub enum Compression {
     Gzip,
 }
 
-/// Where and how to send OTLP. Header values never appear in `Debug`.
+/// Where and how to send OTLP, built by [`OtlpConfig::builder`] or read
+/// from the environment ([`OtlpConfig::from_env`]). Header values never
+/// appear in `Debug`.
 ///
 /// ```
 /// use std::time::Duration;
 /// use vigil_transport_otlp::OtlpConfig;
 ///
-/// let config = OtlpConfig::new("https://otel.example.com:4318/")
+/// let config = OtlpConfig::builder("https://otel.example.com:4318/")
 ///     .header("x-api-key", "secret")
 ///     .service_name("support-agent")
-///     .timeout(Duration::from_secs(5));
+///     .timeout(Duration::from_secs(5))
+///     .build()
+///     .unwrap();
 /// assert_eq!(config.traces_url(), "https://otel.example.com:4318/v1/traces");
+/// assert_eq!(config.timeout(), Duration::from_secs(5));
 /// assert!(!format!("{config:?}").contains("secret"));
 /// ```
 #[derive(Clone)]
@@ -205,10 +213,10 @@ impl fmt::Debug for OtlpConfig {
 }
 
 impl OtlpConfig {
-    /// Sends to `{endpoint}/v1/traces` (`http://localhost:4318` is a local
-    /// Collector), protobuf, uncompressed, with a 10 s timeout.
-    pub fn new(endpoint: &str) -> Self {
-        OtlpConfig {
+    /// A builder sending to `{endpoint}/v1/traces` (`http://localhost:4318`
+    /// is a local Collector), protobuf, uncompressed, with a 10 s timeout.
+    pub fn builder(endpoint: &str) -> OtlpConfigBuilder {
+        OtlpConfigBuilder(OtlpConfig {
             traces_url: format!("{}/v1/traces", endpoint.trim_end_matches('/')),
             headers: Vec::new(),
             protocol: Protocol::default(),
@@ -218,65 +226,7 @@ impl OtlpConfig {
             resource: Vec::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             capture_content: true,
-        }
-    }
-
-    /// Sends to exactly `url` (as `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
-    pub fn traces_endpoint(mut self, url: &str) -> Self {
-        self.traces_url = url.to_owned();
-        self
-    }
-
-    /// Adds a header to every request (an API key, a tenant id).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// The body encoding.
-    pub fn protocol(mut self, protocol: Protocol) -> Self {
-        self.protocol = protocol;
-        self
-    }
-
-    /// The body compression.
-    pub fn compression(mut self, compression: Compression) -> Self {
-        self.compression = compression;
-        self
-    }
-
-    /// The longest a request may take (the exporter may give it less, at a
-    /// shutdown deadline).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The resource's `service.name`.
-    pub fn service_name(mut self, name: impl Into<String>) -> Self {
-        self.service_name = Some(name.into());
-        self
-    }
-
-    /// Adds a string attribute to the resource.
-    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.resource.push((key.into(), value.into()));
-        self
-    }
-
-    /// The largest body sent in one request (4 MiB by default, at least
-    /// 4 KiB); a larger one is sent in parts.
-    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
-        self.max_request_bytes = bytes.max(MIN_REQUEST_BYTES);
-        self
-    }
-
-    /// Whether LLM messages and tool arguments and results travel as
-    /// attributes (`gen_ai.input.messages`, `input.value`...; default true).
-    /// Vigil records no content at all when its own `capture_content` is off.
-    pub fn capture_content(mut self, on: bool) -> Self {
-        self.capture_content = on;
-        self
+        })
     }
 
     /// The URL requests are posted to.
@@ -284,28 +234,29 @@ impl OtlpConfig {
         &self.traces_url
     }
 
-    /// The body encoding.
-    pub fn get_protocol(&self) -> Protocol {
-        self.protocol
-    }
-
-    /// The body compression.
-    pub fn get_compression(&self) -> Compression {
-        self.compression
-    }
-
-    /// The request timeout.
-    pub fn get_timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// The extra headers.
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
     }
 
-    /// The resource's `service.name`, as configured (`None`: `unknown_service`).
-    pub fn get_service_name(&self) -> Option<&str> {
+    /// The body encoding.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The body compression.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The resource's `service.name`, as configured (`None`:
+    /// `unknown_service:<executable>`).
+    pub fn service_name(&self) -> Option<&str> {
         self.service_name.as_deref()
     }
 
@@ -313,7 +264,178 @@ impl OtlpConfig {
     pub fn resource_attributes(&self) -> &[(String, String)] {
         &self.resource
     }
+
+    /// The largest body sent in one request.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// Whether content travels as attributes.
+    pub fn capture_content(&self) -> bool {
+        self.capture_content
+    }
 }
+
+/// Sets [`OtlpConfig`]'s options one by one; [`OtlpConfigBuilder::build`]
+/// checks them.
+#[derive(Clone, Debug)]
+pub struct OtlpConfigBuilder(OtlpConfig);
+
+impl OtlpConfigBuilder {
+    /// Sends to exactly `url` (as `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+    pub fn traces_endpoint(mut self, url: &str) -> Self {
+        self.0.traces_url = url.to_owned();
+        self
+    }
+
+    /// Adds a header to every request (an API key, a tenant id). Headers the
+    /// transport sets itself (`Content-Type`, `Content-Encoding`,
+    /// `Content-Length`, `Host`...) are refused by [`OtlpConfigBuilder::build`].
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The body encoding.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.0.protocol = protocol;
+        self
+    }
+
+    /// The body compression.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.0.compression = compression;
+        self
+    }
+
+    /// The longest a request may take (the exporter may give it less, at a
+    /// shutdown deadline; at least 1 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.0.timeout = timeout;
+        self
+    }
+
+    /// The resource's `service.name`.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.0.service_name = Some(name.into());
+        self
+    }
+
+    /// Adds a string attribute to the resource.
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.resource.push((key.into(), value.into()));
+        self
+    }
+
+    /// The largest body sent in one request (4 MiB by default, at least
+    /// [`MIN_REQUEST_BYTES`]); a larger one is sent in parts.
+    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
+        self.0.max_request_bytes = bytes;
+        self
+    }
+
+    /// Whether LLM messages and tool arguments and results travel as
+    /// attributes (`gen_ai.input.messages`, `input.value`...; default true).
+    /// Vigil records no content at all when its own `capture_content` is off.
+    pub fn capture_content(mut self, on: bool) -> Self {
+        self.0.capture_content = on;
+        self
+    }
+
+    /// Checks the options and returns the configuration.
+    ///
+    /// ```
+    /// use vigil_transport_otlp::{OtlpConfig, OtlpConfigError};
+    ///
+    /// let error = OtlpConfig::builder("localhost:4318").build().unwrap_err();
+    /// assert_eq!(error, OtlpConfigError::Endpoint);
+    /// let error = OtlpConfig::builder("http://localhost:4318")
+    ///     .header("Content-Encoding", "br")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(error.to_string(), "invalid OTLP header `Content-Encoding`: the transport sets it");
+    /// ```
+    pub fn build(self) -> Result<OtlpConfig, OtlpConfigError> {
+        let c = self.0;
+        let rest = c
+            .traces_url
+            .strip_prefix("http://")
+            .or_else(|| c.traces_url.strip_prefix("https://"));
+        if !rest.is_some_and(|host| !host.is_empty() && !host.starts_with('/')) {
+            return Err(OtlpConfigError::Endpoint);
+        }
+        for (name, value) in &c.headers {
+            if !env::is_token(name) || value.chars().any(char::is_control) {
+                return Err(OtlpConfigError::Header(
+                    name.clone(),
+                    "not a valid HTTP header",
+                ));
+            }
+            if RESERVED_HEADERS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(name))
+            {
+                return Err(OtlpConfigError::Header(
+                    name.clone(),
+                    "the transport sets it",
+                ));
+            }
+        }
+        if c.timeout < Duration::from_millis(1) {
+            return Err(OtlpConfigError::Timeout(c.timeout));
+        }
+        if c.max_request_bytes < MIN_REQUEST_BYTES {
+            return Err(OtlpConfigError::RequestBytes(c.max_request_bytes));
+        }
+        Ok(c)
+    }
+}
+
+/// Headers the transport writes itself, compared without case.
+const RESERVED_HEADERS: [&str; 8] = [
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "te",
+    "upgrade",
+];
+
+/// An [`OtlpConfig`] option the transport cannot work with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OtlpConfigError {
+    /// The endpoint is not an `http://` or `https://` URL with a host.
+    Endpoint,
+    /// A header (named) is not a valid HTTP header, or one the transport sets.
+    Header(String, &'static str),
+    /// The timeout is below 1 ms.
+    Timeout(Duration),
+    /// `max_request_bytes` is below [`MIN_REQUEST_BYTES`].
+    RequestBytes(usize),
+}
+
+impl fmt::Display for OtlpConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OtlpConfigError::Endpoint => {
+                f.write_str("invalid OTLP endpoint: must be an http:// or https:// URL with a host")
+            }
+            OtlpConfigError::Header(name, why) => write!(f, "invalid OTLP header `{name}`: {why}"),
+            OtlpConfigError::Timeout(t) => {
+                write!(f, "invalid OTLP timeout: must be at least 1 ms (got {t:?})")
+            }
+            OtlpConfigError::RequestBytes(n) => write!(
+                f,
+                "invalid OTLP max_request_bytes: must be at least {MIN_REQUEST_BYTES} (got {n})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OtlpConfigError {}
 
 /// Counts an [`OtlpTransport`] keeps that the exporter's `Stats` cannot
 /// hold; a handle that stays valid after the transport moved to the
@@ -775,5 +897,49 @@ pub fn outcome_of_status(status: u16, retry_after: Option<Duration>) -> Outcome 
             reason: RetryReason::Failed,
         },
         _ => Outcome::Rejected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_refuses_what_cannot_work() {
+        let base = || OtlpConfig::builder("http://127.0.0.1:4318");
+        assert!(base().build().is_ok());
+        assert_eq!(
+            base().timeout(Duration::ZERO).build().unwrap_err(),
+            OtlpConfigError::Timeout(Duration::ZERO)
+        );
+        assert_eq!(
+            base().max_request_bytes(100).build().unwrap_err(),
+            OtlpConfigError::RequestBytes(100)
+        );
+        for (name, value) in [("bad name", "1"), ("x-key", "a\r\nb"), ("Host", "h")] {
+            assert!(
+                matches!(
+                    base().header(name, value).build(),
+                    Err(OtlpConfigError::Header(..))
+                ),
+                "{name}"
+            );
+        }
+        for url in ["ftp://x", "http://", "http:///v1/traces", ""] {
+            let built = OtlpConfig::builder("http://h").traces_endpoint(url).build();
+            assert_eq!(built.unwrap_err(), OtlpConfigError::Endpoint, "{url}");
+        }
+    }
+
+    #[test]
+    fn only_the_otlp_retryable_statuses_are_retried() {
+        for status in 100..600u16 {
+            let outcome = outcome_of_status(status, None);
+            match status {
+                200..=299 => assert_eq!(outcome, Outcome::Delivered),
+                429 | 502 | 503 | 504 => assert!(matches!(outcome, Outcome::Retry { .. })),
+                _ => assert_eq!(outcome, Outcome::Rejected, "{status}"),
+            }
+        }
     }
 }

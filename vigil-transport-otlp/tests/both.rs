@@ -45,7 +45,10 @@ fn within(timeout: Duration, done: impl Fn() -> bool) -> Option<Duration> {
 #[test]
 fn both_destinations_get_every_span_once() {
     let (server, receiver) = (TestServer::start(), OtlpReceiver::start());
-    let client = client(&server, OtlpConfig::new(&receiver.url()));
+    let client = client(
+        &server,
+        OtlpConfig::builder(&receiver.url()).build().unwrap(),
+    );
     traces(&client, 20);
     assert!(client.flush(Duration::from_secs(5)));
     let destinations = client.destinations();
@@ -81,7 +84,10 @@ fn both_destinations_get_every_span_once() {
 fn a_stuck_otlp_endpoint_does_not_delay_the_vigil_server() {
     let (server, receiver) = (TestServer::start(), OtlpReceiver::start());
     receiver.set_latency(Duration::from_secs(3));
-    let client = client(&server, OtlpConfig::new(&receiver.url()));
+    let client = client(
+        &server,
+        OtlpConfig::builder(&receiver.url()).build().unwrap(),
+    );
     traces(&client, 5);
     // The server has every span long before the OTLP receiver answers once.
     let took = within(Duration::from_secs(2), || server.span_count() == 10);
@@ -110,7 +116,10 @@ fn a_stuck_otlp_endpoint_does_not_delay_the_vigil_server() {
 fn a_vigil_server_that_is_down_does_not_delay_otlp() {
     let (server, receiver) = (TestServer::start(), OtlpReceiver::start());
     server.go_down();
-    let client = client(&server, OtlpConfig::new(&receiver.url()));
+    let client = client(
+        &server,
+        OtlpConfig::builder(&receiver.url()).build().unwrap(),
+    );
     traces(&client, 10);
     assert!(within(Duration::from_secs(2), || receiver.span_count() == 20).is_some());
     assert!(

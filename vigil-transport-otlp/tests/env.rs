@@ -58,7 +58,7 @@ fn the_otlp_endpoint_alone_selects_otlp_export() {
 }
 
 #[test]
-fn vigil_endpoint_keeps_the_vigil_server() {
+fn vigil_endpoint_keeps_the_vigil_server_first() {
     let vars = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
         ("VIGIL_ENDPOINT", "http://127.0.0.1:8000"),

@@ -145,7 +145,12 @@ fn by_vigil_id<'a>(spans: &'a [ReceivedSpan], id: &str) -> Vec<&'a ReceivedSpan>
 #[test]
 fn every_span_arrives_once_as_recorded() {
     let receiver = OtlpReceiver::start();
-    let setup = client(OtlpConfig::new(&receiver.url()).service_name("otlp-test-service"));
+    let setup = client(
+        OtlpConfig::builder(&receiver.url())
+            .service_name("otlp-test-service")
+            .build()
+            .unwrap(),
+    );
     let before = now_nanos();
     setup.client.scope(agent);
     let report = setup.client.shutdown();
@@ -291,7 +296,12 @@ fn every_span_arrives_once_as_recorded() {
 #[test]
 fn gzip_bodies_decode() {
     let receiver = OtlpReceiver::start();
-    let setup = client(OtlpConfig::new(&receiver.url()).compression(Compression::Gzip));
+    let setup = client(
+        OtlpConfig::builder(&receiver.url())
+            .compression(Compression::Gzip)
+            .build()
+            .unwrap(),
+    );
     setup.client.scope(agent);
     let report = setup.client.shutdown();
     assert_eq!(report.stats.spans_delivered, 4, "{report}");
@@ -307,7 +317,12 @@ fn gzip_bodies_decode() {
 #[test]
 fn headers_are_sent() {
     let receiver = OtlpReceiver::start();
-    let setup = client(OtlpConfig::new(&receiver.url()).header("x-api-key", "k-123"));
+    let setup = client(
+        OtlpConfig::builder(&receiver.url())
+            .header("x-api-key", "k-123")
+            .build()
+            .unwrap(),
+    );
     setup.client.scope(|| vigil::trace("job", |_| ()));
     setup.client.shutdown();
     let requests = receiver.requests();
@@ -321,7 +336,7 @@ fn headers_are_sent() {
 fn a_429_is_retried_after_its_retry_after() {
     let receiver = OtlpReceiver::start();
     receiver.fail_next(1, 429, Some(1));
-    let setup = client(OtlpConfig::new(&receiver.url()));
+    let setup = client(OtlpConfig::builder(&receiver.url()).build().unwrap());
     setup.client.scope(|| vigil::trace("job", |_| ()));
     let report = setup.client.shutdown_timeout(Duration::from_secs(10));
     assert_eq!(report.stats.spans_delivered, 1, "{report}");
@@ -338,7 +353,7 @@ fn only_502_503_504_are_retried() {
     for status in [502, 503, 504] {
         let receiver = OtlpReceiver::start();
         receiver.fail_next(1, status, None);
-        let setup = client(OtlpConfig::new(&receiver.url()));
+        let setup = client(OtlpConfig::builder(&receiver.url()).build().unwrap());
         setup.client.scope(|| vigil::trace("job", |_| ()));
         let report = setup.client.shutdown();
         assert_eq!(report.stats.spans_delivered, 1, "{status}: {report}");
@@ -347,7 +362,7 @@ fn only_502_503_504_are_retried() {
     for status in [400, 401, 404, 413, 500] {
         let receiver = OtlpReceiver::start();
         receiver.fail_next(1, status, None);
-        let setup = client(OtlpConfig::new(&receiver.url()));
+        let setup = client(OtlpConfig::builder(&receiver.url()).build().unwrap());
         setup.client.scope(|| vigil::trace("job", |_| ()));
         let report = setup.client.shutdown();
         assert_eq!(report.stats.spans_rejected, 1, "{status}: {report}");
@@ -360,7 +375,7 @@ fn only_502_503_504_are_retried() {
 fn a_rejection_does_not_stop_later_traces() {
     let receiver = OtlpReceiver::start();
     receiver.fail_next(1, 400, None);
-    let setup = client(OtlpConfig::new(&receiver.url()));
+    let setup = client(OtlpConfig::builder(&receiver.url()).build().unwrap());
     setup.client.scope(|| vigil::trace("first", |_| ()));
     assert!(setup.client.flush(Duration::from_secs(5)));
     setup.client.scope(|| vigil::trace("second", |_| ()));
@@ -376,7 +391,7 @@ fn a_rejection_does_not_stop_later_traces() {
 fn partial_success_is_counted() {
     let receiver = OtlpReceiver::start();
     receiver.reject_partially(3, "spans too old");
-    let setup = client(OtlpConfig::new(&receiver.url()));
+    let setup = client(OtlpConfig::builder(&receiver.url()).build().unwrap());
     setup.client.scope(agent);
     let report = setup.client.shutdown();
     assert_eq!(report.stats.spans_delivered, 4, "{report}");
@@ -387,7 +402,12 @@ fn partial_success_is_counted() {
 #[test]
 fn a_large_trace_goes_in_parts_within_the_cap() {
     let receiver = OtlpReceiver::start();
-    let setup = client(OtlpConfig::new(&receiver.url()).max_request_bytes(8192));
+    let setup = client(
+        OtlpConfig::builder(&receiver.url())
+            .max_request_bytes(8192)
+            .build()
+            .unwrap(),
+    );
     let text = "x".repeat(600);
     setup.client.scope(|| {
         vigil::trace("big", |_| {
@@ -444,7 +464,12 @@ fn a_part_delivered_before_a_retry_is_not_sent_again() {
         spans: 12,
         timeout: Duration::from_secs(5),
     };
-    let config = |url: &str| OtlpConfig::new(url).max_request_bytes(4096);
+    let config = |url: &str| {
+        OtlpConfig::builder(url)
+            .max_request_bytes(4096)
+            .build()
+            .unwrap()
+    };
     let parts = {
         let probe = OtlpReceiver::start();
         let mut t = OtlpTransport::new(&config(&probe.url()));
@@ -478,9 +503,11 @@ fn otlp_json_bodies_decode() {
     let receiver = OtlpReceiver::start();
     receiver.reject_partially(1, "one too many");
     let setup = client(
-        OtlpConfig::new(&receiver.url())
+        OtlpConfig::builder(&receiver.url())
             .protocol(vigil_transport_otlp::Protocol::HttpJson)
-            .compression(Compression::Gzip),
+            .compression(Compression::Gzip)
+            .build()
+            .unwrap(),
     );
     setup.client.scope(agent);
     let report = setup.client.shutdown();
@@ -503,7 +530,7 @@ fn otlp_json_bodies_decode() {
 #[test]
 fn several_traces_share_a_request() {
     let receiver = OtlpReceiver::start();
-    let otlp = OtlpConfig::new(&receiver.url());
+    let otlp = OtlpConfig::builder(&receiver.url()).build().unwrap();
     let config = vigil::Config::builder()
         .flush_interval_ms(60_000)
         .transport(move || OtlpTransport::new(&otlp))
