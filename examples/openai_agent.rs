@@ -18,7 +18,6 @@ fn main() {
         eprintln!("vigil: {e}");
         std::process::exit(2);
     });
-    vigil::activate_all_integrations();
 
     // Real endpoints when configured, else a local fake of both APIs.
     let fake = (std::env::var_os("OPENAI_BASE_URL").is_none()

@@ -1,7 +1,8 @@
-//! Auto-instrumentation of OpenAI and Anthropic calls made through `ureq`.
+//! Auto-instrumentation of OpenAI and Anthropic calls made through `ureq`:
+//! the APIs of [`crate::llm::Api`] (chat completions, responses, embeddings,
+//! messages).
 //!
 //! ```no_run
-//! vigil::activate_all_integrations();
 //! let agent = vigil::ureq::instrumented_agent();
 //! let response = agent
 //!     .post("https://api.openai.com/v1/chat/completions")
@@ -37,17 +38,15 @@ pub use ::ureq;
 use ::ureq::http::{Request, Response};
 use ::ureq::middleware::{Middleware, MiddlewareNext};
 use ::ureq::{AsSendBody, Body, SendBody};
-use serde_json::Value;
 
 use crate::integrations::{is_provider_active, LlmCall};
-use crate::llm::Provider;
+use crate::llm::{keys, Api};
 
 /// The `ureq` middleware that records LLM calls; see the module docs.
 ///
 /// ```no_run
 /// use vigil::ureq::{ureq, VigilMiddleware};
 ///
-/// vigil::activate_integration("openai").unwrap();
 /// let agent: ureq::Agent = ureq::Agent::config_builder()
 ///     .middleware(VigilMiddleware)
 ///     .build()
@@ -59,7 +58,6 @@ pub struct VigilMiddleware;
 /// A `ureq` agent with [`VigilMiddleware`] and otherwise default settings.
 ///
 /// ```no_run
-/// vigil::activate_all_integrations();
 /// let agent = vigil::ureq::instrumented_agent();
 /// let answer = agent
 ///     .post("http://localhost:11434/v1/chat/completions") // Ollama's OpenAI API
@@ -81,16 +79,25 @@ impl Middleware for VigilMiddleware {
     ) -> Result<Response<Body>, ::ureq::Error> {
         // Only calls that create a completion: a GET on the same path lists
         // stored ones.
-        let provider = Provider::from_path(request.uri().path())
-            .filter(|p| is_provider_active(*p) && request.method() == ::ureq::http::Method::POST);
-        let Some(provider) = provider.filter(|_| crate::context::current_client().is_some()) else {
+        let recorded = request.method() == ::ureq::http::Method::POST
+            && Api::from_path(request.uri().path())
+                .is_some_and(|api| is_provider_active(api.provider()))
+            && crate::context::current_client().is_some();
+        if !recorded {
             return next.handle(request);
-        };
+        }
+        let host = request.uri().host().map(str::to_owned);
+        let path = request.uri().path().to_owned();
         let (parts, body) = request.into_parts();
         let mut bytes = Vec::new();
         body.into_reader().read_to_end(&mut bytes)?;
-        let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let mut call = LlmCall::start(provider, &json);
+        let Some(mut call) = LlmCall::for_request("POST", &path, &bytes) else {
+            let mut sent: &[u8] = &bytes;
+            return next.handle(Request::from_parts(parts, sent.as_body()));
+        };
+        if let Some(host) = host {
+            call.set_metadata(keys::SERVER_ADDRESS, &host);
+        }
         let mut sent: &[u8] = &bytes;
         let request = Request::from_parts(parts, sent.as_body());
         let response = match next.handle(request) {
@@ -118,7 +125,7 @@ impl Middleware for VigilMiddleware {
             let tap = StreamTap {
                 inner: body.into_reader(),
                 call: Some(call),
-                line: Vec::new(),
+                status: status.as_u16(),
             };
             return Ok(Response::from_parts(parts, builder.reader(tap)));
         }
@@ -129,14 +136,8 @@ impl Middleware for VigilMiddleware {
                 return Err(error);
             }
         };
-        if status.is_success() {
-            match serde_json::from_slice::<Value>(&bytes) {
-                Ok(v) => call.finish(&v),
-                Err(e) => call.fail(&format!("the response is not JSON: {e}")),
-            }
-        } else {
-            call.fail_with_body(status.as_u16(), &bytes);
-        }
+        call.feed(&bytes);
+        call.finish_response(status.as_u16());
         Ok(Response::from_parts(parts, builder.data(bytes)))
     }
 }
@@ -146,17 +147,13 @@ fn call_fail(call: LlmCall, error: &::ureq::Error) {
 }
 
 /// Passes a streamed body through unchanged while the call's span reads
-/// along, line by line; the span ends at the end of the stream, or when the
-/// application drops the body early (then marked incomplete).
+/// along; the span ends at the end of the stream, or when the application
+/// drops the body early (then marked incomplete).
 struct StreamTap<R> {
     inner: R,
     call: Option<LlmCall>,
-    line: Vec<u8>,
+    status: u16,
 }
-
-/// Longest line the tap keeps; the rest of a longer one is not recorded
-/// (the application still reads it all).
-const MAX_LINE: usize = 1 << 20;
 
 impl<R: Read> Read for StreamTap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -165,28 +162,17 @@ impl<R: Read> Read for StreamTap<R> {
             Err(error) => {
                 // The stream broke: the span ends failed, with what came.
                 if let Some(call) = self.call.take() {
-                    call.fail_stream(&error.to_string());
+                    call.fail_response(&error.to_string());
                 }
                 return Err(error);
             }
         };
-        if let Some(call) = self.call.as_mut() {
-            for &b in &buf[..n] {
-                if b == b'\n' {
-                    call.feed_line(String::from_utf8_lossy(&self.line).trim_end_matches('\r'));
-                    self.line.clear();
-                } else if self.line.len() < MAX_LINE {
-                    self.line.push(b);
-                }
+        if n == 0 && !buf.is_empty() {
+            if let Some(call) = self.call.take() {
+                call.finish_response(self.status);
             }
-            if n == 0 && !buf.is_empty() {
-                if !self.line.is_empty() {
-                    call.feed_line(&String::from_utf8_lossy(&self.line));
-                }
-                if let Some(call) = self.call.take() {
-                    call.finish_stream();
-                }
-            }
+        } else if let Some(call) = self.call.as_mut() {
+            call.feed(&buf[..n]);
         }
         Ok(n)
     }

@@ -152,11 +152,28 @@ fn streams_are_read_unchanged_while_the_span_accumulates() {
     let fake = FakeLlm::start();
     let openai = format!("{}/v1/chat/completions", fake.url());
     let anthropic = format!("{}/v1/messages", fake.url());
+    let mut with_usage = openai_request("gpt-4o-tools", true);
+    with_usage["stream_options"] = json!({"include_usage": true});
     let c = capture_unchanged(&[
-        (&openai, openai_request("gpt-4o-tools", true)),
+        (&openai, with_usage),
         (&anthropic, anthropic_request("claude-x-tools", true)),
+        (&openai, openai_request("gpt-4o-no-usage", true)),
     ]);
-    let o = c.span("openai.chat.completions").unwrap();
+    let no_usage = c
+        .spans()
+        .find(|s| s.input["model"] == "gpt-4o-no-usage")
+        .unwrap();
+    assert_eq!(no_usage.output["content"], "Hello stream");
+    assert_eq!(no_usage.output["usage"]["total_tokens"], Value::Null);
+    assert_eq!(
+        no_usage.metadata["vigil.usage_missing"],
+        "not asked for: stream_options.include_usage was not set"
+    );
+    let o = c
+        .spans()
+        .find(|s| s.input["model"] == "gpt-4o-tools")
+        .unwrap();
+    assert!(o.metadata.get("vigil.usage_missing").is_none());
     assert_eq!(o.output["content"], "Hello stream");
     assert_eq!(o.output["usage"]["total_tokens"], 15);
     assert_eq!(
@@ -264,9 +281,9 @@ fn other_requests_pass_untouched_and_helpers_serve_any_client() {
     let (_, instrumented) = agents();
     let c = capture(|| {
         let r = instrumented
-            .post(format!("{}/v1/embeddings", fake.url()))
+            .post(format!("{}/v1/files", fake.url()))
             .send("{}");
-        assert!(r.is_ok());
+        assert_eq!(r.unwrap().status(), 404);
         vigil_std::integrations::record_openai_chat(
             &openai_request("m", false),
             Err("connection reset"),
@@ -283,15 +300,17 @@ fn other_requests_pass_untouched_and_helpers_serve_any_client() {
         }
         call.finish_stream();
     });
-    assert_eq!(c.spans().count(), 2, "no span for /v1/embeddings");
+    assert_eq!(c.spans().count(), 2, "no span for /v1/files");
     let failed = c.span("openai.chat.completions").unwrap();
     assert_eq!(
         (failed.status.as_str(), &failed.output["error"]),
         ("error", &json!("connection reset"))
     );
+    let anthropic = c.span("anthropic.messages").unwrap();
+    assert_eq!(anthropic.output["content"], json!(["ok"]));
     assert_eq!(
-        c.span("anthropic.messages").unwrap().output["content"],
-        json!(["ok"])
+        anthropic.metadata["vigil.usage_missing"],
+        "the stream ended without it"
     );
 }
 
@@ -367,4 +386,86 @@ fn a_stream_nobody_asked_for_is_recorded_once() {
     assert_eq!(spans.len(), 1, "one span, not a phantom second one");
     assert_eq!(spans[0].output["content"], "Hello stream");
     assert!(spans[0].metadata.get("vigil.stream_incomplete").is_none());
+}
+
+#[test]
+fn responses_and_embeddings_calls_are_recorded_through_the_same_parsers() {
+    let fake = FakeLlm::start();
+    let responses = format!("{}/v1/responses", fake.url());
+    let embeddings = format!("{}/v1/embeddings", fake.url());
+    let c = capture_unchanged(&[
+        (
+            &responses,
+            json!({"model": "gpt-4.1", "instructions": "Be brief.", "input": "Hi"}),
+        ),
+        (
+            &responses,
+            json!({"model": "gpt-4.1-streamed", "input": "Hi", "stream": true}),
+        ),
+        (
+            &embeddings,
+            json!({"model": "text-embedding-3-small", "input": ["a", "b"]}),
+        ),
+    ]);
+    let whole = c.spans().find(|s| s.input["model"] == "gpt-4.1").unwrap();
+    assert_eq!(whole.name, "openai.responses");
+    assert_eq!(whole.kind, "llm");
+    assert_eq!(whole.input["messages"][0]["role"], "system");
+    assert_eq!(whole.output["content"], "Hello from the fake.");
+    assert_eq!(whole.output["usage"]["total_tokens"], 17);
+    assert_eq!(whole.metadata["server.address"], "127.0.0.1");
+    let streamed = c
+        .spans()
+        .find(|s| s.input["model"] == "gpt-4.1-streamed")
+        .unwrap();
+    assert_eq!(streamed.output["content"], "Hello stream");
+    assert_eq!(streamed.output["usage"]["total_tokens"], 15);
+    assert_eq!(streamed.events[0]["name"], "first_token");
+    let e = c.span("openai.embeddings").unwrap();
+    assert_eq!(e.kind, "retriever");
+    assert_eq!(
+        (&e.output["count"], &e.output["dimensions"]),
+        (&json!(2), &json!(8))
+    );
+    assert_eq!(e.output["usage"]["prompt_tokens"], 6);
+}
+
+/// A middleware records a chat request's input from its text; the same
+/// request given as a parsed value records the same input.
+#[test]
+fn an_input_recorded_from_the_text_is_the_input_of_the_value() {
+    let bodies = [
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi \"there\"\n\u00e9\ud83d\ude00"}],"temperature":0.7,"seed":18446744073709551615,"n":1e2}"#,
+        r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true},"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}"#,
+        r#"{"model":"text-embedding-3-small","input":["a","b"],"dimensions":8}"#,
+    ];
+    for body in bodies {
+        let value: Value = serde_json::from_str(body).unwrap();
+        let path = if body.contains("embedding") {
+            "/v1/embeddings"
+        } else {
+            "/v1/chat/completions"
+        };
+        let from_text = capture(|| {
+            let call = LlmCall::for_request("POST", path, body.as_bytes()).unwrap();
+            assert_eq!(call.is_stream(), value["stream"] == true);
+        });
+        let api = vigil_std::llm::Api::from_path(path).unwrap();
+        let from_value = capture(|| drop(LlmCall::start(api, &value)));
+        let (a, b) = (
+            from_text.spans().next().unwrap(),
+            from_value.spans().next().unwrap(),
+        );
+        assert_eq!(a.input, b.input, "{body}");
+        assert_eq!(a.input, value, "{body}");
+    }
+    // Not JSON: recorded all the same, with no input.
+    let c = capture(|| {
+        drop(LlmCall::for_request(
+            "POST",
+            "/v1/chat/completions",
+            b"{oops",
+        ))
+    });
+    assert_eq!(c.spans().next().unwrap().input, json!({"value": null}));
 }

@@ -232,6 +232,12 @@ impl StreamAccumulator {
         self.done
     }
 
+    /// Whether the output token count came (with `message_delta`, near the
+    /// end; the input tokens come first, with `message_start`).
+    pub fn has_usage(&self) -> bool {
+        !self.message["usage"]["output_tokens"].is_null()
+    }
+
     /// The message of an `error` event the stream carried.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()

@@ -72,6 +72,10 @@ pub const TOTAL_TOKENS: &str = "total_tokens";
 pub const INPUT_TOKENS: &str = "input_tokens";
 /// Anthropic: tokens in the answer.
 pub const OUTPUT_TOKENS: &str = "output_tokens";
+/// Embeddings output: how many vectors came back.
+pub const COUNT: &str = "count";
+/// Embeddings output: the length of a vector.
+pub const DIMENSIONS: &str = "dimensions";
 /// Anthropic: why the model stopped (`end_turn`, `max_tokens`, `tool_use`...).
 pub const STOP_REASON: &str = "stop_reason";
 /// The tools the model called, when it called any.
@@ -86,6 +90,15 @@ pub const ERROR: &str = "error";
 pub const PROVIDER: &str = "provider";
 /// Metadata, `true`: the stream ended before the provider's end marker.
 pub const STREAM_INCOMPLETE: &str = "vigil.stream_incomplete";
+/// Metadata: why a call's output has no usage although the provider could
+/// have sent it (a stream that was not asked for its usage, or that ended,
+/// or was dropped by its reader, before the usage came).
+pub const USAGE_MISSING: &str = "vigil.usage_missing";
+/// Metadata: why the output was not recorded (a body too large to keep).
+pub const OUTPUT_NOT_RECORDED: &str = "vigil.output_not_recorded";
+/// Metadata: the host the call went to (the GenAI conventions' name), which
+/// tells apart OpenAI-compatible servers (Ollama, vLLM, OpenRouter...).
+pub const SERVER_ADDRESS: &str = "server.address";
 /// The event stamped when a stream's first content arrives.
 pub const FIRST_TOKEN: &str = "first_token";
 /// The [`FIRST_TOKEN`] event's attribute: milliseconds since the call started.

@@ -5,9 +5,13 @@ use alloc::borrow::ToOwned;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::keys;
+use super::view::{object_view, Piece};
 
 /// The span name of an OpenAI chat completion.
 pub const SPAN_NAME: &str = "openai.chat.completions";
@@ -53,16 +57,155 @@ pub fn input(request: &Value) -> Value {
 /// ```
 pub fn output(response: &Value) -> Value {
     let message = &response["choices"][0]["message"];
-    let mut out = json!({
-        keys::MODEL: response.get("model").cloned().unwrap_or(Value::Null),
-        keys::CONTENT: message.get("content").cloned().unwrap_or(Value::Null),
-        keys::ROLE: message.get("role").cloned().unwrap_or(Value::Null),
-        keys::USAGE: usage(&response["usage"]),
-    });
-    if let Some(calls) = message.get("tool_calls").filter(|c| !c.is_null()) {
-        out[keys::TOOL_CALLS] = calls.clone();
+    let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    assemble(
+        field(response, keys::MODEL),
+        field(message, keys::CONTENT),
+        field(message, keys::ROLE),
+        usage(&response[keys::USAGE]),
+        field(message, keys::TOOL_CALLS),
+    )
+}
+
+/// [`output`] of a response the caller owns: what the output keeps is
+/// moved out of it.
+pub fn into_output(mut response: Value) -> Value {
+    let model = response.get_mut(keys::MODEL).map(Value::take);
+    let mut message = response
+        .get_mut("choices")
+        .and_then(|c| c.get_mut(0))
+        .and_then(|c| c.get_mut("message"));
+    let mut take = |key: &str| {
+        let field = message.as_deref_mut().and_then(|m| m.get_mut(key));
+        field.map(Value::take).unwrap_or(Value::Null)
+    };
+    let (content, role, tool_calls) = (
+        take(keys::CONTENT),
+        take(keys::ROLE),
+        take(keys::TOOL_CALLS),
+    );
+    let usage = usage(&response[keys::USAGE]);
+    assemble(
+        model.unwrap_or(Value::Null),
+        content,
+        role,
+        usage,
+        tool_calls,
+    )
+}
+
+/// [`output`] read straight from a response's JSON text: the output's
+/// fields are found in the text and serialized from it, and the rest of the
+/// response is skipped, so no tree of values is built for it. `None` when
+/// the text is not JSON in a chat completion's shape; then parse it and
+/// call [`output`], which makes the same output of any shape.
+///
+/// ```
+/// use serde_json::json;
+/// use vigil::llm::openai;
+///
+/// let body = br#"{"id":"c1","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}],
+///                 "usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+/// let view = openai::output_view(body).unwrap();
+/// let response: serde_json::Value = serde_json::from_slice(body).unwrap();
+/// assert_eq!(serde_json::to_value(&view).unwrap(), openai::output(&response));
+/// assert!(openai::output_view(br#"{"choices": 5}"#).is_none());
+/// ```
+pub fn output_view(body: &[u8]) -> Option<OutputView<'_>> {
+    serde_json::from_slice(body).ok()
+}
+
+/// What [`output_view`] found; serializes as [`output`] would.
+#[derive(Debug, Default)]
+pub struct OutputView<'a> {
+    model: Option<&'a RawValue>,
+    choices: Option<Vec<ChoiceView<'a>>>,
+    usage: Option<UsageView<'a>>,
+}
+
+#[derive(Debug, Default)]
+struct ChoiceView<'a> {
+    message: Option<MessageView<'a>>,
+}
+
+#[derive(Debug, Default)]
+struct MessageView<'a> {
+    content: Option<&'a RawValue>,
+    role: Option<&'a RawValue>,
+    tool_calls: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Default)]
+struct UsageView<'a> {
+    prompt_tokens: Option<&'a RawValue>,
+    completion_tokens: Option<&'a RawValue>,
+    total_tokens: Option<&'a RawValue>,
+}
+
+object_view!(OutputView {
+    model,
+    choices,
+    usage
+});
+object_view!(ChoiceView { message });
+object_view!(MessageView {
+    content,
+    role,
+    tool_calls
+});
+object_view!(UsageView {
+    prompt_tokens,
+    completion_tokens,
+    total_tokens
+});
+
+impl Serialize for UsageView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry(keys::PROMPT_TOKENS, &Piece(self.prompt_tokens))?;
+        map.serialize_entry(keys::COMPLETION_TOKENS, &Piece(self.completion_tokens))?;
+        map.serialize_entry(keys::TOTAL_TOKENS, &Piece(self.total_tokens))?;
+        map.end()
     }
-    out
+}
+
+impl Serialize for OutputView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let empty = MessageView::default();
+        let message = self
+            .choices
+            .as_ref()
+            .and_then(|c| c.first())
+            .and_then(|c| c.message.as_ref())
+            .unwrap_or(&empty);
+        // `null` tool calls are left out, as `output` leaves them.
+        let tool_calls = message.tool_calls.filter(|t| t.get() != "null");
+        // Keys in `output`'s order (a map sorted by key).
+        let mut map = serializer.serialize_map(Some(4 + usize::from(tool_calls.is_some())))?;
+        map.serialize_entry(keys::CONTENT, &Piece(message.content))?;
+        map.serialize_entry(keys::MODEL, &Piece(self.model))?;
+        map.serialize_entry(keys::ROLE, &Piece(message.role))?;
+        if let Some(calls) = tool_calls {
+            map.serialize_entry(keys::TOOL_CALLS, &Piece(Some(calls)))?;
+        }
+        map.serialize_entry(
+            keys::USAGE,
+            self.usage.as_ref().unwrap_or(&UsageView::default()),
+        )?;
+        map.end()
+    }
+}
+
+fn assemble(model: Value, content: Value, role: Value, usage: Value, tool_calls: Value) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert(keys::MODEL.to_owned(), model);
+    out.insert(keys::CONTENT.to_owned(), content);
+    out.insert(keys::ROLE.to_owned(), role);
+    out.insert(keys::USAGE.to_owned(), usage);
+    if !tool_calls.is_null() {
+        out.insert(keys::TOOL_CALLS.to_owned(), tool_calls);
+    }
+    Value::Object(out)
 }
 
 fn usage(u: &Value) -> Value {
@@ -178,6 +321,12 @@ impl StreamAccumulator {
         self.done
     }
 
+    /// Whether a chunk brought the usage (sent only when the request set
+    /// `stream_options.include_usage`).
+    pub fn has_usage(&self) -> bool {
+        !self.usage.is_null()
+    }
+
     /// The message of an error the stream carried (`data: {"error": ...}`).
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
@@ -195,5 +344,53 @@ impl StreamAccumulator {
             out[keys::TOOL_CALLS] = Value::Array(self.tool_calls.clone());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+
+    use super::*;
+
+    /// The view read from the text and the output made from the parsed
+    /// value agree on every shape the view takes; the others it declines.
+    #[test]
+    fn the_view_and_the_output_agree() {
+        let bodies = [
+            r#"{"model":"m","choices":[{"message":{"role":"assistant","content":"Hi \"there\"\n","tool_calls":null}}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+            r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}},{"message":{"content":"second"}}]}"#,
+            r#"{"model":null,"choices":[],"usage":null,"extra":[1,{"a":2}]}"#,
+            r#"{"choices":[{"index":0}],"usage":{"total_tokens":1.5e3}}"#,
+            r#"{}"#,
+            r#"{"choices":[{"message":{"content":[{"type":"text","text":"parts"}]}}]}"#,
+            r#"{"model":"first","model":"last","\u006dodel":"escaped key"}"#,
+        ];
+        for body in bodies {
+            let view = output_view(body.as_bytes()).unwrap_or_else(|| panic!("{body}"));
+            let value: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(
+                serde_json::to_value(&view).unwrap(),
+                output(&value),
+                "{body}"
+            );
+            assert_eq!(into_output(value.clone()), output(&value), "{body}");
+        }
+        let declined = vec![
+            r#"{"choices":5}"#,
+            r#"{"choices":[{"message":"x"}]}"#,
+            r#"{"usage":7}"#,
+            r#"{"usage":[1,2,3]}"#,
+            r#"{"choices":[["m"]]}"#,
+            "[1]",
+            "{",
+        ];
+        for body in declined {
+            assert!(output_view(body.as_bytes()).is_none(), "{body}");
+            if let Ok(value) = serde_json::from_str::<Value>(body) {
+                let _ = output(&value);
+                let _ = into_output(value);
+            }
+        }
     }
 }
