@@ -108,6 +108,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use prost::Message;
 use vigil_core::transport::RequestKind;
 use vigil_core::{Outcome, Request, RetryReason, Transport};
@@ -486,7 +487,11 @@ pub struct OtlpTransport {
     /// A request sent in parts that failed part way: which, and how many
     /// parts were delivered.
     resume: Option<(u64, usize)>,
+    /// Statuses already logged, so a misconfiguration is reported once.
     logged: HashSet<u16>,
+    /// A `partial_success` rejection was logged.
+    warned_partial: bool,
+    /// Requests are failing without an answer: said once, until one is answered.
     failing: bool,
 }
 
@@ -543,6 +548,7 @@ impl OtlpTransport {
             stats: OtlpStats::default(),
             resume: None,
             logged: HashSet::new(),
+            warned_partial: false,
             failing: false,
         }
     }
@@ -736,8 +742,8 @@ impl OtlpTransport {
                 .0
                 .rejected_spans
                 .fetch_add(rejected, Ordering::Relaxed);
-            // Once per message, not per request.
-            if self.logged.insert(0) {
+            // Once, not per request: the count keeps the rest.
+            if !std::mem::replace(&mut self.warned_partial, true) {
                 log::warn!(
                     "vigil: the OTLP endpoint rejected {rejected} spans of a request: {}",
                     partial.error_message
@@ -773,8 +779,6 @@ fn decode_json_response(answer: &[u8]) -> Option<ExportTraceServiceResponse> {
         }),
     })
 }
-
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
 fn span_len(span: &Span) -> usize {
     // The span's bytes and its field tag and length prefix.
