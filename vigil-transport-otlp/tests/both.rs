@@ -158,3 +158,39 @@ fn both_variables_ship_to_both() {
     );
     assert_eq!((server.span_count(), receiver.span_count()), (6, 6));
 }
+
+#[test]
+fn a_stuck_destination_drops_only_its_own_spans() {
+    // Some 200 requests: more than the server's default rate limit allows.
+    let server = TestServer::builder().no_rate_limit().start();
+    let receiver = OtlpReceiver::start();
+    receiver.set_latency(Duration::from_secs(3));
+    let otlp = OtlpConfig::builder(&receiver.url()).build().unwrap();
+    let config = vigil::Config::builder()
+        .endpoint(server.url())
+        .api_key(server.api_key())
+        .batch_size(10)
+        .max_queue_size(50)
+        .flush_interval_ms(10)
+        .also_transport(move || OtlpTransport::new(&otlp))
+        .build()
+        .unwrap();
+    let client = vigil::Client::new(config).unwrap();
+    // 200 spans, a few traces at a time, so the server keeps up with the queue.
+    for _ in 0..20 {
+        traces(&client, 5);
+        assert!(within(Duration::from_secs(5), || client.stats().in_flight() == 0).is_some());
+    }
+    assert_eq!(server.span_count(), 200);
+    let report = client.shutdown_timeout(Duration::from_millis(200));
+    assert_eq!(report.stats.spans_delivered, 200, "{report}");
+    assert_eq!(report.stats.dropped(), 0, "{report}");
+    let also = report.also.unwrap();
+    // The stuck destination held at most its buffer (50) and one request.
+    assert!(also.stats.dropped_queue_full >= 100, "{report}");
+    assert_eq!(
+        also.stats.dropped() + also.stats.spans_delivered,
+        200,
+        "{report}"
+    );
+}
