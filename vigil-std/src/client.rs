@@ -1092,7 +1092,10 @@ pub fn init(config: Config) -> Result<Client, ConfigError> {
 }
 
 /// [`init`] with [`Config::from_env`]: `VIGIL_ENDPOINT`, `VIGIL_API_KEY`, ...
-/// When `VIGIL_ENDPOINT` is not set, finished traces are printed to stdout as trees.
+/// When `VIGIL_ENDPOINT` is not set, finished traces are printed to stdout as
+/// trees, unless the `otlp` feature is on and `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// is set: then they go to that OTLP endpoint (and with `VIGIL_ENDPOINT` set
+/// too, to both).
 ///
 /// ```
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
