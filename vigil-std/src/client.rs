@@ -215,40 +215,38 @@ fn write_report(
     completed: bool,
     interrupted: bool,
 ) -> fmt::Result {
-    {
+    write!(
+        f,
+        "delivered {} of {} spans to {} in {} requests; dropped {} (queue full {}, rejected {}, after retries {}, oversize {}, at shutdown {}, after close {}); trace statuses set {}, not set {}",
+        s.spans_delivered,
+        s.spans_ended,
+        destination,
+        s.requests,
+        s.dropped(),
+        s.dropped_queue_full,
+        s.spans_rejected,
+        s.dropped_after_retries,
+        s.dropped_oversize,
+        s.dropped_at_shutdown,
+        s.dropped_after_close,
+        s.patches_delivered,
+        s.patches_failed,
+    )?;
+    let repaired = s.nul_replaced + s.payloads_unserializable + s.mask_panics;
+    if repaired > 0 {
         write!(
             f,
-            "delivered {} of {} spans to {} in {} requests; dropped {} (queue full {}, rejected {}, after retries {}, oversize {}, at shutdown {}, after close {}); trace statuses set {}, not set {}",
-            s.spans_delivered,
-            s.spans_ended,
-            destination,
-            s.requests,
-            s.dropped(),
-            s.dropped_queue_full,
-            s.spans_rejected,
-            s.dropped_after_retries,
-            s.dropped_oversize,
-            s.dropped_at_shutdown,
-            s.dropped_after_close,
-            s.patches_delivered,
-            s.patches_failed,
+            "; payloads repaired: NUL replaced in {}, unserializable {}, mask panics {}",
+            s.nul_replaced, s.payloads_unserializable, s.mask_panics
         )?;
-        let repaired = s.nul_replaced + s.payloads_unserializable + s.mask_panics;
-        if repaired > 0 {
-            write!(
-                f,
-                "; payloads repaired: NUL replaced in {}, unserializable {}, mask panics {}",
-                s.nul_replaced, s.payloads_unserializable, s.mask_panics
-            )?;
-        }
-        if interrupted {
-            f.write_str("; a request cut short at the deadline may have been stored")?;
-        }
-        if !completed {
-            f.write_str("; not completed")?;
-        }
-        Ok(())
     }
+    if interrupted {
+        f.write_str("; a request cut short at the deadline may have been stored")?;
+    }
+    if !completed {
+        f.write_str("; not completed")?;
+    }
+    Ok(())
 }
 
 // A client can be used across `catch_unwind`: its shared state is atomics,
