@@ -75,12 +75,15 @@ fn llm(model: &str, prompt: &str) -> String {
         std::thread::sleep(Duration::from_millis(6));
         vigil::log_event("first-token", &());
         let text = "Use ureq: small, blocking, no async runtime needed.".to_owned();
+        let usage = json!({ "prompt_tokens": 42, "completion_tokens": 12, "total_tokens": 54 });
         span.set_output(&json!({
             "model": model,
             "content": text,
             "role": "assistant",
-            "usage": { "prompt_tokens": 42, "completion_tokens": 12, "total_tokens": 54 },
+            "usage": usage,
         }));
+        // Its tokens and cost (the integrations do this for their calls).
+        span.record_usage(Some(model), &usage);
         span.set_metadata("provider", "simulated");
         text
     })

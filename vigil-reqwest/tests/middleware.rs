@@ -351,3 +351,30 @@ async fn the_tower_layer_records_calls_under_the_span_current_at_the_call() {
     assert!(llm.start_time >= step.start_time);
     assert!(llm.end_time <= step.end_time);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_read_from_their_text_are_costed() {
+    let fake = FakeLlm::start();
+    let c = unchanged(&[
+        (
+            format!("{}/v1/chat/completions", fake.url()),
+            chat("gpt-4.1-2025-04-14", false),
+        ),
+        (
+            format!("{}/v1/embeddings", fake.url()),
+            json!({"model": "text-embedding-3-small", "input": ["a", "b", "c"]}),
+        ),
+    ])
+    .await;
+    let chat = c.span("openai.chat.completions").unwrap();
+    assert_eq!(chat.metadata["vigil.cost"]["model"], "gpt-4.1");
+    let total = chat.metadata["vigil.cost"]["total_usd"].as_f64().unwrap();
+    assert!(
+        (total - (12.0 * 2.0 + 5.0 * 8.0) / 1e6).abs() < 1e-12,
+        "{total}"
+    );
+    let e = c.span("openai.embeddings").unwrap();
+    assert_eq!(e.metadata["vigil.tokens"]["input_tokens"], 9);
+    let total = e.metadata["vigil.cost"]["total_usd"].as_f64().unwrap();
+    assert!((total - 9.0 * 0.02 / 1e6).abs() < 1e-15, "{total}");
+}

@@ -10,6 +10,7 @@ use vigil_core::{
     ConfigError, Transport,
 };
 
+use crate::llm::pricing::PriceTable;
 use crate::transport::BoxTransport;
 
 /// Which payload a [`ConfigBuilder::mask`] hook is looking at.
@@ -76,6 +77,9 @@ pub struct Config {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) retry_backoff: Duration,
     pub(crate) mask: Option<Arc<MaskFn>>,
+    /// The built-in prices with the application's over them; `None`: the
+    /// built-in ones alone.
+    pub(crate) prices: Option<Arc<PriceTable>>,
     pub(crate) transport: Option<Arc<dyn Fn() -> BoxTransport + Send + Sync>>,
     /// Where spans go, as [`Config::destination`] tells.
     pub(crate) destination: Destination,
@@ -106,6 +110,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             retry_backoff: vigil_core::ExportSettings::default().backoff_base,
             mask: None,
+            prices: None,
             transport: None,
             destination: Destination::Server,
             also: None,
@@ -131,6 +136,7 @@ impl fmt::Debug for Config {
             )
             .field("sample_rate", &self.sample_rate)
             .field("capture_content", &self.capture_content)
+            .field("prices", &self.prices().len())
             .field("custom_transport", &self.transport.is_some())
             .field("also", &self.also.as_ref().map(|(_, d)| d))
             .finish_non_exhaustive()
@@ -167,7 +173,7 @@ impl Config {
     /// `VIGIL_ENDPOINT`, `VIGIL_API_KEY`, `VIGIL_PROJECT_ID`, `VIGIL_ENABLED`,
     /// `VIGIL_BATCH_SIZE`, `VIGIL_FLUSH_INTERVAL_MS`, `VIGIL_MAX_QUEUE_SIZE`,
     /// `VIGIL_TIMEOUT_SECONDS`, `VIGIL_SAMPLE_RATE`, `VIGIL_RELEASE`,
-    /// `VIGIL_ENVIRONMENT`.
+    /// `VIGIL_ENVIRONMENT`, `VIGIL_PRICES`.
     ///
     /// With the `otlp` feature, when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, spans go over OTLP/HTTP
@@ -248,10 +254,26 @@ impl Config {
         if let Some(v) = var("VIGIL_ENVIRONMENT") {
             c.environment = v;
         }
+        if let Some(path) = var("VIGIL_PRICES").filter(|p| !p.is_empty()) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| EnvError::Prices(format!("{path}: {e}")))?;
+            let table = PriceTable::from_json(&text)
+                .map_err(|e| EnvError::Prices(format!("{path}: {e}")))?;
+            c.prices = Some(Arc::new(with_builtin(table)));
+        }
         #[cfg(feature = "otlp")]
         otlp_from_env(&mut c, &var)?;
         c.validate().map_err(EnvError::Invalid)?;
         Ok(c)
+    }
+
+    /// The prices LLM calls are costed at: the built-in table, with the
+    /// application's over it ([`ConfigBuilder::prices`], `VIGIL_PRICES`).
+    pub fn prices(&self) -> &PriceTable {
+        match &self.prices {
+            Some(table) => table,
+            None => builtin_prices(),
+        }
     }
 
     /// Checks every option, reporting the first at fault.
@@ -509,6 +531,24 @@ impl ConfigBuilder {
         self
     }
 
+    /// Adds prices to the built-in table, or replaces its prices for the
+    /// same models (also `VIGIL_PRICES`: the path of a file in the table's
+    /// JSON format, [`crate::llm::pricing::BUILTIN_PRICES`]).
+    ///
+    /// ```
+    /// use vigil::llm::pricing::{Price, PriceTable};
+    ///
+    /// let mut ours = PriceTable::default();
+    /// ours.insert("our-fine-tune", Price { input: 4.0, output: 16.0, cached_input: None, cache_write: None });
+    /// let config = vigil::Config::builder().prices(ours).build().unwrap();
+    /// assert_eq!(config.prices().find("our-fine-tune-2026-01-01").unwrap().1.output, 16.0);
+    /// assert!(config.prices().find("gpt-4o").is_some(), "the built-in prices stay");
+    /// ```
+    pub fn prices(mut self, table: PriceTable) -> Self {
+        self.0.prices = Some(Arc::new(with_builtin(table)));
+        self
+    }
+
     /// Sends through transports made by `make` instead of the default one
     /// (called once per client).
     ///
@@ -612,6 +652,8 @@ pub enum EnvError {
     },
     /// The variables parse but make an invalid configuration.
     Invalid(ConfigError),
+    /// `VIGIL_PRICES` names a file that cannot be read as a price table.
+    Prices(String),
 }
 
 impl EnvError {
@@ -640,6 +682,7 @@ impl fmt::Display for EnvError {
                     None => write!(f, "configuration from the environment: {text}"),
                 }
             }
+            EnvError::Prices(e) => write!(f, "VIGIL_PRICES: {e}"),
         }
     }
 }
@@ -668,7 +711,20 @@ impl std::error::Error for EnvError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             EnvError::Invalid(e) => Some(e),
-            EnvError::Malformed { .. } => None,
+            EnvError::Malformed { .. } | EnvError::Prices(_) => None,
         }
     }
+}
+
+/// The built-in price table, parsed once.
+pub(crate) fn builtin_prices() -> &'static PriceTable {
+    static BUILTIN: std::sync::OnceLock<PriceTable> = std::sync::OnceLock::new();
+    BUILTIN.get_or_init(PriceTable::builtin)
+}
+
+/// The built-in table with `ours` over it.
+fn with_builtin(ours: PriceTable) -> PriceTable {
+    let mut table = builtin_prices().clone();
+    table.extend(ours);
+    table
 }

@@ -246,13 +246,51 @@ pub fn render_tree(spans: &[CapturedSpan]) -> String {
             if let Some(usage) = s.output.get("usage").filter(|u| u.is_object()) {
                 let _ = write!(out, "  usage={usage}");
             }
-            // The error is shown after the status already.
+            let cost = &s.metadata[crate::llm::pricing::COST_KEY];
+            if let Some(usd) = cost["total_usd"].as_f64() {
+                let _ = write!(out, "  cost=${usd:.6}");
+            } else if let Some(model) = s.metadata[crate::llm::pricing::UNPRICED_KEY].as_str() {
+                let _ = write!(out, "  cost=unpriced ({})", shorten(model, 40));
+            }
+            let totals = &s.metadata[crate::llm::pricing::TOTALS_KEY];
+            if let (Some(usd), Some(calls)) =
+                (totals["total_usd"].as_f64(), totals["calls"].as_u64())
+            {
+                let tokens = [
+                    "input_tokens",
+                    "cached_input_tokens",
+                    "cache_write_tokens",
+                    "output_tokens",
+                ]
+                .iter()
+                .filter_map(|k| totals[*k].as_u64())
+                .sum::<u64>();
+                let unpriced = totals["unpriced_calls"].as_u64().unwrap_or(0);
+                let unpriced = if unpriced > 0 {
+                    format!(", {unpriced} unpriced")
+                } else {
+                    String::new()
+                };
+                let _ = write!(
+                    out,
+                    "  total=${usd:.6} ({calls} calls, {tokens} tokens{unpriced})"
+                );
+            }
+            // The error is shown after the status already; tokens and cost
+            // are shown above.
+            let shown = [
+                "error",
+                crate::llm::pricing::TOTALS_KEY,
+                crate::llm::pricing::TOKENS_KEY,
+                crate::llm::pricing::COST_KEY,
+                crate::llm::pricing::UNPRICED_KEY,
+            ];
             let meta: serde_json::Map<String, Value> = s
                 .metadata
                 .as_object()
                 .into_iter()
                 .flatten()
-                .filter(|(k, _)| k.as_str() != "error")
+                .filter(|(k, _)| !shown.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             if !meta.is_empty() {

@@ -4,7 +4,8 @@ use serde::Serialize;
 use vigil_core::SpanKind;
 
 use crate::context;
-use crate::span::{current_span, current_trace, start_span};
+use crate::llm::keys;
+use crate::span::{current_span, current_trace, start_span, SpanGuard};
 
 /// Adds an event to the current span.
 ///
@@ -52,12 +53,35 @@ pub fn attach_metadata<T: Serialize + ?Sized>(key: &str, value: &T) {
 /// let llm = captured.span("llm:gpt-4o").unwrap();
 /// assert_eq!((llm.kind.as_str(), llm.output["content"].as_str()), ("llm", Some("Hello!")));
 /// ```
+///
+/// An output with `usage` (OpenAI's or Anthropic's names) is costed as the
+/// integrations' calls are: `vigil.tokens` and `vigil.cost`, or
+/// `vigil.unpriced` for a model with no price.
+///
+/// ```
+/// use serde_json::json;
+///
+/// let captured = vigil::sink::capture(|| {
+///     let output = json!({ "content": "Hi", "usage": { "prompt_tokens": 1000, "completion_tokens": 100 } });
+///     vigil::log_llm_call("gpt-4o-2024-08-06", &json!({}), &output);
+/// });
+/// let cost = &captured.span("llm:gpt-4o-2024-08-06").unwrap().metadata["vigil.cost"];
+/// assert_eq!(cost["model"], "gpt-4o");
+/// assert!((cost["total_usd"].as_f64().unwrap() - 0.0035).abs() < 1e-9);
+/// ```
 pub fn log_llm_call<I, O>(model: &str, input: &I, output: &O)
 where
     I: Serialize + ?Sized,
     O: Serialize + ?Sized,
 {
-    log_call("llm:", model, SpanKind::Llm, input, output);
+    let Some(span) = log_call("llm:", model, SpanKind::Llm, input, output) else {
+        return;
+    };
+    let Ok(output) = serde_json::to_value(output) else {
+        return;
+    };
+    let model = output[keys::MODEL].as_str().unwrap_or(model);
+    span.record_usage(Some(model), &output[keys::USAGE]);
 }
 
 /// Records a tool call that already happened as an ended `tool` span named
@@ -74,18 +98,25 @@ where
     I: Serialize + ?Sized,
     O: Serialize + ?Sized,
 {
-    log_call("tool:", name, SpanKind::Tool, input, output);
+    drop(log_call("tool:", name, SpanKind::Tool, input, output));
 }
 
-fn log_call<I, O>(prefix: &str, name: &str, kind: SpanKind, input: &I, output: &O)
+/// Starts the span, records its payloads and hands it back to end when
+/// dropped; `None` when nothing is recorded.
+fn log_call<I, O>(
+    prefix: &str,
+    name: &str,
+    kind: SpanKind,
+    input: &I,
+    output: &O,
+) -> Option<SpanGuard>
 where
     I: Serialize + ?Sized,
     O: Serialize + ?Sized,
 {
-    if context::current_client().is_none() {
-        return;
-    }
+    context::current_client()?;
     let span = start_span(format!("{prefix}{name}"), kind);
     span.set_input(input);
     span.set_output(output);
+    Some(span)
 }

@@ -119,6 +119,38 @@ impl DetachedSpan {
         self.record(Field::Metadata(key), value);
     }
 
+    /// Records an LLM call's tokens and their cost at the client's prices
+    /// (`vigil.tokens` and `vigil.cost`, or `vigil.unpriced` for a `model`
+    /// with no price), from `usage` in OpenAI's or Anthropic's names, as the
+    /// integrations do for their calls. Nothing when it has no token counts.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use vigil::{DetachedSpan, SpanKind};
+    ///
+    /// let captured = vigil::sink::capture(|| {
+    ///     let mut call = DetachedSpan::start("chat", SpanKind::Llm);
+    ///     call.record_usage(Some("gpt-4o"), &json!({ "prompt_tokens": 1000, "completion_tokens": 100 }));
+    /// });
+    /// let cost = &captured.span("chat").unwrap().metadata["vigil.cost"];
+    /// assert!((cost["total_usd"].as_f64().unwrap() - 0.0035).abs() < 1e-9);
+    /// ```
+    pub fn record_usage(&mut self, model: Option<&str>, usage: &serde_json::Value) {
+        let Some(frame) = &self.frame else {
+            return;
+        };
+        let (client, trace) = (client_of(frame), frame.span.trace_id());
+        let Some(priced) =
+            crate::cost::price(crate::cost::prices_of(client.as_ref()), usage, model)
+        else {
+            return;
+        };
+        for (key, value) in priced.entries() {
+            self.set_metadata(key, &value);
+        }
+        crate::cost::add_to_trace(trace, &priced);
+    }
+
     /// Records an event named `name` with `attributes`, now.
     pub fn log_event<T: Serialize + ?Sized>(&mut self, name: &str, attributes: &T) {
         self.record(Field::Event(name), attributes);

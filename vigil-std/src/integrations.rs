@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use crate::client::{get_client, Client};
 use crate::config::Field;
 use crate::context::{self, Frame, Start};
+use crate::cost::{add_to_trace, price, prices_of};
 use crate::llm::{keys, Api, Provider, StreamAccumulator};
 use crate::SpanStatus;
 
@@ -154,6 +155,8 @@ pub struct LlmCall {
     stream: Option<StreamAccumulator>,
     /// The request set `stream_options.include_usage`.
     asked_for_usage: bool,
+    /// The model the request asked for.
+    model: Option<String>,
     /// What [`feed`](LlmCall::feed) has kept: the body so far, or a stream's
     /// unfinished line.
     held: Vec<u8>,
@@ -202,6 +205,7 @@ impl LlmCall {
         let asked = Asked {
             stream: request[keys::STREAM] == true,
             usage: request["stream_options"]["include_usage"] == true,
+            model: request[keys::MODEL].as_str().map(str::to_owned),
         };
         LlmCall::open(api, asked, &*api.input(request))
     }
@@ -219,6 +223,7 @@ impl LlmCall {
             started: Instant::now(),
             stream,
             asked_for_usage: asked.usage,
+            model: asked.model,
             held: Vec::new(),
             overflowed: false,
         }
@@ -320,7 +325,7 @@ impl LlmCall {
                 match serde_json::from_slice::<Value>(&body) {
                     Ok(v) => {
                         let output = self.api.into_output(v);
-                        self.end(&output, SpanStatus::Ok);
+                        self.end_answered(&output);
                     }
                     Err(e) => self.fail(&format!("the response is not JSON: {e}")),
                 }
@@ -337,8 +342,14 @@ impl LlmCall {
     fn end_from_text(&mut self, body: &[u8]) -> bool {
         use crate::llm::{embeddings, openai};
         match self.api {
-            Api::ChatCompletions => openai::output_view(body).map(|v| self.end(&v, SpanStatus::Ok)),
-            Api::Embeddings => embeddings::output_view(body).map(|v| self.end(&v, SpanStatus::Ok)),
+            Api::ChatCompletions => openai::output_view(body).map(|v| {
+                self.record_cost(&v.usage(), v.model().as_deref());
+                self.end(&v, SpanStatus::Ok);
+            }),
+            Api::Embeddings => embeddings::output_view(body).map(|v| {
+                self.record_cost(&v.usage(), v.model().as_deref());
+                self.end(&v, SpanStatus::Ok);
+            }),
             _ => None,
         }
         .is_some()
@@ -383,7 +394,7 @@ impl LlmCall {
     /// Ends the span with the output of a (non-streamed) response body.
     pub fn finish(mut self, response: &Value) {
         let output = self.api.output(response);
-        self.end(&output, SpanStatus::Ok);
+        self.end_answered(&output);
     }
 
     /// Ends the span as failed, with output `{"error": message}`.
@@ -433,7 +444,7 @@ impl LlmCall {
             Some(message) => self.fail_stream(&message),
             None => {
                 let output = self.stream_output(Ended::Read);
-                self.end(&output, SpanStatus::Ok);
+                self.end_answered(&output);
             }
         }
     }
@@ -477,6 +488,36 @@ impl LlmCall {
         output
     }
 
+    /// Ends the span with an answer's output (a `Value` in the shape of
+    /// [`Api::output`]), costed from its usage.
+    fn end_answered(&mut self, output: &Value) {
+        self.record_cost(&output[keys::USAGE], output[keys::MODEL].as_str());
+        self.end(output, SpanStatus::Ok);
+    }
+
+    /// Records the call's tokens and their cost (or that its model has no
+    /// price) from its output's `usage`, priced by the model that
+    /// answered or else the one asked for, at the client's prices.
+    fn record_cost(&mut self, usage: &Value, answered_by: Option<&str>) {
+        if self.frame.is_none() {
+            return;
+        }
+        let client = self.client();
+        let prices = prices_of(client.as_ref());
+        let model = answered_by
+            .map(str::to_owned)
+            .or_else(|| self.model.clone());
+        let Some(priced) = price(prices, usage, model.as_deref()) else {
+            return;
+        };
+        for (key, value) in priced.entries() {
+            self.set_metadata(key, &value);
+        }
+        if let Some(frame) = &self.frame {
+            add_to_trace(frame.span.trace_id(), &priced);
+        }
+    }
+
     fn end<T: serde::Serialize + ?Sized>(&mut self, output: &T, status: SpanStatus) {
         let client = self.client();
         if let Some(mut f) = self.frame.take() {
@@ -489,12 +530,13 @@ impl LlmCall {
 }
 
 /// What a request asked of its answer.
-#[derive(Clone, Copy)]
 struct Asked {
     /// `"stream": true`.
     stream: bool,
     /// `"stream_options": {"include_usage": true}`.
     usage: bool,
+    /// `"model"`.
+    model: Option<String>,
 }
 
 /// The fields of a request [`Asked`] reads, parsed from its text (the rest
@@ -505,13 +547,19 @@ struct AskedFields {
     stream: Value,
     #[serde(default)]
     stream_options: Value,
+    #[serde(default)]
+    model: Value,
 }
 
 impl AskedFields {
-    fn asked(&self) -> Asked {
+    fn asked(self) -> Asked {
         Asked {
             stream: self.stream == true,
             usage: self.stream_options["include_usage"] == true,
+            model: match self.model {
+                Value::String(model) => Some(model),
+                _ => None,
+            },
         }
     }
 }
@@ -562,7 +610,7 @@ impl Drop for LlmCall {
         }
         if self.stream.is_some() {
             let output = self.stream_output(Ended::Dropped);
-            self.end(&output, SpanStatus::Ok);
+            self.end_answered(&output);
         } else {
             let output = json!({ keys::ERROR: "cancelled: dropped before its answer was read" });
             self.end(&output, SpanStatus::Error);

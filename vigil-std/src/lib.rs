@@ -65,6 +65,7 @@ pub mod config;
 mod console;
 mod context;
 mod convenience;
+mod cost;
 mod detached;
 pub mod integrations;
 mod panic;

@@ -146,6 +146,41 @@ impl SpanHandle {
         );
     }
 
+    /// Records an LLM call's tokens and their cost (`vigil.tokens` and
+    /// `vigil.cost`, or `vigil.unpriced` for a `model` with no price), from
+    /// `usage` in OpenAI's or Anthropic's names, at the prices of the client
+    /// current here, as the integrations do for their calls. Nothing when
+    /// `usage` has no token counts.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use vigil::SpanKind;
+    ///
+    /// let captured = vigil::sink::capture(|| {
+    ///     vigil::span("llm:claude", SpanKind::Llm, |span| {
+    ///         span.record_usage(Some("claude-sonnet-4-5-20250929"), &json!({ "input_tokens": 1000, "output_tokens": 100 }));
+    ///     });
+    /// });
+    /// let cost = &captured.span("llm:claude").unwrap().metadata["vigil.cost"];
+    /// assert_eq!(cost["model"], "claude-sonnet-4-5");
+    /// assert!((cost["total_usd"].as_f64().unwrap() - 0.0045).abs() < 1e-9);
+    /// ```
+    pub fn record_usage(&self, model: Option<&str>, usage: &serde_json::Value) {
+        let Some(trace) = self.trace_id() else {
+            return;
+        };
+        let client = context::current_client();
+        let Some(priced) =
+            crate::cost::price(crate::cost::prices_of(client.as_ref()), usage, model)
+        else {
+            return;
+        };
+        for (key, value) in priced.entries() {
+            self.set_metadata(key, &value);
+        }
+        crate::cost::add_to_trace(trace, &priced);
+    }
+
     /// Puts the trace in a conversation: `session_id` in its metadata
     /// ([`keys::SESSION_ID`](crate::keys::SESSION_ID)). Meant for a trace's
     /// handle ([`current_trace`], a trace's guard); on a span's, it is the

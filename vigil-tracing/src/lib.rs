@@ -340,6 +340,8 @@ where
             }
             if let Some(output) = genai.output() {
                 recorded.span.set_output(&output);
+                let model = output[keys::MODEL].as_str();
+                recorded.span.record_usage(model, &output[keys::USAGE]);
             }
             if let Some(provider) = genai.provider() {
                 recorded.span.set_metadata(keys::PROVIDER, provider);

@@ -240,6 +240,14 @@ fn genai_spans_look_like_vigils_own_llm_spans() {
         "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
     }));
     assert_eq!(chat.output, ureq_shaped);
+    // Costed as the integrations cost their calls.
+    assert_eq!(chat.metadata["vigil.cost"]["model"], "gpt-4o-mini");
+    let total = chat.metadata["vigil.cost"]["total_usd"].as_f64().unwrap();
+    assert!(
+        (total - (9.0 * 0.15 + 2.0 * 0.6) / 1e6).abs() < 1e-15,
+        "{total}"
+    );
+    assert_eq!(chat.metadata["vigil.tokens"]["output_tokens"], 2);
     let agent = captured.span("invoke_agent").unwrap();
     assert_eq!(
         (agent.kind.as_str(), &agent.metadata["gen_ai.agent.name"]),

@@ -100,6 +100,14 @@ pub fn output(response: &Value) -> Value {
             keys::OUTPUT_TOKENS: response["usage"].get("output_tokens").cloned().unwrap_or(Value::Null),
         },
     });
+    for key in [
+        keys::CACHE_READ_INPUT_TOKENS,
+        keys::CACHE_CREATION_INPUT_TOKENS,
+    ] {
+        if let Some(n) = response["usage"].get(key).filter(|n| !n.is_null()) {
+            out[keys::USAGE][key] = n.clone();
+        }
+    }
     if !tools.is_empty() {
         out[keys::TOOL_CALLS] = Value::Array(tools);
     }

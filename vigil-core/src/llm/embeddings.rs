@@ -91,6 +91,19 @@ pub struct OutputView<'a> {
     usage: Option<UsageView<'a>>,
 }
 
+impl OutputView<'_> {
+    /// The output's `usage`, as [`output`] records it.
+    pub fn usage(&self) -> Value {
+        let view = self.usage.as_ref();
+        serde_json::to_value(view.unwrap_or(&UsageView::default())).unwrap_or(Value::Null)
+    }
+
+    /// The model that answered, if the answer names one.
+    pub fn model(&self) -> Option<String> {
+        self.model.and_then(|m| serde_json::from_str(m.get()).ok())
+    }
+}
+
 #[derive(Debug, Default)]
 struct UsageView<'a> {
     prompt_tokens: Option<&'a RawValue>,

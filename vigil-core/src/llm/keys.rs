@@ -72,6 +72,14 @@ pub const TOTAL_TOKENS: &str = "total_tokens";
 pub const INPUT_TOKENS: &str = "input_tokens";
 /// Anthropic: tokens in the answer.
 pub const OUTPUT_TOKENS: &str = "output_tokens";
+/// OpenAI usage: the details of `prompt_tokens` (`cached_tokens`).
+pub const PROMPT_TOKENS_DETAILS: &str = "prompt_tokens_details";
+/// OpenAI usage: the details of `completion_tokens` (`reasoning_tokens`).
+pub const COMPLETION_TOKENS_DETAILS: &str = "completion_tokens_details";
+/// Anthropic usage: input tokens read from the prompt cache.
+pub const CACHE_READ_INPUT_TOKENS: &str = "cache_read_input_tokens";
+/// Anthropic usage: input tokens written to the prompt cache.
+pub const CACHE_CREATION_INPUT_TOKENS: &str = "cache_creation_input_tokens";
 /// Embeddings output: how many vectors came back.
 pub const COUNT: &str = "count";
 /// Embeddings output: the length of a vector.

@@ -37,6 +37,7 @@ pub mod genai;
 pub mod keys;
 pub mod openai;
 pub mod openinference;
+pub mod pricing;
 pub mod responses;
 mod view;
 

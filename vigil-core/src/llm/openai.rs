@@ -123,6 +123,19 @@ pub struct OutputView<'a> {
     usage: Option<UsageView<'a>>,
 }
 
+impl OutputView<'_> {
+    /// The output's `usage`, as [`output`] records it.
+    pub fn usage(&self) -> Value {
+        let view = self.usage.as_ref();
+        serde_json::to_value(view.unwrap_or(&UsageView::default())).unwrap_or(Value::Null)
+    }
+
+    /// The model that answered, if the answer names one.
+    pub fn model(&self) -> Option<String> {
+        self.model.and_then(|m| serde_json::from_str(m.get()).ok())
+    }
+}
+
 #[derive(Debug, Default)]
 struct ChoiceView<'a> {
     message: Option<MessageView<'a>>,
@@ -140,6 +153,8 @@ struct UsageView<'a> {
     prompt_tokens: Option<&'a RawValue>,
     completion_tokens: Option<&'a RawValue>,
     total_tokens: Option<&'a RawValue>,
+    prompt_tokens_details: Option<&'a RawValue>,
+    completion_tokens_details: Option<&'a RawValue>,
 }
 
 object_view!(OutputView {
@@ -156,15 +171,33 @@ object_view!(MessageView {
 object_view!(UsageView {
     prompt_tokens,
     completion_tokens,
-    total_tokens
+    total_tokens,
+    prompt_tokens_details,
+    completion_tokens_details
 });
 
 impl Serialize for UsageView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry(keys::PROMPT_TOKENS, &Piece(self.prompt_tokens))?;
-        map.serialize_entry(keys::COMPLETION_TOKENS, &Piece(self.completion_tokens))?;
-        map.serialize_entry(keys::TOTAL_TOKENS, &Piece(self.total_tokens))?;
+        // Keys in `usage`'s order (a map sorted by key).
+        let details = [
+            (keys::COMPLETION_TOKENS, Some(self.completion_tokens)),
+            (
+                keys::COMPLETION_TOKENS_DETAILS,
+                self.completion_tokens_details.map(Some),
+            ),
+            (keys::PROMPT_TOKENS, Some(self.prompt_tokens)),
+            (
+                keys::PROMPT_TOKENS_DETAILS,
+                self.prompt_tokens_details.map(Some),
+            ),
+            (keys::TOTAL_TOKENS, Some(self.total_tokens)),
+        ];
+        let mut map = serializer.serialize_map(None)?;
+        for (key, piece) in details {
+            if let Some(piece) = piece {
+                map.serialize_entry(key, &Piece(piece))?;
+            }
+        }
         map.end()
     }
 }
@@ -208,12 +241,20 @@ fn assemble(model: Value, content: Value, role: Value, usage: Value, tool_calls:
     Value::Object(out)
 }
 
+/// The usage's token counts, and their details (cached and reasoning
+/// tokens, which pricing reads) when the provider sent them.
 fn usage(u: &Value) -> Value {
-    json!({
+    let mut out = json!({
         keys::PROMPT_TOKENS: u.get("prompt_tokens").cloned().unwrap_or(Value::Null),
         keys::COMPLETION_TOKENS: u.get("completion_tokens").cloned().unwrap_or(Value::Null),
         keys::TOTAL_TOKENS: u.get("total_tokens").cloned().unwrap_or(Value::Null),
-    })
+    });
+    for key in [keys::PROMPT_TOKENS_DETAILS, keys::COMPLETION_TOKENS_DETAILS] {
+        if let Some(details) = u.get(key).filter(|d| !d.is_null()) {
+            out[key] = details.clone();
+        }
+    }
+    out
 }
 
 /// The provider's error message in an error body, if it has one.
@@ -365,6 +406,7 @@ mod tests {
             r#"{}"#,
             r#"{"choices":[{"message":{"content":[{"type":"text","text":"parts"}]}}]}"#,
             r#"{"model":"first","model":"last","\u006dodel":"escaped key"}"#,
+            r#"{"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":null}}"#,
         ];
         for body in bodies {
             let view = output_view(body.as_bytes()).unwrap_or_else(|| panic!("{body}"));

@@ -139,11 +139,21 @@ fn tool_call(id: &Value, name: &Value, arguments: &str) -> Value {
 /// The Responses API's usage in the chat completion's names.
 fn usage(u: &Value) -> Value {
     let get = |k: &str| u.get(k).cloned().unwrap_or(Value::Null);
-    json!({
+    let mut out = json!({
         keys::PROMPT_TOKENS: get(keys::INPUT_TOKENS),
         keys::COMPLETION_TOKENS: get(keys::OUTPUT_TOKENS),
         keys::TOTAL_TOKENS: get(keys::TOTAL_TOKENS),
-    })
+    });
+    // The details keep their inner names (`cached_tokens`, `reasoning_tokens`).
+    for (theirs, ours) in [
+        ("input_tokens_details", keys::PROMPT_TOKENS_DETAILS),
+        ("output_tokens_details", keys::COMPLETION_TOKENS_DETAILS),
+    ] {
+        if let Some(details) = u.get(theirs).filter(|d| !d.is_null()) {
+            out[ours] = details.clone();
+        }
+    }
+    out
 }
 
 /// The provider's error message in an error body or a failed response.

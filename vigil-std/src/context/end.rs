@@ -70,6 +70,9 @@ fn end(frame: &mut Frame) {
     } else {
         SpanStatus::Ok
     };
+    if frame.span.is_root() {
+        crate::cost::close_trace(&mut frame.span);
+    }
     frame.span.end(now(), status);
 }
 
