@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use vigil_core::llm::{genai, keys, openinference};
+use vigil_core::llm::{genai, keys, openinference, pricing};
 use vigil_core::SpanKind;
 
 /// The instrumentation scope and `telemetry.sdk.name` of every span.
@@ -432,6 +432,25 @@ fn llm_attributes(out: &mut Vec<KeyValue>, s: &VigilSpan<'_>, capture: bool) {
     if let Some(provider) = s.metadata.get_str(keys::PROVIDER) {
         out.push(kv(genai::PROVIDER_NAME, string(&provider)));
         out.push(kv(openinference::LLM_PROVIDER, string(&provider)));
+    }
+    // The price Vigil put on the call (`vigil.cost`), as OpenInference's costs.
+    if let Some(cost) = parsed(s.metadata.get(pricing::COST_KEY)) {
+        let usd = |keys: &[&str]| -> Option<f64> {
+            let found: Vec<f64> = keys.iter().filter_map(|k| cost.get(*k)?.as_f64()).collect();
+            (!found.is_empty()).then(|| found.iter().sum())
+        };
+        for (attribute, fields) in [
+            (
+                openinference::LLM_COST_PROMPT,
+                &["input_usd", "cached_input_usd", "cache_write_usd"][..],
+            ),
+            (openinference::LLM_COST_COMPLETION, &["output_usd"][..]),
+            (openinference::LLM_COST_TOTAL, &["total_usd"][..]),
+        ] {
+            if let Some(v) = usd(fields) {
+                out.push(kv(attribute, double(v)));
+            }
+        }
     }
     if let Some(input) = input {
         for (key, attribute) in genai::REQUEST_PARAMETERS {

@@ -62,7 +62,8 @@
 //!   `retriever` spans `gen_ai.operation.name`; on `llm` spans
 //!   `gen_ai.provider.name`, `gen_ai.request.*` from the input's parameters,
 //!   `gen_ai.response.model`, `gen_ai.usage.{input,output}_tokens`,
-//!   `llm.model_name`, `llm.token_count.{prompt,completion,total}`, and, when
+//!   `llm.model_name`, `llm.token_count.{prompt,completion,total}`,
+//!   `llm.cost.{prompt,completion,total}` from Vigil's price (`vigil.cost`), and, when
 //!   [`OtlpConfigBuilder::capture_content`] is on (the default), the messages as
 //!   `gen_ai.input.messages`/`gen_ai.output.messages` and OpenInference's
 //!   flattened `llm.{input,output}_messages`; on `tool` spans

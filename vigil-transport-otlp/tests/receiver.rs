@@ -117,6 +117,10 @@ fn agent() {
                 "role": "assistant",
                 "usage": { "prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19 },
             }));
+            span.record_usage(
+                Some("gpt-4o-mini"),
+                &json!({ "prompt_tokens": 12, "completion_tokens": 7 }),
+            );
         });
         vigil::span("tool:search", SpanKind::Tool, |span| {
             span.set_input(&json!({ "query": "rust" }));
@@ -233,6 +237,18 @@ fn every_span_arrives_once_as_recorded() {
     assert_eq!(int_attr(a, "llm.token_count.prompt"), 12);
     assert_eq!(int_attr(a, "llm.token_count.completion"), 7);
     assert_eq!(int_attr(a, "llm.token_count.total"), 19);
+    // The price Vigil put on the call, as OpenInference's cost.
+    let vigil_llm = vigil_spans.iter().find(|s| s["kind"] == "llm").unwrap();
+    let cost = &vigil_llm["metadata"]["vigil.cost"];
+    assert!(cost["total_usd"].as_f64().unwrap() > 0.0, "{vigil_llm}");
+    assert_eq!(
+        attr(a, "llm.cost.total"),
+        Some(&V::DoubleValue(cost["total_usd"].as_f64().unwrap()))
+    );
+    assert_eq!(
+        attr(a, "llm.cost.completion"),
+        Some(&V::DoubleValue(cost["output_usd"].as_f64().unwrap()))
+    );
     assert_eq!(str_attr(a, "llm.input_messages.0.message.role"), "user");
     assert_eq!(
         str_attr(a, "llm.input_messages.0.message.content"),

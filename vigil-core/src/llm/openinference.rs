@@ -58,6 +58,13 @@ pub const SESSION_ID: &str = "session.id";
 /// Whom a span served.
 pub const USER_ID: &str = "user.id";
 
+/// What the prompt cost, in US dollars.
+pub const LLM_COST_PROMPT: &str = "llm.cost.prompt";
+/// What the completion cost, in US dollars.
+pub const LLM_COST_COMPLETION: &str = "llm.cost.completion";
+/// What the call cost, in US dollars.
+pub const LLM_COST_TOTAL: &str = "llm.cost.total";
+
 /// The values of [`SPAN_KIND`] Vigil reads and writes, in capitals as the
 /// conventions spell them (they also define `RERANKER`, `GUARDRAIL`,
 /// `EVALUATOR` and `PROMPT`, which have no Vigil kind).
