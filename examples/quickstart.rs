@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example quickstart                      # prints the trace tree
 //! VIGIL_ENDPOINT=http://localhost:8000 VIGIL_API_KEY=... cargo run --example quickstart
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 cargo run --features otlp --example quickstart
 //! ```
 
 use std::time::Duration;

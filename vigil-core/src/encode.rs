@@ -22,7 +22,9 @@ pub struct Envelope<'a> {
     /// The trace's root span, when it is among the spans: its name becomes
     /// `trace_name` and its metadata `trace_metadata`.
     pub trace_name: Option<&'a str>,
-    /// Metadata members (without braces) for `trace_metadata`.
+    /// Metadata members (without braces) for `trace_metadata`, sent with
+    /// the trace's name, or alone when there is no name and they are not
+    /// empty (a request of several traces: the members every trace gets).
     pub trace_metadata: &'a str,
 }
 
@@ -123,6 +125,10 @@ fn write_tail<O: Output>(out: &mut O, envelope: &Envelope<'_>) -> Result<(), Ful
     if let Some(name) = envelope.trace_name {
         out.put(",\"trace_name\":")?;
         write_str(out, char_prefix(name, MAX_NAME_CHARS).0)?;
+        out.put(",\"trace_metadata\":{")?;
+        out.put(envelope.trace_metadata)?;
+        out.put("}")?;
+    } else if !envelope.trace_metadata.is_empty() {
         out.put(",\"trace_metadata\":{")?;
         out.put(envelope.trace_metadata)?;
         out.put("}")?;

@@ -504,9 +504,12 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         P: SpanSource<B> + ?Sized,
         T: Transport + ?Sized,
     {
-        let end = self.group_end();
+        // A transport that takes many traces gets the rest of the batch in
+        // one request (as much as fits), and no PATCH.
+        let many = transport.takes_many_traces();
+        let end = if many { self.len } else { self.group_end() };
         let spans = &self.batch.as_slice()[self.cursor..end];
-        let root = spans.last().filter(|s| s.is_root());
+        let root = spans.last().filter(|s| s.is_root() && !many);
         let has_root = root.is_some();
         let members = match root {
             Some(r) => join_members(
@@ -514,6 +517,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 self.trace_defaults.as_str(),
                 r.metadata_members(),
             ),
+            None if many => self.trace_defaults.as_str(),
             None => "",
         };
         let envelope = Envelope {

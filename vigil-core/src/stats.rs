@@ -52,6 +52,41 @@ macro_rules! stats {
                 }
             }
 
+            /// These counters as the view of one destination among several,
+            /// each taking the queue's spans through a buffer of its own:
+            /// what happened on the application's side (spans started,
+            /// ended, queued or refused by the full queue, updates refused,
+            /// mask panics) from `queue`, the queue's own snapshot, and the
+            /// rest from these, where spans dropped because the buffer was
+            /// full count as `dropped_queue_full` too.
+            pub fn snapshot_over(&self, queue: &StatsSnapshot) -> StatsSnapshot {
+                let mut s = self.snapshot(queue.spans_queued, queue.spans_started);
+                s.spans_ended = queue.spans_ended;
+                s.dropped_queue_full += queue.dropped_queue_full;
+                s.dropped_after_close = queue.dropped_after_close;
+                s.refused_updates = queue.refused_updates;
+                s.mask_panics = queue.mask_panics;
+                s
+            }
+
+            /// Counts `n` spans dropped because a buffer of the consumer's
+            /// own, past the queue, was full.
+            pub fn count_dropped_queue_full(&self, n: usize) {
+                add(&self.dropped_queue_full, n);
+            }
+
+            /// Counts `n` spans dropped unsent at shutdown by a consumer that
+            /// keeps buffers of its own past the queue.
+            pub fn count_dropped_at_shutdown(&self, n: usize) {
+                add(&self.dropped_at_shutdown, n);
+            }
+
+            /// Requests deferred for a retry of their own (see
+            /// [`crate::SpanQueue::deferred_requests`]).
+            pub fn deferred_requests(&self) -> usize {
+                self.deferred.load(core::sync::atomic::Ordering::Acquire)
+            }
+
             pub(crate) fn snapshot(&self, queued: u64, started: u64) -> StatsSnapshot {
                 let mut s = StatsSnapshot {
                     spans_started: started,

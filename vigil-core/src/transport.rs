@@ -128,6 +128,19 @@ pub trait Transport {
         Lookup::Unknown
     }
 
+    /// Whether one ingest request may hold the spans of several traces,
+    /// with no `PATCH` after them: true for a backend that keeps no trace
+    /// row of its own, where a trace's status is its root span's (OTLP).
+    /// False by default: the Vigil server files every span of a request
+    /// under the first span's trace, so requests go one trace at a time and
+    /// each trace's status follows its root. A request that holds several
+    /// traces has no `trace_name`; its `trace_metadata`, when present, holds
+    /// only the members every trace gets (`release`, `environment`), and
+    /// [`Request::trace_id`] is its first span's trace.
+    fn takes_many_traces(&self) -> bool {
+        false
+    }
+
     /// A handle that interrupts a request in progress, so that a shutdown
     /// deadline holds even while a request waits for its timeout; after it
     /// is called, the transport may refuse every request. `None` (the
@@ -145,6 +158,9 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     fn lookup(&mut self, request: &Request<'_>) -> Lookup {
         (**self).lookup(request)
     }
+    fn takes_many_traces(&self) -> bool {
+        (**self).takes_many_traces()
+    }
     #[cfg(feature = "alloc")]
     fn interrupter(&mut self) -> Option<Interrupt> {
         (**self).interrupter()
@@ -158,6 +174,9 @@ impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T> {
     }
     fn lookup(&mut self, request: &Request<'_>) -> Lookup {
         (**self).lookup(request)
+    }
+    fn takes_many_traces(&self) -> bool {
+        (**self).takes_many_traces()
     }
     fn interrupter(&mut self) -> Option<Interrupt> {
         (**self).interrupter()

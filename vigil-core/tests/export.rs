@@ -645,3 +645,61 @@ fn a_stored_request_whose_answer_was_lost_is_found_and_counted_delivered() {
     assert_eq!(s.patches_delivered, 3);
     assert_eq!((t.posts, t.lookups), (3, 3), "each sent once, asked once");
 }
+
+/// Takes many traces per request, as an OTLP backend does.
+#[derive(Default)]
+struct Many {
+    sent: Vec<(RequestKind, Value)>,
+}
+
+impl Transport for Many {
+    fn send(&mut self, r: &Request<'_>) -> Outcome {
+        self.sent
+            .push((r.kind, serde_json::from_slice(r.body).unwrap()));
+        Outcome::Delivered
+    }
+    fn takes_many_traces(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_transport_that_takes_many_traces_gets_a_batch_per_request_and_no_patch() {
+    let (p, mut g) = (pipe(100), gen());
+    let mut t = Many::default();
+    let mut exp = Exp::new(settings(100, 10), "proj", 1);
+    exp.set_trace_metadata(r#""release":"1.2""#).unwrap();
+    for _ in 0..3 {
+        let tr = g.trace("t");
+        p.submit(g.child(&tr));
+        p.submit(g.child(&tr));
+        p.submit(tr.end(Timestamp::from_unix_nanos(4), SpanStatus::Error));
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut now = ms(10);
+    for _ in 0..100 {
+        match exp.poll(now, &p, &mut t, &mut buf) {
+            Poll::Again => {}
+            Poll::Idle(_) if p.is_empty() && exp.is_idle() => break,
+            Poll::Wait(at) | Poll::Idle(at) => now = at,
+        }
+    }
+    assert_eq!(t.sent.len(), 1, "one request for three traces");
+    let (kind, body) = &t.sent[0];
+    assert_eq!(*kind, RequestKind::Ingest);
+    let spans = body["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 9);
+    let traces: std::collections::HashSet<&str> = spans
+        .iter()
+        .map(|s| s["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(traces.len(), 3);
+    assert!(body.get("trace_name").is_none());
+    assert_eq!(
+        body["trace_metadata"],
+        serde_json::json!({ "release": "1.2" })
+    );
+    let stats = p.snapshot();
+    assert_eq!((stats.spans_delivered, stats.patches_delivered), (9, 0));
+    assert_eq!(p.outstanding(), 0);
+}

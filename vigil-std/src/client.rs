@@ -11,12 +11,13 @@ use vigil_core::queue::Slot;
 use vigil_core::{
     export::{Abandoned, Deferred},
     transport::{Interrupt, Lookup},
-    ConfigError, Exporter, Outcome, Poll, Producer, Request, RetryReason, SpanQueue, StatsSnapshot,
-    TraceId, Transport,
+    ConfigError, Exporter, Outcome, Poll, Producer, Request, RetryReason, SpanQueue, SpanSource,
+    StatsSnapshot, TraceId, Transport,
 };
 
 use crate::config::{Config, Destination, EnvError};
 use crate::console::ConsoleTransport;
+use crate::split::Split;
 use crate::sync::lock;
 use crate::text::Text;
 use crate::transport::BoxTransport;
@@ -25,7 +26,7 @@ use crate::Record;
 type Slots = Box<[Slot<Record>]>;
 
 /// Where a client's ended spans wait for its exporter.
-type Spans = SpanQueue<Text, Slots>;
+pub(crate) type Spans = SpanQueue<Text, Slots>;
 
 /// A handle to an initialised SDK: cheap to clone, shared by all threads.
 ///
@@ -58,11 +59,13 @@ impl std::ops::Deref for Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let mut state = lock(&self.0.control.state);
-        if state.shutdown.is_none() {
-            state.shutdown = Some(deadline_after(self.0.config.shutdown_timeout));
+        let deadline = deadline_after(self.0.config.shutdown_timeout);
+        for control in self.0.controls() {
+            let mut state = lock(&control.state);
+            if state.shutdown.is_none() {
+                state.shutdown = Some(deadline);
+            }
         }
-        drop(state);
         self.0.wake_now();
     }
 }
@@ -73,6 +76,24 @@ struct Inner {
     /// Traces whose id hashes below this are recorded.
     sample_threshold: u64,
     control: Control,
+    /// With a second destination: the queue split into a buffer for each,
+    /// and the second exporter's control.
+    split: Option<Split>,
+    second: Option<(Control, Destination)>,
+}
+
+impl Inner {
+    /// Each exporter's control: the first, then the second destination's.
+    fn controls(&self) -> impl Iterator<Item = &Control> {
+        std::iter::once(&self.control).chain(self.second.as_ref().map(|(c, _)| c))
+    }
+
+    fn control_of(&self, side: usize) -> &Control {
+        match (&self.second, side) {
+            (Some((control, _)), 1) => control,
+            _ => &self.control,
+        }
+    }
 }
 
 /// How application threads and flushers talk to the exporter thread.
@@ -87,6 +108,20 @@ struct Control {
     batch_size: usize,
     /// Cuts a request in progress short when a shutdown deadline passes.
     interrupt: OnceLock<Interrupt>,
+}
+
+impl Control {
+    fn new(batch_size: usize) -> Control {
+        Control {
+            sleeping: AtomicBool::new(false),
+            state: Mutex::new(ControlState::default()),
+            progress: Condvar::new(),
+            thread: OnceLock::new(),
+            join: Mutex::new(None),
+            batch_size,
+            interrupt: OnceLock::new(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -129,44 +164,89 @@ pub struct ShutdownReport {
     pub interrupted: bool,
     /// Where the spans were sent.
     pub destination: Destination,
+    /// The second destination's part, when there is one
+    /// ([`ConfigBuilder::also_transport`](crate::config::ConfigBuilder::also_transport)).
+    pub also: Option<DestinationReport>,
+}
+
+/// What a shutdown achieved for a second destination: as in
+/// [`ShutdownReport`], for the spans sent there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DestinationReport {
+    /// Its counters: what it delivered and dropped (the application's side,
+    /// spans started and ended, is the same for both destinations).
+    pub stats: StatsSnapshot,
+    /// Nothing was left unsent there.
+    pub completed: bool,
+    /// A request to it was cut short at the deadline.
+    pub interrupted: bool,
+    /// Where the spans were sent.
+    pub destination: Destination,
 }
 
 impl fmt::Display for ShutdownReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.stats;
-        write!(
+        write_report(
             f,
-            "delivered {} of {} spans to {} in {} requests; dropped {} (queue full {}, rejected {}, after retries {}, oversize {}, at shutdown {}, after close {}); trace statuses set {}, not set {}",
-            s.spans_delivered,
-            s.spans_ended,
+            &self.stats,
             self.destination,
-            s.requests,
-            s.dropped(),
-            s.dropped_queue_full,
-            s.spans_rejected,
-            s.dropped_after_retries,
-            s.dropped_oversize,
-            s.dropped_at_shutdown,
-            s.dropped_after_close,
-            s.patches_delivered,
-            s.patches_failed,
+            self.completed,
+            self.interrupted,
         )?;
-        let repaired = s.nul_replaced + s.payloads_unserializable + s.mask_panics;
-        if repaired > 0 {
-            write!(
+        if let Some(also) = &self.also {
+            f.write_str("; also ")?;
+            write_report(
                 f,
-                "; payloads repaired: NUL replaced in {}, unserializable {}, mask panics {}",
-                s.nul_replaced, s.payloads_unserializable, s.mask_panics
+                &also.stats,
+                also.destination,
+                also.completed,
+                also.interrupted,
             )?;
-        }
-        if self.interrupted {
-            f.write_str("; a request cut short at the deadline may have been stored")?;
-        }
-        if !self.completed {
-            f.write_str("; not completed")?;
         }
         Ok(())
     }
+}
+
+fn write_report(
+    f: &mut fmt::Formatter<'_>,
+    s: &StatsSnapshot,
+    destination: Destination,
+    completed: bool,
+    interrupted: bool,
+) -> fmt::Result {
+    write!(
+        f,
+        "delivered {} of {} spans to {} in {} requests; dropped {} (queue full {}, rejected {}, after retries {}, oversize {}, at shutdown {}, after close {}); trace statuses set {}, not set {}",
+        s.spans_delivered,
+        s.spans_ended,
+        destination,
+        s.requests,
+        s.dropped(),
+        s.dropped_queue_full,
+        s.spans_rejected,
+        s.dropped_after_retries,
+        s.dropped_oversize,
+        s.dropped_at_shutdown,
+        s.dropped_after_close,
+        s.patches_delivered,
+        s.patches_failed,
+    )?;
+    let repaired = s.nul_replaced + s.payloads_unserializable + s.mask_panics;
+    if repaired > 0 {
+        write!(
+            f,
+            "; payloads repaired: NUL replaced in {}, unserializable {}, mask panics {}",
+            s.nul_replaced, s.payloads_unserializable, s.mask_panics
+        )?;
+    }
+    if interrupted {
+        f.write_str("; a request cut short at the deadline may have been stored")?;
+    }
+    if !completed {
+        f.write_str("; not completed")?;
+    }
+    Ok(())
 }
 
 // A client can be used across `catch_unwind`: its shared state is atomics,
@@ -203,43 +283,27 @@ impl Client {
         } else {
             (rate * u64::MAX as f64) as u64
         };
+        let second = config
+            .also
+            .as_ref()
+            .filter(|_| config.enabled)
+            .map(|(_, destination)| (Control::new(config.batch_size), *destination));
         let inner = Arc::new(Inner {
             spans: Arc::new(SpanQueue::with_capacity(capacity)),
             sample_threshold,
-            control: Control {
-                sleeping: AtomicBool::new(false),
-                state: Mutex::new(ControlState::default()),
-                progress: Condvar::new(),
-                thread: OnceLock::new(),
-                join: Mutex::new(None),
-                batch_size: config.batch_size,
-                interrupt: OnceLock::new(),
-            },
+            control: Control::new(config.batch_size),
+            split: second.as_ref().map(|_| Split::new(config.max_queue_size)),
+            second,
             config,
         });
         if inner.config.enabled {
-            let mut transport = match &inner.config.transport {
+            let first = match &inner.config.transport {
                 Some(make) => make(),
                 None => default_transport(&inner.config),
             };
-            if let Some(interrupt) = transport.interrupter() {
-                let _ = inner.control.interrupt.set(interrupt);
-            }
-            let worker = inner.clone();
-            match thread::Builder::new()
-                .name("vigil-exporter".into())
-                .spawn(move || {
-                    let inner = worker.clone();
-                    let run = std::panic::AssertUnwindSafe(|| run_exporter(worker, transport));
-                    if std::panic::catch_unwind(run).is_err() {
-                        stop_after_panic(&inner);
-                    }
-                }) {
-                Ok(handle) => {
-                    let _ = inner.control.thread.set(handle.thread().clone());
-                    *lock(&inner.control.join) = Some(handle);
-                }
-                Err(e) => log::error!("vigil: cannot start the exporter thread: {e}"),
+            start_exporter(&inner, first, 0, "vigil-exporter");
+            if let (Some((make, _)), Some(_)) = (&inner.config.also, &inner.second) {
+                start_exporter(&inner, make(), 1, "vigil-exporter-2");
             }
         }
         Ok(Client {
@@ -269,7 +333,33 @@ impl Client {
     /// assert_eq!(stats.dropped(), 0);
     /// ```
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.spans.snapshot()
+        self.stats_of(0)
+    }
+
+    /// Each destination and its counters: the one [`Client::stats`] counts
+    /// for, then the second one, if any
+    /// ([`ConfigBuilder::also_transport`](crate::config::ConfigBuilder::also_transport)).
+    ///
+    /// ```
+    /// # let client = vigil::Client::new(vigil::Config::builder().transport(vigil::sink::NullTransport::default).build().unwrap()).unwrap();
+    /// for (destination, stats) in client.destinations() {
+    ///     println!("{destination}: {} spans delivered", stats.spans_delivered);
+    /// }
+    /// ```
+    pub fn destinations(&self) -> Vec<(Destination, StatsSnapshot)> {
+        let mut all = vec![(self.inner.config.destination, self.stats_of(0))];
+        if let Some((_, destination)) = &self.inner.second {
+            all.push((*destination, self.stats_of(1)));
+        }
+        all
+    }
+
+    fn stats_of(&self, side: usize) -> StatsSnapshot {
+        let queue = self.inner.spans.snapshot();
+        match &self.inner.split {
+            Some(split) => split.counters(side).snapshot_over(&queue),
+            None => queue,
+        }
     }
 
     /// Sends everything ended so far and waits until it is delivered or
@@ -289,11 +379,30 @@ impl Client {
         let target = spans.mark();
         let deadline = deadline_after(timeout);
         let control = &self.inner.control;
+        // With two destinations: how far each buffer must be released once
+        // the queue is split past the mark.
+        let mut buffered: Option<[usize; 2]> = None;
         let mut state = lock(&control.state);
         loop {
             // Spans whose requests wait for a retry have left the queue: the
             // exporter counts those requests before it frees their places.
-            let handled = spans.reached(&target) && spans.deferred_requests() == 0;
+            let handled = match &self.inner.split {
+                None => spans.reached(&target) && spans.deferred_requests() == 0,
+                Some(split) => {
+                    if buffered.is_none() && spans.reached(&target) {
+                        buffered = Some(split.pushed());
+                    }
+                    buffered.is_some_and(|pushed| {
+                        let released = split.released();
+                        (0..2).all(|side| {
+                            let done = released[side] >= pushed[side]
+                                && split.counters(side).deferred_requests() == 0;
+                            // A destination whose exporter stopped has nothing more to do.
+                            done || (side == 1 && self.second_finished())
+                        })
+                    })
+                }
+            };
             if handled || state.finished {
                 return handled;
             }
@@ -302,6 +411,9 @@ impl Client {
                 return false;
             }
             state.flush_requested = true;
+            if let Some((second, _)) = &self.inner.second {
+                lock(&second.state).flush_requested = true;
+            }
             self.inner.wake_now();
             state = control
                 .progress
@@ -309,6 +421,14 @@ impl Client {
                 .map(|(s, _)| s)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
+    }
+
+    /// Whether the second exporter stopped (or never started).
+    fn second_finished(&self) -> bool {
+        self.inner
+            .second
+            .as_ref()
+            .is_some_and(|(c, _)| lock(&c.state).finished || lock(&c.join).is_none())
     }
 
     /// Flushes within the configured `shutdown_timeout`, stops the exporter
@@ -338,8 +458,7 @@ impl Client {
         // now on find no client rather than one that drops them.
         uninstall(self);
         let deadline = deadline_after(timeout);
-        let control = &self.inner.control;
-        {
+        for control in self.inner.controls() {
             let mut state = lock(&control.state);
             if state.shutdown.is_none() {
                 state.shutdown = Some(deadline);
@@ -347,6 +466,41 @@ impl Client {
             state.flush_requested = true;
         }
         self.inner.wake_now();
+        let (completed, interrupted) = self.wait_stopped(0, deadline);
+        let also = self.inner.second.as_ref().map(|(_, destination)| {
+            let (completed, interrupted) = self.wait_stopped(1, deadline);
+            DestinationReport {
+                stats: self.stats_of(1),
+                completed,
+                interrupted,
+                destination: *destination,
+            }
+        });
+        let mut stats = self.stats();
+        if !completed {
+            // The exporter is stuck in a request past the deadline: whatever it
+            // still holds is lost to this program.
+            stats.dropped_at_shutdown += stats.in_flight();
+        }
+        ShutdownReport {
+            completed,
+            stats,
+            interrupted,
+            destination: self.inner.config.destination,
+            also: also.map(|mut also| {
+                if !also.completed {
+                    also.stats.dropped_at_shutdown += also.stats.in_flight();
+                }
+                also
+            }),
+        }
+    }
+
+    /// Waits for exporter `side` to stop, cutting its request short at
+    /// `deadline`; whether it finished with nothing left undone, and
+    /// whether a request was cut short.
+    fn wait_stopped(&self, side: usize, deadline: Instant) -> (bool, bool) {
+        let control = self.inner.control_of(side);
         let mut state = lock(&control.state);
         let running = lock(&control.join).is_some();
         // A little grace past the deadline for the exporter to count its
@@ -382,19 +536,9 @@ impl Client {
                 let _ = handle.join();
             }
         }
-        let mut stats = self.stats();
-        let completed = completed && abandoned == Abandoned::default() && stats.in_flight() == 0;
-        if !completed {
-            // The exporter is stuck in a request past the deadline: whatever it
-            // still holds is lost to this program.
-            stats.dropped_at_shutdown += stats.in_flight();
-        }
-        ShutdownReport {
-            completed,
-            stats,
-            interrupted,
-            destination: self.inner.config.destination,
-        }
+        let completed =
+            completed && abandoned == Abandoned::default() && self.stats_of(side).in_flight() == 0;
+        (completed, interrupted)
     }
 
     /// Shuts down when the returned guard is dropped (and removes the client
@@ -545,7 +689,7 @@ impl Inner {
                 // span refused looks again; an exporter waiting to retry does
                 // not say it sleeps, so a server that stopped answering wakes
                 // nobody.
-                if self.control.sleeping.load(Ordering::Relaxed) {
+                if self.controls().any(|c| c.sleeping.load(Ordering::Relaxed)) {
                     self.wake();
                 }
                 Err(make)
@@ -558,25 +702,29 @@ impl Inner {
         // Pairs with the fence in `run_exporter`: either it sees this span
         // in the queue, or this sees it asleep.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if self.control.sleeping.load(Ordering::Relaxed) {
+        if self.controls().any(|c| c.sleeping.load(Ordering::Relaxed)) {
             self.wake();
         }
     }
 
     fn wake(&self) {
-        // Only the first waker pays for the unpark.
-        if self.control.sleeping.swap(false, Ordering::Relaxed) {
-            if let Some(t) = self.control.thread.get() {
-                t.unpark();
+        for control in self.controls() {
+            // Only the first waker pays for the unpark.
+            if control.sleeping.swap(false, Ordering::Relaxed) {
+                if let Some(t) = control.thread.get() {
+                    t.unpark();
+                }
             }
         }
     }
 
-    /// Wakes the exporter whether or not it says it sleeps (flush, shutdown).
+    /// Wakes the exporters whether or not they say they sleep (flush, shutdown).
     fn wake_now(&self) {
-        self.control.sleeping.store(false, Ordering::Relaxed);
-        if let Some(t) = self.control.thread.get() {
-            t.unpark();
+        for control in self.controls() {
+            control.sleeping.store(false, Ordering::Relaxed);
+            if let Some(t) = control.thread.get() {
+                t.unpark();
+            }
         }
     }
 }
@@ -609,6 +757,28 @@ impl Drop for ShutdownGuard {
                 log::warn!("vigil: shutdown did not finish in time: {report}");
             }
         }
+    }
+}
+
+/// Starts the exporter of destination `side` on a thread of its own.
+fn start_exporter(inner: &Arc<Inner>, mut transport: BoxTransport, side: usize, name: &str) {
+    let control = inner.control_of(side);
+    if let Some(interrupt) = transport.interrupter() {
+        let _ = control.interrupt.set(interrupt);
+    }
+    let worker = inner.clone();
+    match thread::Builder::new().name(name.into()).spawn(move || {
+        let inner = worker.clone();
+        let run = std::panic::AssertUnwindSafe(|| run_exporter(worker, transport, side));
+        if std::panic::catch_unwind(run).is_err() {
+            stop_after_panic(&inner, side);
+        }
+    }) {
+        Ok(handle) => {
+            let _ = control.thread.set(handle.thread().clone());
+            *lock(&control.join) = Some(handle);
+        }
+        Err(e) => log::error!("vigil: cannot start the exporter thread: {e}"),
     }
 }
 
@@ -687,9 +857,13 @@ impl Transport for Guarded<'_> {
     fn lookup(&mut self, request: &Request<'_>) -> Lookup {
         self.call(request, Lookup::Unknown, |t, r| t.lookup(r))
     }
+
+    fn takes_many_traces(&self) -> bool {
+        self.inner.takes_many_traces()
+    }
 }
 
-fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
+fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
     let config = &inner.config;
     let headers: Vec<(&str, &str)> = Vec::new();
     let mut settings = config.as_core(&headers).export_settings();
@@ -703,7 +877,15 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
     }
     let mut buf = vec![0u8; config.max_request_bytes.max(4096)];
     let origin = Instant::now();
-    let control = &inner.control;
+    let control = inner.control_of(side);
+    let split = inner
+        .split
+        .as_ref()
+        .map(|split| split.side(&inner.spans, side));
+    let source: &dyn SpanSource<Text> = match &split {
+        Some(side) => side,
+        None => &*inner.spans,
+    };
     let mut warned_panic = false;
     let mut last_released = 0;
     loop {
@@ -719,9 +901,9 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         }
         let now = Instant::now();
         if let Some(deadline) = shutdown {
-            let drained = exporter.is_idle() && inner.spans.is_empty();
+            let drained = exporter.is_idle() && source.is_empty();
             if drained || now >= deadline {
-                stop(&inner, || exporter.abandon(&*inner.spans));
+                stop(&inner, side, || exporter.abandon(source));
                 return;
             }
         }
@@ -731,7 +913,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
             deadline: shutdown,
             panicked: false,
         };
-        let poll = exporter.poll(now - origin, &*inner.spans, &mut guarded, &mut buf);
+        let poll = exporter.poll(now - origin, source, &mut guarded, &mut buf);
         if guarded.panicked {
             lock(&control.state).transport_panicked = true;
             if !warned_panic {
@@ -742,13 +924,29 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
             }
         }
         // Wake flushers only when a batch finished, not after every request.
-        let released = inner.spans.released();
+        let released = match &inner.split {
+            Some(split) => split.released()[side] + inner.spans.released(),
+            None => inner.spans.released(),
+        };
         if released != last_released {
             last_released = released;
             // Under the lock, so a flusher between its check and its wait
-            // cannot miss it.
-            let _state = lock(&control.state);
-            control.progress.notify_all();
+            // cannot miss it; flushers wait on the first exporter's.
+            for c in [control, &inner.control] {
+                let _state = lock(&c.state);
+                c.progress.notify_all();
+            }
+            // Spans this exporter moved into the other's buffer: wake it.
+            if let Some(split) = &inner.split {
+                let other = 1 - side;
+                let other_control = inner.control_of(other);
+                if split.buffered(other) > 0 && other_control.sleeping.load(Ordering::Relaxed) {
+                    other_control.sleeping.store(false, Ordering::Relaxed);
+                    if let Some(t) = other_control.thread.get() {
+                        t.unpark();
+                    }
+                }
+            }
         }
         let wake_at = match poll {
             Poll::Again => continue,
@@ -769,8 +967,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport) {
         // Pairs with the fence in `Inner::wake_if_asleep`.
         std::sync::atomic::fence(Ordering::SeqCst);
         let pending = lock(&control.state).flush_requested;
-        let batch_ready =
-            idle && (inner.spans.len() >= control.batch_size || inner.spans.is_full());
+        let batch_ready = idle && (source.len() >= control.batch_size || source.is_full());
         if !pending && !batch_ready {
             let now = Instant::now();
             if wake_at > now {
@@ -799,12 +996,15 @@ fn trace_defaults(config: &Config) -> String {
 /// The exporter loop panicked (an SDK bug; transport panics are caught per
 /// request): refuse and count new spans, count the queued ones as dropped,
 /// and let flush and shutdown return instead of waiting for a dead thread.
-fn stop_after_panic(inner: &Inner) {
+fn stop_after_panic(inner: &Inner, side: usize) {
     log::error!(
         "vigil: the exporter stopped after an internal error; spans are dropped and counted"
     );
-    stop(inner, || Abandoned {
-        spans: inner.spans.discard_queued(),
+    stop(inner, side, || Abandoned {
+        spans: match &inner.split {
+            Some(split) => split.discard(&inner.spans, side),
+            None => inner.spans.discard_queued(),
+        },
         patches: 0,
     });
 }
@@ -812,14 +1012,26 @@ fn stop_after_panic(inner: &Inner) {
 /// Ends the exporter's work: spans that end from now on have nobody to send
 /// them (counted as dropped), `drop_rest` drops and counts what is left, and
 /// flush and shutdown may return.
-fn stop(inner: &Inner, drop_rest: impl FnOnce() -> Abandoned) {
-    inner.spans.close();
+///
+/// The second destination's exporter leaves the queue open: the first may
+/// still be sending.
+fn stop(inner: &Inner, side: usize, drop_rest: impl FnOnce() -> Abandoned) {
+    if side == 0 {
+        inner.spans.close();
+    }
     let abandoned = drop_rest();
-    let mut state = lock(&inner.control.state);
+    let control = inner.control_of(side);
+    let mut state = lock(&control.state);
     state.abandoned.spans += abandoned.spans;
     state.abandoned.patches += abandoned.patches;
     state.finished = true;
-    inner.control.progress.notify_all();
+    control.progress.notify_all();
+    drop(state);
+    if side == 1 {
+        // A flusher waits on the first exporter's.
+        let _state = lock(&inner.control.state);
+        inner.control.progress.notify_all();
+    }
 }
 
 /// `now + timeout`, or a time too far off to matter when that overflows
@@ -878,7 +1090,10 @@ pub fn init(config: Config) -> Result<Client, ConfigError> {
 }
 
 /// [`init`] with [`Config::from_env`]: `VIGIL_ENDPOINT`, `VIGIL_API_KEY`, ...
-/// When `VIGIL_ENDPOINT` is not set, finished traces are printed to stdout as trees.
+/// When `VIGIL_ENDPOINT` is not set, finished traces are printed to stdout as
+/// trees, unless the `otlp` feature is on and `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// is set: then they go to that OTLP endpoint (and with `VIGIL_ENDPOINT` set
+/// too, to both).
 ///
 /// ```
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {

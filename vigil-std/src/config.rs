@@ -83,6 +83,8 @@ pub struct Config {
     pub(crate) transport: Option<Arc<dyn Fn() -> BoxTransport + Send + Sync>>,
     /// Where spans go, as [`Config::destination`] tells.
     pub(crate) destination: Destination,
+    /// A second destination, with its own exporter ([`ConfigBuilder::also_transport`]).
+    pub(crate) also: Option<(Arc<dyn Fn() -> BoxTransport + Send + Sync>, Destination)>,
 }
 
 impl Default for Config {
@@ -111,6 +113,7 @@ impl Default for Config {
             prices: None,
             transport: None,
             destination: Destination::Server,
+            also: None,
         }
     }
 }
@@ -135,6 +138,7 @@ impl fmt::Debug for Config {
             .field("capture_content", &self.capture_content)
             .field("prices", &self.prices().len())
             .field("custom_transport", &self.transport.is_some())
+            .field("also", &self.also.as_ref().map(|(_, d)| d))
             .finish_non_exhaustive()
     }
 }
@@ -170,6 +174,14 @@ impl Config {
     /// `VIGIL_BATCH_SIZE`, `VIGIL_FLUSH_INTERVAL_MS`, `VIGIL_MAX_QUEUE_SIZE`,
     /// `VIGIL_TIMEOUT_SECONDS`, `VIGIL_SAMPLE_RATE`, `VIGIL_RELEASE`,
     /// `VIGIL_ENVIRONMENT`, `VIGIL_PRICES`.
+    ///
+    /// With the `otlp` feature, when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, spans go over OTLP/HTTP
+    /// too (besides the server when `VIGIL_ENDPOINT` is set, instead of it
+    /// when it is not: [`ConfigBuilder::also_transport`]), configured by the OpenTelemetry
+    /// variables (`OTEL_EXPORTER_OTLP_HEADERS`, `_PROTOCOL`, `_COMPRESSION`,
+    /// `_TIMEOUT`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`; see
+    /// `vigil_transport_otlp::OtlpConfig::from_env_with`).
     ///
     /// ```
     /// let config = vigil::Config::from_env_with(|name| match name {
@@ -249,6 +261,8 @@ impl Config {
                 .map_err(|e| EnvError::Prices(format!("{path}: {e}")))?;
             c.prices = Some(Arc::new(with_builtin(table)));
         }
+        #[cfg(feature = "otlp")]
+        otlp_from_env(&mut c, &var)?;
         c.validate().map_err(EnvError::Invalid)?;
         Ok(c)
     }
@@ -338,6 +352,32 @@ impl Config {
     }
 }
 
+/// OTLP export when the OpenTelemetry variables name an endpoint: instead
+/// of the Vigil server when `VIGIL_ENDPOINT` is not set, besides it when it is.
+#[cfg(feature = "otlp")]
+fn otlp_from_env(c: &mut Config, var: &impl Fn(&str) -> Option<String>) -> Result<(), EnvError> {
+    let otlp =
+        vigil_transport_otlp::OtlpConfig::from_env_with(var).map_err(|e| EnvError::Malformed {
+            var: e.var(),
+            value: e.value().to_owned(),
+            expected: e.expected(),
+        })?;
+    let Some(otlp) = otlp else {
+        return Ok(());
+    };
+    // Without `capture_content`, no content is recorded for OTLP to carry.
+    let make: Arc<dyn Fn() -> BoxTransport + Send + Sync> =
+        Arc::new(move || Box::new(vigil_transport_otlp::OtlpTransport::new(&otlp)) as BoxTransport);
+    if var("VIGIL_ENDPOINT").is_some() {
+        // Both at once: the Vigil server first, OTLP besides.
+        c.also = Some((make, Destination::Otlp));
+    } else {
+        c.transport = Some(make);
+        c.destination = Destination::Otlp;
+    }
+    Ok(())
+}
+
 fn parse<T: std::str::FromStr>(
     var: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -373,6 +413,9 @@ pub enum Destination {
     Console,
     /// A transport the application set.
     Custom,
+    /// An OpenTelemetry backend over OTLP/HTTP (`init_from_env` with
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` set).
+    Otlp,
 }
 
 impl fmt::Display for Destination {
@@ -381,6 +424,7 @@ impl fmt::Display for Destination {
             Destination::Server => "the server",
             Destination::Console => "the console",
             Destination::Custom => "the configured transport",
+            Destination::Otlp => "the OTLP endpoint",
         })
     }
 }
@@ -533,6 +577,41 @@ impl ConfigBuilder {
     ) -> Self {
         self.0.transport = Some(Arc::new(move || Box::new(make()) as BoxTransport));
         self.0.destination = Destination::Custom;
+        self
+    }
+
+    /// Also ships every span through a transport made by `make`: a second
+    /// destination (an OpenTelemetry backend besides the Vigil server, say)
+    /// with its own exporter thread, retries and counters, so one that is
+    /// down or slow never delays or drops the other's spans. Each takes the
+    /// queue's spans into a buffer of its own of up to `max_queue_size`
+    /// spans. [`Client::destinations`](crate::Client::destinations) and the
+    /// shutdown report count for each.
+    ///
+    /// ```
+    /// use vigil::sink::MemoryTransport;
+    ///
+    /// let ((first, a), (second, b)) = (MemoryTransport::new(), MemoryTransport::new());
+    /// let config = vigil::Config::builder()
+    ///     .transport(move || first.clone())
+    ///     .also_transport(move || second.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// let client = vigil::Client::new(config).unwrap();
+    /// client.scope(|| vigil::trace("job", |_| ()));
+    /// let report = client.shutdown();
+    /// assert_eq!(report.stats.spans_delivered, 1);
+    /// assert_eq!(report.also.unwrap().stats.spans_delivered, 1);
+    /// assert!(a.captured().span("job").is_some() && b.captured().span("job").is_some());
+    /// ```
+    pub fn also_transport<T: Transport + Send + 'static>(
+        mut self,
+        make: impl Fn() -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.0.also = Some((
+            Arc::new(move || Box::new(make()) as BoxTransport),
+            Destination::Custom,
+        ));
         self
     }
 

@@ -2,7 +2,8 @@
 // (and, inside `context/`, only from siblings listed before it):
 //
 //   clock  transport  config  keys  panic  seed  sync  text  console
-//   client                   Client, its exporter thread, the global slot
+//   split                    two destinations' buffers over one queue
+//   client                   Client, its exporter threads, the global slot
 //   payload                  a span's payloads: JSON, mask, field limit
 //   context/                 mail < frame < stack < start, end < propagation
 //   span  detached  convenience  integrations  ureq  __private    the tracing API
@@ -72,6 +73,7 @@ mod payload;
 mod seed;
 pub mod sink;
 mod span;
+mod split;
 mod sync;
 mod text;
 pub mod transport;
@@ -79,8 +81,8 @@ pub mod transport;
 pub mod ureq;
 
 pub use client::{
-    flush, get_client, init, init_from_env, shutdown, shutdown_timeout, Client, ShutdownGuard,
-    ShutdownReport,
+    flush, get_client, init, init_from_env, shutdown, shutdown_timeout, Client, DestinationReport,
+    ShutdownGuard, ShutdownReport,
 };
 pub use config::{Config, Field};
 pub use context::{spawn, Context, ContextGuard};

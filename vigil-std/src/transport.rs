@@ -15,5 +15,9 @@ pub use vigil_core::{
 #[doc(no_inline)]
 pub use vigil_transport_ureq::UreqTransport;
 
+#[cfg(feature = "otlp")]
+#[doc(no_inline)]
+pub use vigil_transport_otlp::{OtlpConfig, OtlpTransport};
+
 /// A transport as the client keeps it.
 pub type BoxTransport = Box<dyn Transport + Send>;

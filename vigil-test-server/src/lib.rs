@@ -23,7 +23,8 @@
 //!
 //! # Features
 //!
-//! This crate has no cargo features.
+//! - `otlp`: `otlp::OtlpReceiver`, a loopback OTLP/HTTP trace receiver
+//!   that decodes with the generated OTLP types.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -39,6 +40,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 
 pub mod llm;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 
 const KINDS: [&str; 6] = ["llm", "tool", "chain", "retriever", "agent", "custom"];
 const STATUSES: [&str; 3] = ["ok", "error", "unset"];

@@ -76,6 +76,77 @@ const MAX_LOOKUP_BYTES: u64 = 64 << 20;
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("vigil-rust/", env!("CARGO_PKG_VERSION"));
 
+/// The HTTP client of [`UreqTransport`], for other transports that ship
+/// over ureq (the OTLP one): a keep-alive [`Agent`] with a whole-request and
+/// connect timeout, no redirects, HTTP statuses as answers rather than
+/// errors, a resolver that looks a name up once a minute (not on a new
+/// thread per request), and secret header values kept out of ureq's logs.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_transport_ureq::HttpAgent;
+///
+/// let http = HttpAgent::new(Duration::from_secs(10), vec!["Bearer sk-1".into()]);
+/// // Give ureq the placeholder: the value replaces it on the way to the socket.
+/// assert_eq!(http.placeholder(0).len(), "Bearer sk-1".len());
+/// assert!(!http.placeholder(0).contains("sk-1"));
+/// let _request = http.agent().post("http://localhost:4318/v1/traces")
+///     .header("Authorization", http.placeholder(0));
+/// ```
+pub struct HttpAgent {
+    agent: Agent,
+    resolver: CachingResolver,
+    placeholders: Vec<String>,
+}
+
+impl std::fmt::Debug for HttpAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpAgent").finish_non_exhaustive()
+    }
+}
+
+impl HttpAgent {
+    /// A client whose requests time out after `timeout` (each request may
+    /// set a shorter one), sending each of `secrets` only where its
+    /// [`HttpAgent::placeholder`] is given as a header value.
+    pub fn new(timeout: Duration, secrets: Vec<String>) -> HttpAgent {
+        let agent_config = Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(USER_AGENT)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout))
+            .max_redirects(0)
+            .max_idle_connections_per_host(4)
+            .build();
+        let resolver = CachingResolver::default();
+        let sealed = SealedKey::many(secrets);
+        let placeholders = sealed.placeholders().map(str::to_owned).collect();
+        let connector = DefaultConnector::new().chain(sealed);
+        let agent = Agent::with_parts(agent_config, connector, resolver.clone());
+        HttpAgent {
+            agent,
+            resolver,
+            placeholders,
+        }
+    }
+
+    /// The agent.
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// The header value that stands for secret `index` (empty past the last one).
+    pub fn placeholder(&self, index: usize) -> &str {
+        self.placeholders.get(index).map_or("", String::as_str)
+    }
+
+    /// Looks the host up again on the next request (call it when a request
+    /// failed without an answer: the name may point elsewhere now).
+    pub fn forget_resolved(&self) {
+        self.resolver.forget();
+    }
+}
+
 /// Sends Vigil requests over HTTP(S); see the crate docs.
 pub struct UreqTransport {
     agent: Agent,
@@ -107,21 +178,13 @@ impl std::fmt::Debug for UreqTransport {
 impl UreqTransport {
     /// A transport for the endpoint, key, headers and timeout of `config`.
     pub fn new(config: &Settings<'_>) -> Self {
-        let timeout = config.timeout();
-        let agent_config = Agent::config_builder()
-            .http_status_as_error(false)
-            .user_agent(USER_AGENT)
-            .timeout_global(Some(timeout))
-            .timeout_connect(Some(timeout))
-            .max_redirects(0)
-            .max_idle_connections_per_host(4)
-            .build();
-        let resolver = CachingResolver::default();
         let bearer = (!config.api_key.is_empty()).then(|| format!("Bearer {}", config.api_key));
-        let sealed = bearer.map(SealedKey::new);
-        let authorization = sealed.as_ref().map(SealedKey::placeholder);
-        let connector = DefaultConnector::new().chain(sealed.unwrap_or_default());
-        let agent = Agent::with_parts(agent_config, connector, resolver.clone());
+        let has_key = bearer.is_some();
+        let http = HttpAgent::new(config.timeout(), bearer.into_iter().collect());
+        let authorization = has_key.then(|| http.placeholder(0).to_owned());
+        let HttpAgent {
+            agent, resolver, ..
+        } = http;
         let base = config.base_url().to_owned();
         if !config.api_key.is_empty() && base.starts_with("http://") && !is_loopback(&base) {
             log::warn!(
@@ -467,7 +530,9 @@ fn parse_http_date(s: &str) -> Option<u64> {
     Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
-fn is_loopback(url: &str) -> bool {
+/// Whether `url`'s host is this machine (`localhost`, `127.x.x.x`, `[::1]`):
+/// where a key may travel over plain `http`.
+pub fn is_loopback(url: &str) -> bool {
     let authority = url
         .split("://")
         .nth(1)

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 use ureq::Error;
 
-/// The `Authorization` value and its placeholder, of the same length.
+/// Secret header values (`Authorization`, an OTLP backend's key header) and
+/// their placeholders, of the same lengths.
 #[derive(Clone, Default)]
-pub(crate) struct SealedKey(Option<Arc<Pair>>);
+pub(crate) struct SealedKey(Option<Arc<[Pair]>>);
 
 struct Pair {
     placeholder: String,
@@ -25,31 +26,55 @@ struct Pair {
 
 impl SealedKey {
     /// Seals `value` (`Bearer <key>`) behind a random placeholder.
+    #[cfg(test)]
     pub(crate) fn new(value: String) -> SealedKey {
+        SealedKey::many(vec![value])
+    }
+
+    /// Seals each of `values` behind a placeholder of its own.
+    pub(crate) fn many(values: Vec<String>) -> SealedKey {
+        let state = RandomState::new();
+        let pairs: Vec<Pair> = values
+            .into_iter()
+            .enumerate()
+            .map(|(n, value)| Pair::new(value, &state, n))
+            .collect();
+        SealedKey((!pairs.is_empty()).then(|| pairs.into()))
+    }
+
+    /// What ureq is given as the header value of the first secret.
+    #[cfg(test)]
+    pub(crate) fn placeholder(&self) -> String {
+        self.placeholders().next().unwrap_or_default().to_owned()
+    }
+
+    /// What ureq is given as the header values, in the order of the secrets.
+    pub(crate) fn placeholders(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .flat_map(|pairs| pairs.iter().map(|p| p.placeholder.as_str()))
+    }
+}
+
+impl Pair {
+    fn new(value: String, state: &RandomState, n: usize) -> Pair {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         let secret = value.strip_prefix("Bearer ").unwrap_or(&value);
         let mut placeholder = String::with_capacity(value.len());
         placeholder.push_str(&value[..value.len() - secret.len()]);
-        let state = RandomState::new();
         let mut word = 0u64;
+        // One character per byte of the secret, so the lengths match.
         for i in 0..secret.len() {
             if i % 8 == 0 {
                 let mut h = state.build_hasher();
+                h.write_usize(n);
                 h.write_usize(i);
                 word = h.finish();
             }
             placeholder.push(char::from(ALPHABET[(word % 62) as usize]));
             word /= 62;
         }
-        SealedKey(Some(Arc::new(Pair { placeholder, value })))
-    }
-
-    /// What ureq is given as the header value.
-    pub(crate) fn placeholder(&self) -> String {
-        self.0
-            .as_ref()
-            .map(|p| p.placeholder.clone())
-            .unwrap_or_default()
+        Pair { placeholder, value }
     }
 }
 
@@ -92,9 +117,11 @@ impl<T: Transport> Transport for Unsealing<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
-        if let Some(pair) = &self.key.0 {
+        if let Some(pairs) = &self.key.0 {
             let out = &mut self.inner.buffers().output()[..amount];
-            unseal(out, pair.placeholder.as_bytes(), pair.value.as_bytes());
+            for pair in pairs.iter() {
+                unseal(out, pair.placeholder.as_bytes(), pair.value.as_bytes());
+            }
         }
         self.inner.transmit_output(amount, timeout)
     }
@@ -149,5 +176,29 @@ mod tests {
         // A body that happens to hold the placeholder is left alone.
         assert!(text.ends_with(&placeholder));
         assert!(!format!("{key:?}").contains("secret"));
+    }
+
+    #[test]
+    fn several_secrets_get_placeholders_of_their_own() {
+        let keys = SealedKey::many(vec!["Bearer a-b-c".into(), "team-key-42".into()]);
+        let p: Vec<String> = keys.placeholders().map(str::to_owned).collect();
+        assert_eq!((p[0].len(), p[1].len()), (12, 11));
+        assert_ne!(p[0][7..], p[1][..5]);
+        let mut head = format!(
+            "POST / HTTP/1.1\r\nauthorization: {}\r\nx-team: {}\r\n\r\n",
+            p[0], p[1]
+        )
+        .into_bytes();
+        for (pair, value) in keys
+            .0
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(["Bearer a-b-c", "team-key-42"])
+        {
+            unseal(&mut head, pair.placeholder.as_bytes(), value.as_bytes());
+        }
+        let text = String::from_utf8(head).unwrap();
+        assert!(text.contains("authorization: Bearer a-b-c\r\nx-team: team-key-42\r\n"));
     }
 }

@@ -65,6 +65,8 @@ pub const TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
 pub const TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
 /// The human-readable name of the agent.
 pub const AGENT_NAME: &str = "gen_ai.agent.name";
+/// The conversation (session, thread) a span belongs to.
+pub const CONVERSATION_ID: &str = "gen_ai.conversation.id";
 
 /// The names older instrumentations still emit, replaced in the current
 /// conventions: read them, write the replacements.

@@ -37,6 +37,34 @@ pub const LLM_TOKEN_COUNT_COMPLETION: &str = "llm.token_count.completion";
 /// Prompt and completion tokens together.
 pub const LLM_TOKEN_COUNT_TOTAL: &str = "llm.token_count.total";
 
+/// The provider of the model an LLM span called (`openai`, `anthropic`).
+pub const LLM_PROVIDER: &str = "llm.provider";
+/// An LLM call's parameters other than the model and messages, as JSON text.
+pub const LLM_INVOCATION_PARAMETERS: &str = "llm.invocation_parameters";
+/// The prefix of the messages sent to the model, flattened:
+/// `llm.input_messages.{i}.message.role` and `...message.content`.
+pub const LLM_INPUT_MESSAGES: &str = "llm.input_messages";
+/// The prefix of the messages the model returned, flattened as
+/// [`LLM_INPUT_MESSAGES`].
+pub const LLM_OUTPUT_MESSAGES: &str = "llm.output_messages";
+/// A flattened message's role, after its `{prefix}.{i}.`.
+pub const MESSAGE_ROLE: &str = "message.role";
+/// A flattened message's text, after its `{prefix}.{i}.`.
+pub const MESSAGE_CONTENT: &str = "message.content";
+/// The name of the tool a span executes.
+pub const TOOL_NAME: &str = "tool.name";
+/// The conversation a span belongs to.
+pub const SESSION_ID: &str = "session.id";
+/// Whom a span served.
+pub const USER_ID: &str = "user.id";
+
+/// What the prompt cost, in US dollars.
+pub const LLM_COST_PROMPT: &str = "llm.cost.prompt";
+/// What the completion cost, in US dollars.
+pub const LLM_COST_COMPLETION: &str = "llm.cost.completion";
+/// What the call cost, in US dollars.
+pub const LLM_COST_TOTAL: &str = "llm.cost.total";
+
 /// The values of [`SPAN_KIND`] Vigil reads and writes, in capitals as the
 /// conventions spell them (they also define `RERANKER`, `GUARDRAIL`,
 /// `EVALUATOR` and `PROMPT`, which have no Vigil kind).
