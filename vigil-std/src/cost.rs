@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
-use serde_json::Value;
 use vigil_core::TraceId;
 
 use crate::client::Client;
@@ -27,10 +26,10 @@ pub(crate) enum Priced<'a> {
 /// reads) for `model`; `None` when it has no token counts.
 pub(crate) fn price<'a>(
     prices: &'a PriceTable,
-    usage: &Value,
+    tokens: Option<TokenUsage>,
     model: Option<&'a str>,
 ) -> Option<Priced<'a>> {
-    let tokens = TokenUsage::from_usage(usage)?;
+    let tokens = tokens?;
     Some(match model.and_then(|m| prices.find(m)) {
         Some((name, price)) => Priced::Cost(
             tokens,
@@ -50,11 +49,11 @@ pub(crate) fn price<'a>(
 pub(crate) fn record_call(
     client: Option<&Client>,
     trace: TraceId,
-    usage: &Value,
+    tokens: Option<TokenUsage>,
     model: Option<&str>,
     mut set: impl FnMut(&str, &Entry<'_>),
 ) {
-    let Some(priced) = price(prices_of(client), usage, model) else {
+    let Some(priced) = price(prices_of(client), tokens, model) else {
         return;
     };
     for (key, value) in priced.entries() {

@@ -140,15 +140,10 @@ impl DetachedSpan {
             return;
         };
         let (client, trace) = (client_of(frame), frame.span.trace_id());
-        let Some(priced) =
-            crate::cost::price(crate::cost::prices_of(client.as_ref()), usage, model)
-        else {
-            return;
-        };
-        for (key, value) in priced.entries() {
-            self.set_metadata(key, &value);
-        }
-        crate::cost::add_to_trace(trace, &priced);
+        let tokens = crate::llm::pricing::TokenUsage::from_usage(usage);
+        crate::cost::record_call(client.as_ref(), trace, tokens, model, |key, value| {
+            self.set_metadata(key, value);
+        });
     }
 
     /// Records an event named `name` with `attributes`, now.

@@ -25,6 +25,7 @@ use crate::client::{get_client, Client};
 use crate::config::Field;
 use crate::context::{self, Frame, Start};
 use crate::cost::record_call;
+use crate::llm::pricing::TokenUsage;
 use crate::llm::{keys, Api, Provider, StreamAccumulator};
 use crate::SpanStatus;
 
@@ -343,7 +344,7 @@ impl LlmCall {
         use crate::llm::{embeddings, openai};
         match self.api {
             Api::ChatCompletions => openai::output_view(body).map(|v| {
-                self.record_cost(&v.usage(), v.model().as_deref());
+                self.record_tokens(v.token_usage(), v.model().as_deref());
                 self.end(&v, SpanStatus::Ok);
             }),
             Api::Embeddings => embeddings::output_view(body).map(|v| {
@@ -499,6 +500,11 @@ impl LlmCall {
     /// price) from its output's `usage`, priced by the model that
     /// answered or else the one asked for, at the client's prices.
     fn record_cost(&mut self, usage: &Value, answered_by: Option<&str>) {
+        self.record_tokens(TokenUsage::from_usage(usage), answered_by);
+    }
+
+    /// [`record_cost`](LlmCall::record_cost) of tokens already counted.
+    fn record_tokens(&mut self, tokens: Option<TokenUsage>, answered_by: Option<&str>) {
         let Some(trace) = self.frame.as_ref().map(|f| f.span.trace_id()) else {
             return;
         };
@@ -509,7 +515,7 @@ impl LlmCall {
         record_call(
             client.as_ref(),
             trace,
-            usage,
+            tokens,
             model.as_deref(),
             |key, value| {
                 self.set_metadata(key, value);

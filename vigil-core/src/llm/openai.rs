@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::keys;
+use super::pricing::TokenUsage;
 use super::view::{model_of, object_view, usage_value, Piece};
 
 /// The span name of an OpenAI chat completion.
@@ -132,6 +133,35 @@ impl OutputView<'_> {
     /// The model that answered, if the answer names one.
     pub fn model(&self) -> Option<String> {
         model_of(self.model)
+    }
+
+    /// The answer's tokens, as [`TokenUsage::from_usage`] reads
+    /// [`usage`](OutputView::usage), read from the text's pieces.
+    pub fn token_usage(&self) -> Option<TokenUsage> {
+        let u = self.usage.as_ref()?;
+        let value =
+            |raw: Option<&RawValue>| raw.and_then(|r| serde_json::from_str::<Value>(r.get()).ok());
+        let number = |v: &Value| {
+            v.as_u64()
+                .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+        };
+        TokenUsage::from_counts(|path| match path {
+            [key] if *key == keys::PROMPT_TOKENS => {
+                value(u.prompt_tokens).as_ref().and_then(number)
+            }
+            [key] if *key == keys::COMPLETION_TOKENS => {
+                value(u.completion_tokens).as_ref().and_then(number)
+            }
+            [details, count] => {
+                let raw = match *details {
+                    keys::PROMPT_TOKENS_DETAILS => u.prompt_tokens_details,
+                    keys::COMPLETION_TOKENS_DETAILS => u.completion_tokens_details,
+                    _ => None,
+                };
+                value(raw)?.get(*count).and_then(number)
+            }
+            _ => None,
+        })
     }
 }
 
@@ -406,6 +436,7 @@ mod tests {
             r#"{"choices":[{"message":{"content":[{"type":"text","text":"parts"}]}}]}"#,
             r#"{"model":"first","model":"last","\u006dodel":"escaped key"}"#,
             r#"{"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":null}}"#,
+            r#"{"usage":{"prompt_tokens":9.0,"completion_tokens":"x","completion_tokens_details":{"reasoning_tokens":3}}}"#,
         ];
         for body in bodies {
             let view = output_view(body.as_bytes()).unwrap_or_else(|| panic!("{body}"));

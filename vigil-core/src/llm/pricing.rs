@@ -33,6 +33,7 @@
 //! assert!(prices.find("my-fine-tune").is_none());
 //! ```
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use core::fmt;
@@ -93,17 +94,17 @@ pub struct TokenUsage {
     /// Input tokens not read from a cache.
     #[serde(rename = "input_tokens")]
     pub input: u64,
-    /// Input tokens read from the prompt cache.
-    #[serde(rename = "cached_input_tokens")]
+    /// Input tokens read from the prompt cache (left out when 0).
+    #[serde(rename = "cached_input_tokens", skip_serializing_if = "is_zero")]
     pub cached_input: u64,
-    /// Input tokens written to the prompt cache.
-    #[serde(rename = "cache_write_tokens")]
+    /// Input tokens written to the prompt cache (left out when 0).
+    #[serde(rename = "cache_write_tokens", skip_serializing_if = "is_zero")]
     pub cache_write: u64,
     /// Output tokens, reasoning included.
     #[serde(rename = "output_tokens")]
     pub output: u64,
-    /// The part of the output spent reasoning.
-    #[serde(rename = "reasoning_tokens")]
+    /// The part of the output spent reasoning (left out when 0).
+    #[serde(rename = "reasoning_tokens", skip_serializing_if = "is_zero")]
     pub reasoning: u64,
 }
 
@@ -130,23 +131,28 @@ impl TokenUsage {
             v.as_u64()
                 .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
         };
-        let get = |path: &[&str]| path.iter().try_fold(usage, |v, k| v.get(*k)).and_then(n);
-        if let Some(prompt) = get(&[keys::PROMPT_TOKENS]) {
-            let cached = get(&[keys::PROMPT_TOKENS_DETAILS, "cached_tokens"]).unwrap_or(0);
-            let output = get(&[keys::COMPLETION_TOKENS]).unwrap_or(0);
+        TokenUsage::from_counts(|path| path.iter().try_fold(usage, |v, k| v.get(*k)).and_then(n))
+    }
+
+    /// [`from_usage`](TokenUsage::from_usage) over `count`, which finds the
+    /// count at a path of keys (`["prompt_tokens_details", "cached_tokens"]`).
+    pub(crate) fn from_counts(count: impl Fn(&[&str]) -> Option<u64>) -> Option<TokenUsage> {
+        if let Some(prompt) = count(&[keys::PROMPT_TOKENS]) {
+            let cached = count(&[keys::PROMPT_TOKENS_DETAILS, "cached_tokens"]).unwrap_or(0);
             Some(TokenUsage {
                 input: prompt.saturating_sub(cached),
                 cached_input: cached.min(prompt),
                 cache_write: 0,
-                output,
-                reasoning: get(&[keys::COMPLETION_TOKENS_DETAILS, "reasoning_tokens"]).unwrap_or(0),
+                output: count(&[keys::COMPLETION_TOKENS]).unwrap_or(0),
+                reasoning: count(&[keys::COMPLETION_TOKENS_DETAILS, "reasoning_tokens"])
+                    .unwrap_or(0),
             })
         } else {
-            get(&[keys::INPUT_TOKENS]).map(|input| TokenUsage {
+            count(&[keys::INPUT_TOKENS]).map(|input| TokenUsage {
                 input,
-                cached_input: get(&[keys::CACHE_READ_INPUT_TOKENS]).unwrap_or(0),
-                cache_write: get(&[keys::CACHE_CREATION_INPUT_TOKENS]).unwrap_or(0),
-                output: get(&[keys::OUTPUT_TOKENS]).unwrap_or(0),
+                cached_input: count(&[keys::CACHE_READ_INPUT_TOKENS]).unwrap_or(0),
+                cache_write: count(&[keys::CACHE_CREATION_INPUT_TOKENS]).unwrap_or(0),
+                output: count(&[keys::OUTPUT_TOKENS]).unwrap_or(0),
                 reasoning: 0,
             })
         }
@@ -154,21 +160,35 @@ impl TokenUsage {
 }
 
 /// What a call cost, in USD; `reasoning_usd` is the part of `output_usd`
-/// spent on reasoning tokens (counted once, in the total, as output).
+/// spent on reasoning tokens (counted once, in the total, as output). Parts
+/// that come to 0 are left out when it is serialized, `total_usd` never.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Cost {
     /// Input tokens not read from a cache.
+    #[serde(skip_serializing_if = "is_nothing")]
     pub input_usd: f64,
     /// Input tokens read from the cache.
+    #[serde(skip_serializing_if = "is_nothing")]
     pub cached_input_usd: f64,
     /// Input tokens written to the cache.
+    #[serde(skip_serializing_if = "is_nothing")]
     pub cache_write_usd: f64,
     /// Output tokens.
+    #[serde(skip_serializing_if = "is_nothing")]
     pub output_usd: f64,
     /// The reasoning part of `output_usd`.
+    #[serde(skip_serializing_if = "is_nothing")]
     pub reasoning_usd: f64,
     /// The call's cost.
     pub total_usd: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_nothing(usd: &f64) -> bool {
+    *usd == 0.0
 }
 
 /// Prices by model name, matched as the [module docs](self) say.
@@ -238,9 +258,16 @@ impl PriceTable {
 
     /// The table's name for `model` and its price, or `None`: unpriced.
     pub fn find(&self, model: &str) -> Option<(&str, &Price)> {
-        let lower = model.trim().to_ascii_lowercase();
-        let bare = lower.rsplit('/').next().unwrap_or(&lower);
-        for name in [lower.as_str(), bare] {
+        let model = model.trim();
+        // Names are usually lowercase already: no copy then.
+        let lower: Cow<'_, str> = if model.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(model.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(model)
+        };
+        let lower = lower.as_ref();
+        let bare = lower.rsplit('/').next().unwrap_or(lower);
+        for name in [lower, bare] {
             let mut candidate = name;
             loop {
                 if let Some((k, p)) = self.models.get_key_value(candidate) {
