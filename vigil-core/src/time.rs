@@ -92,6 +92,33 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// The days from 1970-01-01 to `year-month-day` (after Howard Hinnant's
+/// `days_from_civil`); `None` for a date before the epoch or a month
+/// outside 1 to 12. The day is not checked against its month's length.
+///
+/// ```
+/// use vigil_core::time::days_from_civil;
+///
+/// assert_eq!(days_from_civil(1970, 1, 1), Some(0));
+/// assert_eq!(days_from_civil(2024, 3, 1), Some(19_783));
+/// assert_eq!(days_from_civil(1969, 12, 31), None);
+/// ```
+pub fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+    if !(1..=12).contains(&month) || day == 0 {
+        return None;
+    }
+    let (y, m) = if month <= 2 {
+        (year.checked_sub(1)?, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
+}
+
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's
 /// `civil_from_days`, restricted to dates on or after the epoch.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
@@ -140,6 +167,15 @@ mod tests {
         for (nanos, text) in cases {
             assert_eq!(Timestamp::from_unix_nanos(nanos).to_string(), text);
         }
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        for days in [0, 59, 60, 365, 10_957, 19_783, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), Some(days), "{y}-{m}-{d}");
+        }
+        assert_eq!(days_from_civil(2024, 13, 1), None);
     }
 
     #[test]

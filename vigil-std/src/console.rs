@@ -365,13 +365,7 @@ fn parse_rfc3339_micros(s: &str) -> Option<u64> {
     let secs = num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
     let frac = s.get(20..s.len() - 1).unwrap_or("");
     let micros = format!("{frac:0<6}").get(..6)?.parse::<u64>().ok()?;
-    // Days from civil (Howard Hinnant).
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = vigil_core::time::days_from_civil(y, m, d)?;
     Some((days * 86_400 + secs) * 1_000_000 + micros)
 }
 

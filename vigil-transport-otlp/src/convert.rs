@@ -770,16 +770,7 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
             sign * (oh * 3600 + om * 60)
         }
     };
-    let (y, mo) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * mo + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = vigil_core::time::days_from_civil(year, month, day)?;
     let secs = i64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).ok()? - offset;
     u64::try_from(secs)
         .ok()?

@@ -517,16 +517,7 @@ fn parse_http_date(s: &str) -> Option<u64> {
     if parts.next()? != "GMT" || !valid {
         return None;
     }
-    let (y, mo) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * mo + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = vigil_core::time::days_from_civil(year, month, day)?;
     Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
