@@ -203,9 +203,14 @@ struct Busy;
 
 impl Busy {
     fn enter() -> Option<Busy> {
-        BUSY.try_with(|busy| (!busy.replace(true)).then_some(Busy))
-            .ok()
-            .flatten()
+        // Made only when the flag was clear: a `Busy` made and dropped on
+        // the nested call would clear the flag the outer one holds.
+        let was_busy = BUSY.try_with(|busy| busy.replace(true)).ok()?;
+        if was_busy {
+            None
+        } else {
+            Some(Busy)
+        }
     }
 }
 
@@ -413,5 +418,21 @@ fn level_ref(level: Level) -> &'static Level {
         Level::INFO => &Level::INFO,
         Level::DEBUG => &Level::DEBUG,
         _ => &Level::TRACE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Busy;
+
+    #[test]
+    fn busy_stays_set_through_any_number_of_nested_calls() {
+        let outer = Busy::enter();
+        assert!(outer.is_some());
+        // Refused twice: a refusal must not clear what the outer call holds.
+        assert!(Busy::enter().is_none());
+        assert!(Busy::enter().is_none());
+        drop(outer);
+        assert!(Busy::enter().is_some());
     }
 }
