@@ -187,7 +187,15 @@ pub enum ConfigError {
     RequestBytes(usize),
     /// `retry_backoff` is below [`MIN_RETRY_BACKOFF`] or above the 30 s cap.
     RetryBackoff(Duration),
+    /// `keep_costlier_than` is not a finite number of dollars, 0 or more.
+    CostLimit(f64),
+    /// `tail_hold_timeout` is not from 1 ms to [`MAX_HOLD_TIMEOUT`].
+    HoldTimeout(Duration),
 }
+
+/// Longest `tail_hold_timeout` accepted: spans held longer take places in
+/// the queue that new spans need.
+pub const MAX_HOLD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Largest `max_queue_size` accepted: its slots are allocated up front.
 pub const MAX_QUEUE_SIZE: usize = 1 << 24;
@@ -233,6 +241,8 @@ impl ConfigError {
             ConfigError::QueueTooLarge(_) => "max_queue_size",
             ConfigError::RequestBytes(_) => "max_request_bytes",
             ConfigError::RetryBackoff(_) => "retry_backoff",
+            ConfigError::CostLimit(_) => "keep_costlier_than",
+            ConfigError::HoldTimeout(_) => "tail_hold_timeout",
         }
     }
 }
@@ -280,6 +290,10 @@ impl fmt::Display for ConfigError {
             ConfigError::RetryBackoff(d) => {
                 write!(f, "must be from 1 ms to 30 s (got {d:?})")
             }
+            ConfigError::CostLimit(usd) => {
+                write!(f, "must be a number of US dollars, 0 or more (got {usd})")
+            }
+            ConfigError::HoldTimeout(d) => write!(f, "must be from 1 ms to 1 hour (got {d:?})"),
         }
     }
 }

@@ -83,6 +83,7 @@ pub mod json;
 pub mod llm;
 mod model;
 pub mod queue;
+pub mod sample;
 pub mod span;
 pub mod span_queue;
 mod stats;

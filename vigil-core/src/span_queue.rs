@@ -557,7 +557,15 @@ pub trait SpanSource<B: Buffer> {
     /// [`SpanSource::release`].
     fn pop(&self) -> Option<Span<B>>;
     /// Frees the places of every span popped so far.
-    fn release(&self);
+    fn release(&self) {
+        self.release_except(0);
+    }
+    /// Frees the places of every span popped so far but `held` of them,
+    /// which stay taken: spans a consumer keeps past this release (a
+    /// [`crate::sample::TailSampler`] waiting for their trace's end), so
+    /// the queue's bound covers them too. `held` is at most the spans popped
+    /// and not released.
+    fn release_except(&self, held: usize);
     /// Spans waiting to be popped.
     fn len(&self) -> usize;
     /// Whether no place is free, so the exporter should ship what it has.
@@ -590,11 +598,19 @@ impl<B: Buffer, S: Storage<Span<B>>> SpanSource<B> for SpanQueue<B, S> {
         None
     }
 
-    fn release(&self) {
+    fn release_except(&self, held: usize) {
         let mut freed = 0;
+        let mut held = held;
         let popped = &self.taken.0.popped;
         self.each_lane(|i, lane| {
-            let n = popped[i].swap(0, Ordering::Relaxed);
+            // The held places stay counted in the first lanes that have
+            // them: places are counts, and the records left their slots
+            // when popped, so which lane keeps them does not matter.
+            let unreleased = popped[i].load(Ordering::Relaxed);
+            let kept = unreleased.min(held);
+            held -= kept;
+            popped[i].store(kept, Ordering::Relaxed);
+            let n = unreleased - kept;
             // A lane with nothing to release is left alone: its producers
             // read the count on every push.
             if n > 0 {

@@ -152,6 +152,25 @@ stats! {
     /// called then: a second panic would abort the process). Each is
     /// recorded as `{"vigil.masked": "the mask hook panicked"}`.
     mask_panics,
+    /// Spans left out by tail sampling: their trace was kept by no rule,
+    /// nor by the sample rate (see [`crate::sample`]). Not a loss.
+    spans_sampled_out,
+    /// Traces left out by tail sampling.
+    traces_sampled_out,
+    /// Traces tail sampling kept because a span of theirs failed.
+    traces_kept_for_errors,
+    /// Traces tail sampling kept because they took longer than the limit.
+    traces_kept_for_latency,
+    /// Traces tail sampling kept because they cost more than the limit.
+    traces_kept_for_cost,
+    /// Traces tail sampling kept at the sample rate (no rule kept them).
+    traces_kept_by_rate,
+    /// Traces tail sampling decided before their root ended: held past the
+    /// hold timeout, or past the most spans held, or at a flush. Each is
+    /// counted by its decision too.
+    traces_decided_early,
+    /// Spans of the traces decided early.
+    spans_decided_early,
 }
 
 #[inline]
@@ -171,9 +190,9 @@ impl StatsSnapshot {
             + self.dropped_after_close
     }
 
-    /// Spans ended and not yet delivered or dropped.
+    /// Spans ended and not yet delivered, dropped or sampled out.
     pub fn in_flight(&self) -> u64 {
         self.spans_ended
-            .saturating_sub(self.spans_delivered + self.dropped())
+            .saturating_sub(self.spans_delivered + self.dropped() + self.spans_sampled_out)
     }
 }

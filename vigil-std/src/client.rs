@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use vigil_core::queue::Slot;
 use vigil_core::{
     export::{Abandoned, Deferred},
+    sample::{HeldTrace, SampleRate, TailSampler},
     transport::{Interrupt, Lookup},
     ConfigError, Exporter, Outcome, Poll, Producer, Request, RetryReason, SpanQueue, SpanSource,
     StatsSnapshot, TraceId, Transport,
@@ -73,8 +74,9 @@ impl Drop for Handle {
 struct Inner {
     config: Config,
     spans: Arc<Spans>,
-    /// Traces whose id hashes below this are recorded.
-    sample_threshold: u64,
+    /// Which traces are recorded: all of them when tail rules decide at
+    /// their end.
+    head_rate: SampleRate,
     control: Control,
     /// With a second destination: the queue split into a buffer for each,
     /// and the second exporter's control.
@@ -240,6 +242,25 @@ fn write_report(
             s.nul_replaced, s.payloads_unserializable, s.mask_panics
         )?;
     }
+    let decided = s.traces_kept_for_errors
+        + s.traces_kept_for_latency
+        + s.traces_kept_for_cost
+        + s.traces_kept_by_rate
+        + s.traces_sampled_out;
+    if decided > 0 {
+        write!(
+            f,
+            "; tail sampling kept {} of {} traces (errors {}, slow {}, costly {}, at the sample rate {}), left out {} spans, decided {} traces early",
+            decided - s.traces_sampled_out,
+            decided,
+            s.traces_kept_for_errors,
+            s.traces_kept_for_latency,
+            s.traces_kept_for_cost,
+            s.traces_kept_by_rate,
+            s.spans_sampled_out,
+            s.traces_decided_early,
+        )?;
+    }
     if interrupted {
         f.write_str("; a request cut short at the deadline may have been stored")?;
     }
@@ -277,11 +298,10 @@ impl Client {
         } else {
             1
         };
-        let rate = config.sample_rate;
-        let sample_threshold = if rate >= 1.0 {
-            u64::MAX
+        let head_rate = if config.tail_rules().any() {
+            SampleRate::ALL
         } else {
-            (rate * u64::MAX as f64) as u64
+            SampleRate::new(config.sample_rate)
         };
         let second = config
             .also
@@ -290,7 +310,7 @@ impl Client {
             .map(|(_, destination)| (Control::new(config.batch_size), *destination));
         let inner = Arc::new(Inner {
             spans: Arc::new(SpanQueue::with_capacity(capacity)),
-            sample_threshold,
+            head_rate,
             control: Control::new(config.batch_size),
             split: second.as_ref().map(|_| Split::new(config.max_queue_size)),
             second,
@@ -573,11 +593,7 @@ impl Client {
     /// Whether a trace with this id is recorded, given the sample rate.
     #[inline]
     pub(crate) fn is_sampled(&self, trace: TraceId) -> bool {
-        let threshold = self.inner.sample_threshold;
-        if threshold == u64::MAX {
-            return true;
-        }
-        sample_key(trace) < threshold
+        self.inner.head_rate.keeps(trace)
     }
 
     /// The most bytes a span's input, output or metadata may take.
@@ -602,16 +618,6 @@ impl Client {
     pub(crate) fn count_mask_panic(&self) {
         self.inner.spans.mask_panicked();
     }
-}
-
-/// A trace's random bits as a number: bytes 0-5 and 9-10, little-endian
-/// (in a UUIDv4, 6 and 8 hold version and variant bits). Read as one
-/// number, not byte by byte, which would make the compiler split every
-/// copy of the id into bytes.
-#[inline]
-fn sample_key(trace: TraceId) -> u64 {
-    let id = u128::from_le_bytes(trace.to_bytes());
-    (id as u64 & 0xffff_ffff_ffff) | (((id >> 72) as u64 & 0xffff) << 48)
 }
 
 /// A client with a thread's [`Producer`] for its queue, made together so
@@ -863,6 +869,9 @@ impl Transport for Guarded<'_> {
     }
 }
 
+/// The exporter thread's tail sampler, when tail rules are set.
+type Sampler = TailSampler<Text, Vec<Record>, Vec<HeldTrace>>;
+
 fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
     let config = &inner.config;
     let headers: Vec<(&str, &str)> = Vec::new();
@@ -886,6 +895,10 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
         Some(side) => side,
         None => &*inner.spans,
     };
+    let rules = config.tail_rules();
+    let mut tail = rules.any().then(|| Sampler::new(rules));
+    // A flush holds nothing back until it has sent what it could.
+    let mut flushing = false;
     let mut warned_panic = false;
     let mut last_released = 0;
     loop {
@@ -899,7 +912,16 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
         if flush || shutdown.is_some() {
             exporter.request_flush();
         }
+        flushing |= flush || shutdown.is_some();
         let now = Instant::now();
+        let view = tail.as_mut().map(|tail| {
+            tail.set_flushing(flushing);
+            tail.over(source, now - origin)
+        });
+        let source: &dyn SpanSource<Text> = match &view {
+            Some(view) => view,
+            None => source,
+        };
         if let Some(deadline) = shutdown {
             let drained = exporter.is_idle() && source.is_empty();
             if drained || now >= deadline {
@@ -948,6 +970,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
                 }
             }
         }
+        flushing &= poll == Poll::Again;
         let wake_at = match poll {
             Poll::Again => continue,
             // Shutting down and nothing left: finish now, not at the deadline.
@@ -957,6 +980,11 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
                 .unwrap_or_else(|| deadline_after(Duration::MAX)),
         };
         let wake_at = shutdown.map_or(wake_at, |d| wake_at.min(d));
+        // A trace held for its root is decided at its timeout.
+        let wake_at = match view.as_ref().and_then(|view| view.next_deadline()) {
+            Some(at) => wake_at.min(origin.checked_add(at).unwrap_or(wake_at)),
+            None => wake_at,
+        };
         // Sleep until the next flush time, a retry time, a full batch or a
         // flush request, whichever comes first. Only an idle exporter says it
         // sleeps: one holding a batch waits for its retry time whatever is
@@ -1217,21 +1245,5 @@ fn uninstall(client: &Client) {
     if global.as_ref().is_some_and(|g| g.same(client)) {
         GENERATION.fetch_add(1, Ordering::Release);
         *global = None;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sample_key_is_the_random_bytes_of_the_trace_id() {
-        let mut ids = vigil_core::IdGenerator::from_seed(3);
-        for _ in 0..1_000 {
-            let trace = ids.trace_id();
-            let b = trace.to_bytes();
-            let bytes = [b[0], b[1], b[2], b[3], b[4], b[5], b[9], b[10]];
-            assert_eq!(sample_key(trace), u64::from_le_bytes(bytes));
-        }
     }
 }

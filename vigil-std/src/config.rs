@@ -76,6 +76,10 @@ pub struct Config {
     pub(crate) max_request_bytes: usize,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) retry_backoff: Duration,
+    pub(crate) keep_errors: bool,
+    pub(crate) keep_slower_than: Option<Duration>,
+    pub(crate) keep_costlier_than: Option<f64>,
+    pub(crate) tail_hold_timeout: Duration,
     pub(crate) mask: Option<Arc<MaskFn>>,
     /// The built-in prices with the application's over them; `None`: the
     /// built-in ones alone.
@@ -109,6 +113,10 @@ impl Default for Config {
             max_request_bytes: 1 << 20,
             shutdown_timeout: Duration::from_secs(5),
             retry_backoff: vigil_core::ExportSettings::default().backoff_base,
+            keep_errors: false,
+            keep_slower_than: None,
+            keep_costlier_than: None,
+            tail_hold_timeout: vigil_core::sample::DEFAULT_HOLD_TIMEOUT,
             mask: None,
             prices: None,
             transport: None,
@@ -135,6 +143,10 @@ impl fmt::Debug for Config {
                 &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
             .field("sample_rate", &self.sample_rate)
+            .field("keep_errors", &self.keep_errors)
+            .field("keep_slower_than", &self.keep_slower_than)
+            .field("keep_costlier_than", &self.keep_costlier_than)
+            .field("tail_hold_timeout", &self.tail_hold_timeout)
             .field("capture_content", &self.capture_content)
             .field("prices", &self.prices().len())
             .field("custom_transport", &self.transport.is_some())
@@ -173,7 +185,9 @@ impl Config {
     /// `VIGIL_ENDPOINT`, `VIGIL_API_KEY`, `VIGIL_PROJECT_ID`, `VIGIL_ENABLED`,
     /// `VIGIL_BATCH_SIZE`, `VIGIL_FLUSH_INTERVAL_MS`, `VIGIL_MAX_QUEUE_SIZE`,
     /// `VIGIL_TIMEOUT_SECONDS`, `VIGIL_SAMPLE_RATE`, `VIGIL_RELEASE`,
-    /// `VIGIL_ENVIRONMENT`, `VIGIL_PRICES`.
+    /// `VIGIL_ENVIRONMENT`, `VIGIL_PRICES`, and the tail rules'
+    /// `VIGIL_KEEP_ERRORS`, `VIGIL_KEEP_SLOWER_THAN_MS`,
+    /// `VIGIL_KEEP_COSTLIER_THAN_USD`, `VIGIL_TAIL_HOLD_TIMEOUT_MS`.
     ///
     /// With the `otlp` feature, when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, spans go over OTLP/HTTP
@@ -212,11 +226,7 @@ impl Config {
             c.project_id = v;
         }
         if let Some(v) = var("VIGIL_ENABLED") {
-            c.enabled = match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => return Err(EnvError::malformed("VIGIL_ENABLED", v, "true or false")),
-            };
+            c.enabled = parse_bool("VIGIL_ENABLED", v)?;
         }
         parse(
             &var,
@@ -248,6 +258,31 @@ impl Config {
             "a number from 0.0 to 1.0",
             &mut c.sample_rate,
         )?;
+        if let Some(v) = var("VIGIL_KEEP_ERRORS") {
+            c.keep_errors = parse_bool("VIGIL_KEEP_ERRORS", v)?;
+        }
+        let ms = read::<u64>(
+            &var,
+            "VIGIL_KEEP_SLOWER_THAN_MS",
+            "a whole number of milliseconds",
+        )?;
+        if let Some(ms) = ms {
+            c.keep_slower_than = Some(Duration::from_millis(ms));
+        }
+        let usd = read(
+            &var,
+            "VIGIL_KEEP_COSTLIER_THAN_USD",
+            "a number of US dollars",
+        )?;
+        c.keep_costlier_than = usd.or(c.keep_costlier_than);
+        let ms = read::<u64>(
+            &var,
+            "VIGIL_TAIL_HOLD_TIMEOUT_MS",
+            "a whole number of milliseconds",
+        )?;
+        if let Some(ms) = ms {
+            c.tail_hold_timeout = Duration::from_millis(ms);
+        }
         if let Some(v) = var("VIGIL_RELEASE") {
             c.release = v;
         }
@@ -301,7 +336,33 @@ impl Config {
         if !(vigil_core::config::MIN_RETRY_BACKOFF..=cap).contains(&self.retry_backoff) {
             return Err(ConfigError::RetryBackoff(self.retry_backoff));
         }
+        if let Some(usd) = self
+            .keep_costlier_than
+            .filter(|usd| !(usd.is_finite() && *usd >= 0.0))
+        {
+            return Err(ConfigError::CostLimit(usd));
+        }
+        let hold = Duration::from_millis(1)..=vigil_core::config::MAX_HOLD_TIMEOUT;
+        if !hold.contains(&self.tail_hold_timeout) {
+            return Err(ConfigError::HoldTimeout(self.tail_hold_timeout));
+        }
         Ok(())
+    }
+
+    /// The tail rules ([`ConfigBuilder::keep_errors`] and the others), with
+    /// `sample_rate` for the traces they do not keep. With no rule set,
+    /// [`TailRules::any`](vigil_core::sample::TailRules::any) is false and
+    /// `sample_rate` is decided when a trace starts.
+    pub fn tail_rules(&self) -> vigil_core::sample::TailRules {
+        vigil_core::sample::TailRules {
+            keep_errors: self.keep_errors,
+            keep_slower_than: self.keep_slower_than,
+            keep_costlier_than_usd: self.keep_costlier_than,
+            rate: vigil_core::sample::SampleRate::new(self.sample_rate),
+            hold_timeout: self.tail_hold_timeout,
+            // The other half of the queue is for spans on their way.
+            max_held: self.max_queue_size / 2,
+        }
     }
 
     /// The borrowed form the core works with.
@@ -378,19 +439,40 @@ fn otlp_from_env(c: &mut Config, var: &impl Fn(&str) -> Option<String>) -> Resul
     Ok(())
 }
 
+fn parse_bool(name: &'static str, value: String) -> Result<bool, EnvError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(EnvError::malformed(name, value, "true or false")),
+    }
+}
+
+/// Reads `name` into `slot`, if it is set.
 fn parse<T: std::str::FromStr>(
     var: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     expected: &'static str,
     slot: &mut T,
 ) -> Result<(), EnvError> {
-    if let Some(v) = var(name) {
-        *slot = v
-            .trim()
-            .parse()
-            .map_err(|_| EnvError::malformed(name, v, expected))?;
+    if let Some(v) = read(var, name, expected)? {
+        *slot = v;
     }
     Ok(())
+}
+
+/// The value of `name`, if it is set.
+fn read<T: std::str::FromStr>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    expected: &'static str,
+) -> Result<Option<T>, EnvError> {
+    let Some(v) = var(name) else {
+        return Ok(None);
+    };
+    match v.trim().parse() {
+        Ok(value) => Ok(Some(value)),
+        Err(_) => Err(EnvError::malformed(name, v, expected)),
+    }
 }
 
 /// Where a client's spans go.
@@ -549,6 +631,75 @@ impl ConfigBuilder {
         self
     }
 
+    /// Keeps every trace with a span that ended in error, whatever
+    /// `sample_rate` says (also `VIGIL_KEEP_ERRORS`). A tail rule: see
+    /// [Tail sampling](#tail-sampling).
+    ///
+    /// # Tail sampling
+    ///
+    /// With any of [`keep_errors`](Self::keep_errors),
+    /// [`keep_slower_than`](Self::keep_slower_than) or
+    /// [`keep_costlier_than`](Self::keep_costlier_than) set, every trace is
+    /// recorded, and the exporter thread holds each trace's spans until its
+    /// root ends. It then sends the whole trace if a rule keeps it, else
+    /// keeps it at `sample_rate` (by trace id, as the head decision would
+    /// have); a trace left out is left out whole. Nothing changes on the
+    /// application's threads.
+    ///
+    /// Held spans keep their places in the queue, and at most half of
+    /// `max_queue_size` are held: memory stays within the queue's bound. A
+    /// trace whose root has not ended after
+    /// [`tail_hold_timeout`](Self::tail_hold_timeout) (default 60 s), or
+    /// that would pass that half, or that is held when a flush or shutdown
+    /// comes, is *decided early* from what came so far; a span of it ending
+    /// later follows that decision. [`crate::Stats`] counts traces kept by
+    /// each rule, those sampled out, and those decided early.
+    ///
+    /// ```
+    /// use vigil::{sink::capture_with, SpanKind};
+    ///
+    /// let builder = vigil::Config::builder().sample_rate(0.0).keep_errors(true);
+    /// let ((), captured) = capture_with(builder, || {
+    ///     vigil::trace("fine", |_| ());
+    ///     vigil::trace("failing", |_| {
+    ///         vigil::span("tool", SpanKind::Tool, |s| s.record_error(&"timed out"));
+    ///     });
+    /// });
+    /// assert!(captured.span("fine").is_none(), "sampled out");
+    /// assert!(captured.span("tool").is_some() && captured.span("failing").is_some());
+    /// let stats = captured.report.unwrap().stats;
+    /// assert_eq!((stats.traces_kept_for_errors, stats.traces_sampled_out), (1, 1));
+    /// ```
+    pub fn keep_errors(mut self, keep: bool) -> Self {
+        self.0.keep_errors = keep;
+        self
+    }
+
+    /// Keeps every trace whose root span took longer than `limit` (also
+    /// `VIGIL_KEEP_SLOWER_THAN_MS`). A tail rule: see
+    /// [Tail sampling](Self::keep_errors#tail-sampling).
+    pub fn keep_slower_than(mut self, limit: Duration) -> Self {
+        self.0.keep_slower_than = Some(limit);
+        self
+    }
+
+    /// Keeps every trace whose priced LLM calls cost more than `usd` US
+    /// dollars in all (the `total_usd` of its root's `vigil.totals`; also
+    /// `VIGIL_KEEP_COSTLIER_THAN_USD`). A tail rule: see
+    /// [Tail sampling](Self::keep_errors#tail-sampling).
+    pub fn keep_costlier_than(mut self, usd: f64) -> Self {
+        self.0.keep_costlier_than = Some(usd);
+        self
+    }
+
+    /// How long a trace's spans may wait for its root before the trace is
+    /// decided early (default 60 s, at most an hour; also
+    /// `VIGIL_TAIL_HOLD_TIMEOUT_MS`).
+    pub fn tail_hold_timeout(mut self, timeout: Duration) -> Self {
+        self.0.tail_hold_timeout = timeout;
+        self
+    }
+
     /// Sends through transports made by `make` instead of the default one
     /// (called once per client).
     ///
@@ -703,6 +854,8 @@ fn env_var_of(field: &str) -> Option<&'static str> {
         "max_queue_size" => "VIGIL_MAX_QUEUE_SIZE",
         "timeout_seconds" => "VIGIL_TIMEOUT_SECONDS",
         "sample_rate" => "VIGIL_SAMPLE_RATE",
+        "keep_costlier_than" => "VIGIL_KEEP_COSTLIER_THAN_USD",
+        "tail_hold_timeout" => "VIGIL_TAIL_HOLD_TIMEOUT_MS",
         _ => return None,
     })
 }

@@ -133,10 +133,10 @@ impl SpanSource<Text> for Side<'_> {
         Some(span)
     }
 
-    fn release(&self) {
+    fn release_except(&self, held: usize) {
         let mut buffers = lock(&self.split.buffers);
         let buffer = &mut buffers[self.side];
-        buffer.released = buffer.popped;
+        buffer.released = buffer.popped.saturating_sub(held).max(buffer.released);
     }
 
     fn len(&self) -> usize {
