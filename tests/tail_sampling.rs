@@ -119,3 +119,50 @@ fn without_tail_rules_the_sample_rate_is_decided_when_a_trace_starts() {
         });
     });
 }
+
+#[test]
+fn at_a_shutdown_deadline_every_span_is_delivered_sampled_out_or_counted_dropped() {
+    let server = TestServer::builder().no_rate_limit().start();
+    server.blackhole(true);
+    let config = Config::builder()
+        .endpoint(server.url())
+        .api_key(server.api_key())
+        .flush_interval_ms(20)
+        .timeout_seconds(0.2)
+        .sample_rate(0.5)
+        .keep_errors(true)
+        .build()
+        .unwrap();
+    let client = Client::new(config).unwrap();
+    client.scope(|| {
+        for n in 0..50 {
+            vigil::trace("request", |_| {
+                vigil::span("tool", SpanKind::Tool, |s| {
+                    if n % 10 == 0 {
+                        s.record_error(&"failed");
+                    }
+                });
+            });
+        }
+        // A trace still open at shutdown: its span is held, then dropped.
+        let open = vigil::start_trace("open");
+        vigil::span("step", SpanKind::Tool, |_| ());
+        std::mem::forget(open);
+    });
+    let report = client.shutdown_timeout(Duration::from_millis(500));
+    let s = report.stats;
+    assert!(!report.completed);
+    assert_eq!(
+        (s.spans_started, s.spans_ended),
+        (102, 101),
+        "the open root never ended"
+    );
+    assert_eq!(s.traces_kept_for_errors, 5);
+    assert_eq!(
+        s.spans_delivered + s.dropped() + s.spans_sampled_out,
+        s.spans_ended,
+        "{report}"
+    );
+    assert_eq!(s.in_flight(), 0, "{report}");
+    assert!(s.dropped_at_shutdown > 0, "{report}");
+}

@@ -631,6 +631,22 @@ where
     pub fn next_deadline(&self) -> Option<Duration> {
         self.sampler.borrow().next_deadline()
     }
+
+    /// Drops every span the sampler holds, decided or not, counting each in
+    /// `dropped_at_shutdown`, and frees their places; returns how many. For
+    /// after [`Exporter::abandon`](crate::Exporter::abandon), when nothing
+    /// will be sent any more.
+    pub fn abandon(&self) -> usize {
+        let mut sampler = self.sampler.borrow_mut();
+        let dropped = sampler.held();
+        sampler.held.clear();
+        sampler.ready.clear();
+        sampler.traces.clear();
+        drop(sampler);
+        add(&self.inner.counters().dropped_at_shutdown, dropped);
+        self.release();
+        dropped
+    }
 }
 
 impl<B, S, T, P> core::fmt::Debug for TailSource<'_, B, S, T, P>

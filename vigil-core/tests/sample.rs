@@ -517,3 +517,33 @@ fn a_large_trace_is_kept_whole_across_batches_with_its_root_last() {
     assert_eq!(names.last().map(String::as_str), Some("root"));
     assert_eq!(p.snapshot().in_flight(), 0);
 }
+
+#[test]
+fn spans_held_at_the_end_are_counted_as_dropped_at_shutdown() {
+    let p: Pipe = SpanQueue::with_capacity(100);
+    let mut sampler = Sampler::new(TailRules {
+        keep_errors: true,
+        ..rules()
+    });
+    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
+    let open = g.trace();
+    p.submit(g.child(&open, SpanStatus::Ok)).unwrap();
+    p.submit(g.child(&open, SpanStatus::Ok)).unwrap();
+    drive(
+        &mut exp,
+        &mut sampler,
+        &p,
+        &mut server,
+        Duration::from_millis(200),
+    );
+    assert_eq!(sampler.held(), 2);
+    // A server that never answered: shutdown gives up on everything.
+    p.submit(g.child(&open, SpanStatus::Ok)).unwrap();
+    let view = sampler.over(&p, Duration::from_millis(300));
+    let abandoned = exp.abandon(&view);
+    assert_eq!(abandoned.spans + view.abandon(), 3);
+    drop(view);
+    let s = p.snapshot();
+    assert_eq!((s.dropped_at_shutdown, s.in_flight()), (3, 0));
+    assert_eq!((sampler.held(), p.outstanding()), (0, 0));
+}

@@ -925,7 +925,13 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
         if let Some(deadline) = shutdown {
             let drained = exporter.is_idle() && source.is_empty();
             if drained || now >= deadline {
-                stop(&inner, side, || exporter.abandon(source));
+                stop(&inner, side, || {
+                    let mut abandoned = exporter.abandon(source);
+                    if let Some(view) = &view {
+                        abandoned.spans += view.abandon();
+                    }
+                    abandoned
+                });
                 return;
             }
         }
