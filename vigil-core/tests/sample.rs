@@ -60,21 +60,44 @@ fn rules() -> TailRules {
     }
 }
 
-/// Polls the exporter through the sampler at `now` until it must wait.
-fn drive(exp: &mut Exp, sampler: &mut Sampler, p: &Pipe, server: &mut Server, now: Duration) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let view = sampler.over(p, now);
-        if exp.poll(now, &view, server, &mut buf) != Poll::Again {
-            return;
-        }
-    }
+/// A queue, an exporter polling it through a sampler, the server it sends
+/// to, and the ids of the spans made.
+struct Run {
+    p: Pipe,
+    sampler: Sampler,
+    exp: Exp,
+    server: Server,
+    g: Gen,
 }
 
-/// Polls with a flush asked for, at `now`.
-fn flush(exp: &mut Exp, sampler: &mut Sampler, p: &Pipe, server: &mut Server, now: Duration) {
-    exp.request_flush();
-    drive(exp, sampler, p, server, now);
+impl Run {
+    fn new(capacity: usize, rules: TailRules) -> Self {
+        Run {
+            p: SpanQueue::with_capacity(capacity),
+            sampler: Sampler::new(rules),
+            exp: exporter(),
+            server: Server::default(),
+            g: Gen::new(),
+        }
+    }
+
+    /// Polls the exporter through the sampler at `ms` until it must wait.
+    fn drive(&mut self, ms: u64) {
+        let now = Duration::from_millis(ms);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let view = self.sampler.over(&self.p, now);
+            if self.exp.poll(now, &view, &mut self.server, &mut buf) != Poll::Again {
+                return;
+            }
+        }
+    }
+
+    /// Polls with a flush asked for, at `ms`.
+    fn flush(&mut self, ms: u64) {
+        self.exp.request_flush();
+        self.drive(ms);
+    }
 }
 
 fn ns(ms: u64) -> Timestamp {
@@ -114,69 +137,66 @@ impl Gen {
 
 #[test]
 fn keep_errors_keeps_failing_traces_whole_and_leaves_the_rest_out() {
-    let p: Pipe = SpanQueue::with_capacity(1000);
-    let mut sampler = Sampler::new(TailRules {
-        keep_errors: true,
-        ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
-    let failed = g.whole(&p, 3, true, 5);
-    let clean = g.whole(&p, 3, false, 5);
-    flush(&mut exp, &mut sampler, &p, &mut server, Duration::ZERO);
-    assert_eq!(server.spans.len(), 1);
+    let mut r = Run::new(
+        1000,
+        TailRules {
+            keep_errors: true,
+            ..rules()
+        },
+    );
+    let failed = r.g.whole(&r.p, 3, true, 5);
+    let clean = r.g.whole(&r.p, 3, false, 5);
+    r.flush(0);
+    assert_eq!(r.server.spans.len(), 1);
     assert_eq!(
-        server.spans[&failed].len(),
+        r.server.spans[&failed].len(),
         4,
         "three children and the root"
     );
-    assert!(!server.spans.contains_key(&clean));
-    assert_eq!(server.patches, 1, "the kept trace's status is set");
-    let s = p.snapshot();
+    assert!(!r.server.spans.contains_key(&clean));
+    assert_eq!(r.server.patches, 1, "the kept trace's status is set");
+    let s = r.p.snapshot();
     assert_eq!((s.traces_kept_for_errors, s.traces_sampled_out), (1, 1));
     assert_eq!((s.spans_delivered, s.spans_sampled_out), (4, 4));
     assert_eq!((s.traces_decided_early, s.in_flight()), (0, 0));
-    assert_eq!(p.outstanding(), 0, "every place freed");
+    assert_eq!(r.p.outstanding(), 0, "every place freed");
 }
 
 #[test]
 fn keep_slower_than_keeps_traces_whose_root_took_longer() {
-    let p: Pipe = SpanQueue::with_capacity(1000);
-    let mut sampler = Sampler::new(TailRules {
-        keep_slower_than: Some(Duration::from_millis(500)),
-        ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
-    let slow = g.whole(&p, 2, false, 501);
-    let quick = g.whole(&p, 2, false, 500);
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(200),
+    let mut r = Run::new(
+        1000,
+        TailRules {
+            keep_slower_than: Some(Duration::from_millis(500)),
+            ..rules()
+        },
     );
-    assert_eq!(server.spans[&slow].len(), 3);
+    let slow = r.g.whole(&r.p, 2, false, 501);
+    let quick = r.g.whole(&r.p, 2, false, 500);
+    r.drive(200);
+    assert_eq!(r.server.spans[&slow].len(), 3);
     assert!(
-        !server.spans.contains_key(&quick),
+        !r.server.spans.contains_key(&quick),
         "not longer than the limit"
     );
-    let s = p.snapshot();
+    let s = r.p.snapshot();
     assert_eq!((s.traces_kept_for_latency, s.traces_sampled_out), (1, 1));
 }
 
 #[test]
 fn keep_costlier_than_reads_the_roots_totals() {
-    let p: Pipe = SpanQueue::with_capacity(1000);
-    let mut sampler = Sampler::new(TailRules {
-        keep_costlier_than_usd: Some(0.05),
-        ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
+    let mut r = Run::new(
+        1000,
+        TailRules {
+            keep_costlier_than_usd: Some(0.05),
+            ..rules()
+        },
+    );
     let mut ids = Vec::new();
     for (usd, nested_decoy) in [(0.06, false), (0.05, false), (0.0, true)] {
-        let mut t = g.trace();
-        let child = g.child(&t, SpanStatus::Ok);
-        p.submit(child).unwrap();
+        let mut t = r.g.trace();
+        let child = r.g.child(&t, SpanStatus::Ok);
+        r.p.submit(child).unwrap();
         let root = t.root();
         root.set_metadata("user", &"ada").unwrap();
         if nested_decoy {
@@ -190,52 +210,39 @@ fn keep_costlier_than_reads_the_roots_totals() {
         )
         .unwrap();
         ids.push(t.id());
-        p.submit(t.end(ns(3), SpanStatus::Ok)).unwrap();
+        r.p.submit(t.end(ns(3), SpanStatus::Ok)).unwrap();
     }
-    flush(&mut exp, &mut sampler, &p, &mut server, Duration::ZERO);
-    assert_eq!(server.spans.keys().collect::<Vec<_>>(), [&ids[0]]);
-    let s = p.snapshot();
+    r.flush(0);
+    assert_eq!(r.server.spans.keys().collect::<Vec<_>>(), [&ids[0]]);
+    let s = r.p.snapshot();
     assert_eq!((s.traces_kept_for_cost, s.traces_sampled_out), (1, 2));
 }
 
 #[test]
 fn the_rest_are_kept_at_the_sample_rate_by_trace_id() {
-    let p: Pipe = SpanQueue::with_capacity(2000);
     let rate = SampleRate::new(0.3);
-    let mut sampler = Sampler::new(TailRules {
+    let rules = TailRules {
         keep_errors: true,
         rate,
         ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
+    };
+    let mut r = Run::new(2000, rules);
     let mut expected = Vec::new();
     for i in 0..300 {
         let failed = i % 10 == 0;
-        let id = g.whole(&p, 2, failed, 1);
+        let id = r.g.whole(&r.p, 2, failed, 1);
         if failed || rate.keeps(id) {
             expected.push(id);
         }
         if i % 50 == 49 {
-            drive(
-                &mut exp,
-                &mut sampler,
-                &p,
-                &mut server,
-                Duration::from_millis(i),
-            );
+            r.drive(i);
         }
     }
-    flush(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_secs(1),
-    );
+    r.flush(1000);
     expected.sort();
-    assert_eq!(server.spans.keys().copied().collect::<Vec<_>>(), expected);
-    assert!(server.spans.values().all(|spans| spans.len() == 3));
-    let s = p.snapshot();
+    assert_eq!(r.server.spans.keys().copied().collect::<Vec<_>>(), expected);
+    assert!(r.server.spans.values().all(|spans| spans.len() == 3));
+    let s = r.p.snapshot();
     let by_rate = s.traces_kept_by_rate;
     assert!((60..=120).contains(&by_rate), "about 30% of 270: {by_rate}");
     assert_eq!(s.traces_kept_for_errors, 30);
@@ -249,300 +256,223 @@ fn the_rest_are_kept_at_the_sample_rate_by_trace_id() {
 
 #[test]
 fn spans_wait_for_their_root_and_a_trace_without_one_is_decided_at_the_timeout() {
-    let p: Pipe = SpanQueue::with_capacity(1000);
-    let mut sampler = Sampler::new(TailRules {
-        keep_errors: true,
-        ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
-    let failing = g.trace();
-    let quiet = g.trace();
+    let mut r = Run::new(
+        1000,
+        TailRules {
+            keep_errors: true,
+            ..rules()
+        },
+    );
+    let failing = r.g.trace();
+    let quiet = r.g.trace();
     let (failing_id, quiet_id) = (failing.id(), quiet.id());
-    p.submit(g.child(&failing, SpanStatus::Error)).unwrap();
-    p.submit(g.child(&quiet, SpanStatus::Ok)).unwrap();
-    p.submit(g.child(&quiet, SpanStatus::Ok)).unwrap();
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(500),
-    );
-    assert!(server.spans.is_empty(), "held for their roots");
-    assert_eq!(sampler.held(), 3);
-    assert_eq!(p.outstanding(), 3, "held spans keep their places");
-    assert_eq!(sampler.next_deadline(), Some(Duration::from_millis(10_500)));
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(10_499),
-    );
-    assert!(server.spans.is_empty());
-    assert_eq!(sampler.held(), 3);
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(10_500),
-    );
+    r.p.submit(r.g.child(&failing, SpanStatus::Error)).unwrap();
+    r.p.submit(r.g.child(&quiet, SpanStatus::Ok)).unwrap();
+    r.p.submit(r.g.child(&quiet, SpanStatus::Ok)).unwrap();
+    r.drive(500);
+    assert!(r.server.spans.is_empty(), "held for their roots");
+    assert_eq!(r.sampler.held(), 3);
+    assert_eq!(r.p.outstanding(), 3, "held spans keep their places");
     assert_eq!(
-        sampler.held(),
+        r.sampler.next_deadline(),
+        Some(Duration::from_millis(10_500))
+    );
+    r.drive(10_499);
+    assert!(r.server.spans.is_empty());
+    assert_eq!(r.sampler.held(), 3);
+    r.drive(10_500);
+    assert_eq!(
+        r.sampler.held(),
         1,
         "decided; the kept span waits for the next batch"
     );
-    assert_eq!(sampler.next_deadline(), None);
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(10_600),
-    );
-    assert_eq!(server.spans[&failing_id].len(), 1, "kept for its error");
-    assert!(!server.spans.contains_key(&quiet_id));
-    let s = p.snapshot();
+    assert_eq!(r.sampler.next_deadline(), None);
+    r.drive(10_600);
+    assert_eq!(r.server.spans[&failing_id].len(), 1, "kept for its error");
+    assert!(!r.server.spans.contains_key(&quiet_id));
+    let s = r.p.snapshot();
     assert_eq!((s.traces_decided_early, s.spans_decided_early), (2, 3));
     assert_eq!((s.traces_kept_for_errors, s.traces_sampled_out), (1, 1));
-    assert_eq!((sampler.held(), p.outstanding()), (0, 0));
+    assert_eq!((r.sampler.held(), r.p.outstanding()), (0, 0));
 
     // The root, coming after the decision, follows it.
-    p.submit(failing.end(ns(3), SpanStatus::Ok)).unwrap();
-    p.submit(quiet.end(ns(3), SpanStatus::Ok)).unwrap();
-    flush(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_secs(11),
-    );
-    assert_eq!(server.spans[&failing_id].len(), 2);
-    assert!(!server.spans.contains_key(&quiet_id));
-    let s = p.snapshot();
+    r.p.submit(failing.end(ns(3), SpanStatus::Ok)).unwrap();
+    r.p.submit(quiet.end(ns(3), SpanStatus::Ok)).unwrap();
+    r.flush(11000);
+    assert_eq!(r.server.spans[&failing_id].len(), 2);
+    assert!(!r.server.spans.contains_key(&quiet_id));
+    let s = r.p.snapshot();
     assert_eq!((s.spans_delivered, s.spans_sampled_out), (2, 3));
     assert_eq!(s.traces_decided_early, 2, "a trace is decided once");
 }
 
 #[test]
 fn a_child_ending_after_its_root_follows_the_decision() {
-    let p: Pipe = SpanQueue::with_capacity(1000);
-    let mut sampler = Sampler::new(TailRules {
-        keep_errors: true,
-        ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
-    let (failed, clean) = (g.trace(), g.trace());
-    let late_kept = g.child(&failed, SpanStatus::Ok);
-    let late_dropped = g.child(&clean, SpanStatus::Error);
-    p.submit(g.child(&failed, SpanStatus::Error)).unwrap();
+    let mut r = Run::new(
+        1000,
+        TailRules {
+            keep_errors: true,
+            ..rules()
+        },
+    );
+    let (failed, clean) = (r.g.trace(), r.g.trace());
+    let late_kept = r.g.child(&failed, SpanStatus::Ok);
+    let late_dropped = r.g.child(&clean, SpanStatus::Error);
+    r.p.submit(r.g.child(&failed, SpanStatus::Error)).unwrap();
     let (failed_id, clean_id) = (failed.id(), clean.id());
-    p.submit(failed.end(ns(3), SpanStatus::Ok)).unwrap();
-    p.submit(clean.end(ns(3), SpanStatus::Ok)).unwrap();
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(200),
-    );
-    p.submit(late_kept).unwrap();
-    p.submit(late_dropped).unwrap();
-    flush(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(400),
-    );
-    assert_eq!(server.spans[&failed_id].len(), 3);
+    r.p.submit(failed.end(ns(3), SpanStatus::Ok)).unwrap();
+    r.p.submit(clean.end(ns(3), SpanStatus::Ok)).unwrap();
+    r.drive(200);
+    r.p.submit(late_kept).unwrap();
+    r.p.submit(late_dropped).unwrap();
+    r.flush(400);
+    assert_eq!(r.server.spans[&failed_id].len(), 3);
     assert!(
-        !server.spans.contains_key(&clean_id),
+        !r.server.spans.contains_key(&clean_id),
         "decided at its root: a later error does not bring back the rest"
     );
-    assert_eq!(p.snapshot().spans_sampled_out, 2);
+    assert_eq!(r.p.snapshot().spans_sampled_out, 2);
 }
 
 #[test]
 fn past_the_most_spans_held_the_oldest_trace_is_decided_early() {
-    let p: Pipe = SpanQueue::with_capacity(20);
-    let mut sampler = Sampler::new(TailRules {
-        keep_errors: true,
-        max_held: 4,
-        ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
-    let (old, young) = (g.trace(), g.trace());
-    p.submit(g.child(&old, SpanStatus::Error)).unwrap();
-    for _ in 0..3 {
-        p.submit(g.child(&old, SpanStatus::Ok)).unwrap();
-    }
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(200),
+    let mut r = Run::new(
+        20,
+        TailRules {
+            keep_errors: true,
+            max_held: 4,
+            ..rules()
+        },
     );
-    assert_eq!((sampler.held(), p.outstanding()), (4, 4));
+    let (old, young) = (r.g.trace(), r.g.trace());
+    r.p.submit(r.g.child(&old, SpanStatus::Error)).unwrap();
+    for _ in 0..3 {
+        r.p.submit(r.g.child(&old, SpanStatus::Ok)).unwrap();
+    }
+    r.drive(200);
+    assert_eq!((r.sampler.held(), r.p.outstanding()), (4, 4));
     // The queue's bound covers what is held: 16 places are left.
     for _ in 0..16 {
-        assert!(p.submit(g.child(&young, SpanStatus::Ok)).is_some());
+        assert!(r.p.submit(r.g.child(&young, SpanStatus::Ok)).is_some());
     }
-    assert!(p.submit(g.child(&young, SpanStatus::Ok)).is_none(), "full");
-    assert_eq!(p.snapshot().dropped_queue_full, 1);
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(400),
+    assert!(
+        r.p.submit(r.g.child(&young, SpanStatus::Ok)).is_none(),
+        "full"
     );
+    assert_eq!(r.p.snapshot().dropped_queue_full, 1);
+    r.drive(400);
     assert_eq!(
-        server.spans[&old.id()].len(),
+        r.server.spans[&old.id()].len(),
         4,
         "decided early: kept for its error"
     );
-    assert!(!server.spans.contains_key(&young.id()));
-    let s = p.snapshot();
+    assert!(!r.server.spans.contains_key(&young.id()));
+    let s = r.p.snapshot();
     // Old, for young's first span; then young, for its fifth, which
     // follows the decision with the rest.
     assert_eq!((s.traces_decided_early, s.spans_decided_early), (2, 8));
     assert_eq!((s.traces_kept_for_errors, s.traces_sampled_out), (1, 1));
     assert_eq!(s.spans_sampled_out, 16);
-    assert_eq!((sampler.held(), p.outstanding()), (0, 0));
+    assert_eq!((r.sampler.held(), r.p.outstanding()), (0, 0));
 }
 
 #[test]
 fn a_flush_takes_in_what_is_queued_then_decides_what_is_still_held() {
-    let p: Pipe = SpanQueue::with_capacity(100);
-    let mut sampler = Sampler::new(TailRules {
-        keep_errors: true,
-        ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
-    let (open, ending) = (g.trace(), g.trace());
+    let mut r = Run::new(
+        100,
+        TailRules {
+            keep_errors: true,
+            ..rules()
+        },
+    );
+    let (open, ending) = (r.g.trace(), r.g.trace());
     let ending_id = ending.id();
-    p.submit(g.child(&open, SpanStatus::Ok)).unwrap();
-    p.submit(g.child(&ending, SpanStatus::Ok)).unwrap();
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(200),
-    );
-    assert_eq!(sampler.held(), 2);
+    r.p.submit(r.g.child(&open, SpanStatus::Ok)).unwrap();
+    r.p.submit(r.g.child(&ending, SpanStatus::Ok)).unwrap();
+    r.drive(200);
+    assert_eq!(r.sampler.held(), 2);
     // The failure and the root come just before the flush: they decide.
-    p.submit(g.child(&ending, SpanStatus::Error)).unwrap();
-    p.submit(ending.end(ns(3), SpanStatus::Ok)).unwrap();
-    sampler.set_flushing(true);
-    flush(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(300),
-    );
-    assert_eq!((sampler.held(), p.outstanding()), (0, 0));
+    r.p.submit(r.g.child(&ending, SpanStatus::Error)).unwrap();
+    r.p.submit(ending.end(ns(3), SpanStatus::Ok)).unwrap();
+    r.sampler.set_flushing(true);
+    r.flush(300);
+    assert_eq!((r.sampler.held(), r.p.outstanding()), (0, 0));
     assert_eq!(
-        server.spans[&ending_id].len(),
+        r.server.spans[&ending_id].len(),
         3,
         "kept whole for its error"
     );
-    assert!(!server.spans.contains_key(&open.id()));
-    let s = p.snapshot();
+    assert!(!r.server.spans.contains_key(&open.id()));
+    let s = r.p.snapshot();
     assert_eq!((s.traces_kept_for_errors, s.traces_sampled_out), (1, 1));
     assert_eq!(
         (s.traces_decided_early, s.spans_decided_early),
         (1, 1),
         "the open one"
     );
-    sampler.set_flushing(false);
-    let held = g.trace();
-    p.submit(g.child(&held, SpanStatus::Ok)).unwrap();
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(400),
-    );
-    assert_eq!(sampler.held(), 1, "held again once the flush is over");
+    r.sampler.set_flushing(false);
+    let held = r.g.trace();
+    r.p.submit(r.g.child(&held, SpanStatus::Ok)).unwrap();
+    r.drive(400);
+    assert_eq!(r.sampler.held(), 1, "held again once the flush is over");
 }
 
 #[test]
 fn with_no_rule_nothing_is_held() {
-    let p: Pipe = SpanQueue::with_capacity(100);
-    let mut sampler = Sampler::new(TailRules {
-        rate: SampleRate::new(0.0),
-        ..TailRules::default()
-    });
-    assert!(!sampler.rules().any());
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
-    let open = g.trace();
-    p.submit(g.child(&open, SpanStatus::Ok)).unwrap();
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(200),
+    let mut r = Run::new(
+        100,
+        TailRules {
+            rate: SampleRate::new(0.0),
+            ..TailRules::default()
+        },
     );
-    assert_eq!(sampler.held(), 0);
-    assert_eq!(server.spans[&open.id()].len(), 1, "head sampling decided");
-    assert_eq!(p.snapshot().spans_sampled_out, 0);
+    assert!(!r.sampler.rules().any());
+    let open = r.g.trace();
+    r.p.submit(r.g.child(&open, SpanStatus::Ok)).unwrap();
+    r.drive(200);
+    assert_eq!(r.sampler.held(), 0);
+    assert_eq!(r.server.spans[&open.id()].len(), 1, "head sampling decided");
+    assert_eq!(r.p.snapshot().spans_sampled_out, 0);
 }
 
 #[test]
 fn a_large_trace_is_kept_whole_across_batches_with_its_root_last() {
-    let p: Pipe = SpanQueue::with_capacity(1000);
-    let mut sampler = Sampler::new(TailRules {
-        keep_errors: true,
-        max_held: 500,
-        ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
-    let id = g.whole(&p, 120, true, 5);
-    flush(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(200),
+    let mut r = Run::new(
+        1000,
+        TailRules {
+            keep_errors: true,
+            max_held: 500,
+            ..rules()
+        },
     );
-    let names = &server.spans[&id];
+    let id = r.g.whole(&r.p, 120, true, 5);
+    r.flush(200);
+    let names = &r.server.spans[&id];
     assert_eq!(names.len(), 121);
     assert_eq!(names.last().map(String::as_str), Some("root"));
-    assert_eq!(p.snapshot().in_flight(), 0);
+    assert_eq!(r.p.snapshot().in_flight(), 0);
 }
 
 #[test]
 fn spans_held_at_the_end_are_counted_as_dropped_at_shutdown() {
-    let p: Pipe = SpanQueue::with_capacity(100);
-    let mut sampler = Sampler::new(TailRules {
-        keep_errors: true,
-        ..rules()
-    });
-    let (mut exp, mut server, mut g) = (exporter(), Server::default(), Gen::new());
-    let open = g.trace();
-    p.submit(g.child(&open, SpanStatus::Ok)).unwrap();
-    p.submit(g.child(&open, SpanStatus::Ok)).unwrap();
-    drive(
-        &mut exp,
-        &mut sampler,
-        &p,
-        &mut server,
-        Duration::from_millis(200),
+    let mut r = Run::new(
+        100,
+        TailRules {
+            keep_errors: true,
+            ..rules()
+        },
     );
-    assert_eq!(sampler.held(), 2);
+    let open = r.g.trace();
+    r.p.submit(r.g.child(&open, SpanStatus::Ok)).unwrap();
+    r.p.submit(r.g.child(&open, SpanStatus::Ok)).unwrap();
+    r.drive(200);
+    assert_eq!(r.sampler.held(), 2);
     // A server that never answered: shutdown gives up on everything.
-    p.submit(g.child(&open, SpanStatus::Ok)).unwrap();
-    let view = sampler.over(&p, Duration::from_millis(300));
-    let abandoned = exp.abandon(&view);
+    r.p.submit(r.g.child(&open, SpanStatus::Ok)).unwrap();
+    let view = r.sampler.over(&r.p, Duration::from_millis(300));
+    let abandoned = r.exp.abandon(&view);
     assert_eq!(abandoned.spans + view.abandon(), 3);
-    let s = p.snapshot();
+    let s = r.p.snapshot();
     assert_eq!((s.dropped_at_shutdown, s.in_flight()), (3, 0));
-    assert_eq!((sampler.held(), p.outstanding()), (0, 0));
+    assert_eq!((r.sampler.held(), r.p.outstanding()), (0, 0));
 }
