@@ -191,6 +191,10 @@ pub enum ConfigError {
     CostLimit(f64),
     /// `tail_hold_timeout` is not from 1 ms to [`MAX_HOLD_TIMEOUT`].
     HoldTimeout(Duration),
+    /// `spool_max_bytes` is below 1 KiB.
+    SpoolBytes(u64),
+    /// `spool_max_age` is below 1 s.
+    SpoolAge(Duration),
 }
 
 /// Longest `tail_hold_timeout` accepted: spans held longer take places in
@@ -243,6 +247,8 @@ impl ConfigError {
             ConfigError::RetryBackoff(_) => "retry_backoff",
             ConfigError::CostLimit(_) => "keep_costlier_than",
             ConfigError::HoldTimeout(_) => "tail_hold_timeout",
+            ConfigError::SpoolBytes(_) => "spool_max_bytes",
+            ConfigError::SpoolAge(_) => "spool_max_age",
         }
     }
 }
@@ -294,6 +300,8 @@ impl fmt::Display for ConfigError {
                 write!(f, "must be a number of US dollars, 0 or more (got {usd})")
             }
             ConfigError::HoldTimeout(d) => write!(f, "must be from 1 ms to 1 hour (got {d:?})"),
+            ConfigError::SpoolBytes(n) => write!(f, "must be at least 1024 bytes (got {n})"),
+            ConfigError::SpoolAge(d) => write!(f, "must be at least 1 s (got {d:?})"),
         }
     }
 }

@@ -116,7 +116,37 @@ pub struct Deferred<B> {
     /// An earlier attempt may have been stored (it timed out or got a
     /// `5xx`): the server is asked before the body is sent again.
     maybe_stored: bool,
+    /// Where it came from in a spool ([`Exporter::adopt`]), if it did.
+    ticket: Option<u64>,
 }
+
+/// A request read back from a spool, for [`Exporter::adopt`].
+#[derive(Clone, Copy, Debug)]
+pub struct Replay<'a> {
+    /// Ingest or PATCH.
+    pub kind: RequestKind,
+    /// The trace it is about.
+    pub trace_id: TraceId,
+    /// The JSON body, as it was spooled.
+    pub body: &'a str,
+    /// Spans in it (0 for a PATCH).
+    pub spans: usize,
+    /// What the spool knows it by; handed back by [`Exporter::take_settled`].
+    pub ticket: u64,
+}
+
+/// What became of a replayed request ([`Exporter::take_settled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// The server stores it, or refused it for good: remove it from the spool.
+    Done,
+    /// It used up its attempts (or shutdown came): it stays in the spool
+    /// for a later replay.
+    Again,
+}
+
+/// Replayed requests in flight at once, at most.
+pub const MAX_REPLAYING: usize = 16;
 
 /// What the driver should do after a [`poll`](Exporter::poll).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +231,10 @@ pub struct Exporter<
     trace_defaults: B,
     /// The defaults and a root's own members, joined.
     members: B,
+    /// Replayed requests settled, for the spool to learn.
+    settled: heapless::Deque<(u64, Settled), MAX_REPLAYING>,
+    /// Shutting down: what cannot be sent goes to the spool.
+    closing: bool,
 }
 
 impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> core::fmt::Debug
@@ -242,6 +276,8 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             rng: IdGenerator::from_seed(seed),
             trace_defaults: B::default(),
             members: B::default(),
+            settled: heapless::Deque::new(),
+            closing: false,
         }
     }
 
@@ -283,6 +319,65 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         self.deferred.len()
     }
 
+    /// Whether sending is paused at `now`: the server asked to wait, or is
+    /// unreachable. A spool's records are best replayed when it is not.
+    pub fn is_paused(&self, now: Duration) -> bool {
+        now < self.paused_until
+    }
+
+    /// Whether the server was unreachable at the last attempt (and nothing
+    /// has reached it since).
+    pub fn is_unreachable(&self) -> bool {
+        self.outage > 0
+    }
+
+    /// Takes a request read back from a spool, to be sent as a deferred
+    /// request is (with the same attempts, backoff and rate limits, asking
+    /// the server first whether an ingest is stored already, and a `PATCH`
+    /// only once its trace's spans are). Refused (false) when
+    /// [`MAX_REPLAYING`] replays are in flight or settled and not taken, or
+    /// there is no room to defer it. Its fate comes back through
+    /// [`Exporter::take_settled`].
+    pub fn adopt(&mut self, replay: Replay<'_>) -> bool {
+        let in_flight = self
+            .deferred
+            .as_slice()
+            .iter()
+            .filter(|d| d.ticket.is_some())
+            .count();
+        if in_flight + self.settled.len() >= MAX_REPLAYING {
+            return false;
+        }
+        let full = self.deferred.len() >= self.settings.max_deferred
+            || self.deferred_bytes.saturating_add(replay.body.len())
+                > self.settings.max_deferred_bytes;
+        let mut body = B::default();
+        if full || body.push_str(replay.body).is_err() {
+            return false;
+        }
+        let deferred = Deferred {
+            kind: replay.kind,
+            trace_id: replay.trace_id,
+            body,
+            spans: replay.spans,
+            attempts: 0,
+            not_before: Duration::ZERO,
+            maybe_stored: replay.kind == RequestKind::Ingest,
+            ticket: Some(replay.ticket),
+        };
+        if self.deferred.push(deferred).is_err() {
+            return false;
+        }
+        self.deferred_bytes += replay.body.len();
+        true
+    }
+
+    /// The next replayed request settled: delivered or refused for good
+    /// ([`Settled::Done`]), or to be kept ([`Settled::Again`]).
+    pub fn take_settled(&mut self) -> Option<(u64, Settled)> {
+        self.settled.pop_front()
+    }
+
     /// Advances the state machine at time `now` (monotonic, from any origin),
     /// sending at most one request through `transport`, encoded in `buf`.
     pub fn poll<P, T>(
@@ -308,12 +403,16 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         P: SpanSource<B> + ?Sized,
         T: Transport + ?Sized,
     {
+        // While the server is unreachable, or at shutdown, requests go to
+        // the transport's spool rather than wait.
+        let spooling =
+            transport.spools() && (self.closing || (self.outage > 0 && now < self.paused_until));
         loop {
-            if now < self.paused_until {
+            if now < self.paused_until && !spooling {
                 return Poll::Wait(self.paused_until);
             }
             // A deferred request that is due goes first: it is the oldest.
-            if let Some(i) = self.due_deferred(now) {
+            if let Some(i) = self.due_deferred(now).filter(|_| !spooling) {
                 return self.send_deferred(i, now, source, transport);
             }
             if self.len == 0 {
@@ -333,28 +432,48 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 self.finish_batch(source);
                 continue;
             }
-            if now < self.retry_at {
+            if now < self.retry_at && !spooling {
                 let at = self
                     .next_deferred()
                     .map_or(self.retry_at, |d| d.min(self.retry_at));
                 return Poll::Wait(at);
             }
             return match self.phase {
-                Phase::Spans => self.send_spans(now, source, transport, buf),
-                Phase::Patch => self.send_patch(now, source, transport, buf),
+                Phase::Spans => self.send_spans(now, source, transport, buf, spooling),
+                Phase::Patch => self.send_patch(now, source, transport, buf, spooling),
             };
         }
     }
 
-    /// Drops everything held, deferred and queued, counting the spans as
-    /// dropped at shutdown and the trace statuses never sent as failed
-    /// patches.
-    pub fn abandon<P: SpanSource<B> + ?Sized>(&mut self, source: &P) -> Abandoned {
+    /// Gives up at shutdown (time `now`) on everything held, deferred and
+    /// queued. A transport that [spools](Transport::spools) gets all of it,
+    /// as requests encoded in `buf`, while it takes them; the rest is
+    /// dropped, the spans counted as dropped at shutdown and the trace
+    /// statuses as failed patches. Replays in flight stay in their spool.
+    pub fn abandon<P, T>(
+        &mut self,
+        now: Duration,
+        source: &P,
+        transport: &mut T,
+        buf: &mut [u8],
+    ) -> Abandoned
+    where
+        P: SpanSource<B> + ?Sized,
+        T: Transport + ?Sized,
+    {
+        if transport.spools() {
+            self.spool_all(now, source, transport, buf);
+        }
         let mut lost = Abandoned {
             spans: self.len - self.cursor,
             patches: usize::from(self.phase == Phase::Patch),
         };
-        for d in self.deferred.as_slice() {
+        for d in self
+            .deferred
+            .as_slice()
+            .iter()
+            .filter(|d| d.ticket.is_none())
+        {
             match d.kind {
                 RequestKind::Ingest => lost.spans += d.spans,
                 RequestKind::Patch => lost.patches += 1,
@@ -368,6 +487,42 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         add(&source.counters().patches_failed, lost.patches);
         lost.spans += discard_queued(source);
         lost
+    }
+
+    /// Spools the deferred requests (the oldest), then the batch and the
+    /// queue's spans, until the spool refuses one.
+    fn spool_all<P, T>(&mut self, now: Duration, source: &P, transport: &mut T, buf: &mut [u8])
+    where
+        P: SpanSource<B> + ?Sized,
+        T: Transport + ?Sized,
+    {
+        let mut i = 0;
+        while let Some(d) = self.deferred.as_slice().get(i) {
+            if d.ticket.is_some() {
+                i += 1;
+                continue;
+            }
+            let request = Request {
+                kind: d.kind,
+                trace_id: d.trace_id,
+                body: d.body.as_str().as_bytes(),
+                spans: d.spans,
+                timeout: self.settings.timeout,
+            };
+            if !transport.spool(&request, d.attempts) {
+                return;
+            }
+            let counters = source.counters();
+            match d.kind {
+                RequestKind::Ingest => add(&counters.spans_spooled, d.spans),
+                RequestKind::Patch => add(&counters.patches_spooled, 1),
+            }
+            self.remove_deferred(i);
+        }
+        self.closing = true;
+        self.flush_requested = true;
+        while self.closing && self.step(now, source, transport, buf) == Poll::Again {}
+        self.closing = false;
     }
 
     /// Takes a batch from the queue if one is due.
@@ -499,6 +654,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         source: &P,
         transport: &mut T,
         buf: &mut [u8],
+        spooling: bool,
     ) -> Poll
     where
         P: SpanSource<B> + ?Sized,
@@ -554,16 +710,24 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             spans: n,
             timeout: self.settings.timeout,
         };
-        let outcome = if self.maybe_stored {
-            ask_then_send(&request, source, transport)
-        } else {
-            send(&request, source, transport)
-        };
         let delivered = |this: &mut Self| {
             this.advance(n, end);
             if this.cursor == end && has_root {
                 this.phase = Phase::Patch;
             }
+        };
+        if spooling {
+            if !transport.spool(&request, self.attempts) {
+                return self.spool_refused(now);
+            }
+            add(&source.counters().spans_spooled, n);
+            delivered(self);
+            return Poll::Again;
+        }
+        let outcome = if self.maybe_stored {
+            ask_then_send(&request, source, transport)
+        } else {
+            send(&request, source, transport)
         };
         match outcome {
             Outcome::Delivered => {
@@ -585,7 +749,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                     // The spans travel on in the deferred request.
                     delivered(self);
                 } else if self.retry_in_place(now, after) {
-                    add(&source.counters().dropped_after_retries, n);
+                    give_up(&request, self.settings.max_attempts, source, transport);
                     self.advance(n, end);
                 } else {
                     self.maybe_stored = true;
@@ -602,6 +766,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         source: &P,
         transport: &mut T,
         buf: &mut [u8],
+        spooling: bool,
     ) -> Poll
     where
         P: SpanSource<B> + ?Sized,
@@ -632,6 +797,14 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             spans: 0,
             timeout: self.settings.timeout,
         };
+        if spooling {
+            if !transport.spool(&request, self.attempts) {
+                return self.spool_refused(now);
+            }
+            add(&source.counters().patches_spooled, 1);
+            self.patch_done();
+            return Poll::Again;
+        }
         match send(&request, source, transport) {
             Outcome::Delivered => {
                 add(&source.counters().patches_delivered, 1);
@@ -650,7 +823,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 if self.defer(RequestKind::Patch, trace_id, &buf[..len], 0, now, after) {
                     self.patch_done();
                 } else if self.retry_in_place(now, after) {
-                    add(&source.counters().patches_failed, 1);
+                    give_up(&request, self.settings.max_attempts, source, transport);
                     self.patch_done();
                 }
             }
@@ -677,7 +850,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         T: Transport + ?Sized,
     {
         let d = &self.deferred.as_slice()[i];
-        let (kind, spans, maybe_stored) = (d.kind, d.spans, d.maybe_stored);
+        let (kind, spans, maybe_stored, ticket) = (d.kind, d.spans, d.maybe_stored, d.ticket);
         let request = Request {
             kind,
             trace_id: d.trace_id,
@@ -691,23 +864,24 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             send(&request, source, transport)
         };
         let ingest = kind == RequestKind::Ingest;
+        let counters = source.counters();
         match outcome {
             Outcome::Delivered => {
                 self.outage = 0;
-                if ingest {
-                    add(&source.counters().spans_delivered, spans);
-                } else {
-                    add(&source.counters().patches_delivered, 1);
+                match (ingest, ticket) {
+                    (true, None) => add(&counters.spans_delivered, spans),
+                    (true, Some(_)) => add(&counters.spans_replayed, spans),
+                    (false, _) => add(&counters.patches_delivered, 1),
                 }
-                self.remove_deferred(i);
+                self.settle(i, Settled::Done);
             }
             Outcome::Rejected => {
-                if ingest {
-                    add(&source.counters().spans_rejected, spans);
-                } else {
-                    add(&source.counters().patches_failed, 1);
+                match (ingest, ticket) {
+                    (true, None) => add(&counters.spans_rejected, spans),
+                    (true, Some(_)) => add(&counters.spool_dropped_rejected, spans),
+                    (false, _) => add(&counters.patches_failed, 1),
                 }
-                self.remove_deferred(i);
+                self.settle(i, Settled::Done);
             }
             Outcome::Retry {
                 after,
@@ -716,12 +890,11 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 add(&source.counters().retries, 1);
                 let attempts = self.deferred.as_slice()[i].attempts + 1;
                 if attempts >= self.settings.max_attempts {
-                    if ingest {
-                        add(&source.counters().dropped_after_retries, spans);
-                    } else {
-                        add(&source.counters().patches_failed, 1);
+                    if ticket.is_none() {
+                        give_up(&request, attempts, source, transport);
                     }
-                    self.remove_deferred(i);
+                    // A replay stays in its spool for the next one.
+                    self.settle(i, Settled::Again);
                 } else {
                     let at = now.saturating_add(self.delay(attempts, after));
                     let d = &mut self.deferred.as_mut_slice()[i];
@@ -770,6 +943,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             attempts,
             not_before,
             maybe_stored: kind == RequestKind::Ingest,
+            ticket: None,
         };
         if self.deferred.push(deferred).is_err() {
             return false;
@@ -786,9 +960,26 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             .store(self.deferred.len(), core::sync::atomic::Ordering::Release);
     }
 
-    fn remove_deferred(&mut self, i: usize) {
+    fn remove_deferred(&mut self, i: usize) -> Deferred<B> {
         let d = self.deferred.remove(i);
         self.deferred_bytes = self.deferred_bytes.saturating_sub(d.body.len());
+        d
+    }
+
+    /// Removes deferred request `i`, telling its spool what became of it if
+    /// it is a replay.
+    fn settle(&mut self, i: usize, settled: Settled) {
+        if let Some(ticket) = self.remove_deferred(i).ticket {
+            // Room is kept for it: `adopt` counts the settled ones.
+            let _ = self.settled.push_back((ticket, settled));
+        }
+    }
+
+    /// The spool refused a request: sending waits as it would without one
+    /// (and shutdown drops what is left).
+    fn spool_refused(&mut self, now: Duration) -> Poll {
+        self.closing = false;
+        Poll::Wait(self.paused_until.max(now))
     }
 
     fn ingest_deferred(&self, trace_id: TraceId) -> bool {
@@ -913,6 +1104,32 @@ pub(crate) fn discard_queued<B: Buffer, P: SpanSource<B> + ?Sized>(source: &P) -
     source.release();
     add(&source.counters().dropped_at_shutdown, dropped);
     dropped
+}
+
+/// A request that used up its attempts: spooled if the transport keeps
+/// such requests, else dropped; counted either way.
+fn give_up<B, P, T>(request: &Request<'_>, attempts: u32, source: &P, transport: &mut T)
+where
+    B: Buffer,
+    P: SpanSource<B> + ?Sized,
+    T: Transport + ?Sized,
+{
+    let counters = source.counters();
+    let kept = transport.spools() && transport.spool(request, attempts);
+    let counter = match (request.kind, kept) {
+        (RequestKind::Ingest, true) => &counters.spans_spooled,
+        (RequestKind::Ingest, false) => &counters.dropped_after_retries,
+        (RequestKind::Patch, true) => &counters.patches_spooled,
+        (RequestKind::Patch, false) => &counters.patches_failed,
+    };
+    add(
+        counter,
+        if request.kind == RequestKind::Ingest {
+            request.spans
+        } else {
+            1
+        },
+    );
 }
 
 /// Sends one request, counting it.

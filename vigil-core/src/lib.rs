@@ -98,6 +98,6 @@ pub use id::{IdGenerator, SpanId, TraceId};
 pub use model::{SpanKind, SpanStatus, UnknownName};
 pub use span::{Name, Span, Trace};
 pub use span_queue::{Producer, SpanQueue, SpanSource};
-pub use stats::{Counters, StatsSnapshot};
+pub use stats::{Counters, SpoolDrop, StatsSnapshot};
 pub use time::{Clock, Timestamp};
 pub use transport::{Outcome, Request, RetryReason, Transport};

@@ -81,6 +81,16 @@ macro_rules! stats {
                 add(&self.dropped_at_shutdown, n);
             }
 
+            /// Counts `spans` dropped from a spool, for `reason`.
+            pub fn count_spool_dropped(&self, reason: SpoolDrop, spans: usize) {
+                let counter = match reason {
+                    SpoolDrop::Size => &self.spool_dropped_size,
+                    SpoolDrop::Age => &self.spool_dropped_age,
+                    SpoolDrop::Corrupt => &self.spool_dropped_corrupt,
+                };
+                add(counter, spans);
+            }
+
             /// Requests deferred for a retry of their own (see
             /// [`crate::SpanQueue::deferred_requests`]).
             pub fn deferred_requests(&self) -> usize {
@@ -171,6 +181,36 @@ stats! {
     traces_decided_early,
     /// Spans of the traces decided early.
     spans_decided_early,
+    /// Spans in requests kept in the spool directory, not delivered: the
+    /// server was unreachable, their attempts ran out, or shutdown came
+    /// first. A later replay (by this process or the next) delivers them.
+    spans_spooled,
+    /// Trace statuses (`PATCH`es) kept in the spool directory.
+    patches_spooled,
+    /// Spans from the spool (this process's or an earlier one's) that the
+    /// server now stores.
+    spans_replayed,
+    /// Spans dropped from the spool to keep it under its size cap, the
+    /// oldest first.
+    spool_dropped_size,
+    /// Spans dropped from the spool because they were older than its age cap.
+    spool_dropped_age,
+    /// Records of the spool found corrupt (a torn write, a damaged file)
+    /// and skipped, never replayed.
+    spool_dropped_corrupt,
+    /// Spans from the spool the server rejected (4xx other than 408/429).
+    spool_dropped_rejected,
+}
+
+/// Why spans left a spool undelivered (see [`Counters::count_spool_dropped`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpoolDrop {
+    /// To keep the spool under its size cap.
+    Size,
+    /// Older than the spool's age cap.
+    Age,
+    /// A corrupt record (counted in records, its spans unknown).
+    Corrupt,
 }
 
 #[inline]
@@ -190,9 +230,10 @@ impl StatsSnapshot {
             + self.dropped_after_close
     }
 
-    /// Spans ended and not yet delivered, dropped or sampled out.
+    /// Spans ended and not yet delivered, dropped, sampled out or spooled.
     pub fn in_flight(&self) -> u64 {
-        self.spans_ended
-            .saturating_sub(self.spans_delivered + self.dropped() + self.spans_sampled_out)
+        self.spans_ended.saturating_sub(
+            self.spans_delivered + self.dropped() + self.spans_sampled_out + self.spans_spooled,
+        )
     }
 }

@@ -149,6 +149,23 @@ pub trait Transport {
     fn interrupter(&mut self) -> Option<Interrupt> {
         None
     }
+
+    /// Whether [`Transport::spool`] keeps requests: the exporter then hands
+    /// it what it cannot deliver instead of dropping it. False by default.
+    fn spools(&self) -> bool {
+        false
+    }
+
+    /// Keeps `request`, which the exporter gives up on after `attempts`
+    /// failed attempts (or could not send at all: the server is
+    /// unreachable, or shutdown came first), for a later replay: `vigil-std`
+    /// writes it to its spool directory. Returns whether it was kept; a
+    /// request not kept is dropped and counted. Never called unless
+    /// [`Transport::spools`].
+    fn spool(&mut self, request: &Request<'_>, attempts: u32) -> bool {
+        let _ = (request, attempts);
+        false
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for &mut T {
@@ -160,6 +177,12 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
     fn takes_many_traces(&self) -> bool {
         (**self).takes_many_traces()
+    }
+    fn spools(&self) -> bool {
+        (**self).spools()
+    }
+    fn spool(&mut self, request: &Request<'_>, attempts: u32) -> bool {
+        (**self).spool(request, attempts)
     }
     #[cfg(feature = "alloc")]
     fn interrupter(&mut self) -> Option<Interrupt> {
@@ -177,6 +200,12 @@ impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T> {
     }
     fn takes_many_traces(&self) -> bool {
         (**self).takes_many_traces()
+    }
+    fn spools(&self) -> bool {
+        (**self).spools()
+    }
+    fn spool(&mut self, request: &Request<'_>, attempts: u32) -> bool {
+        (**self).spool(request, attempts)
     }
     fn interrupter(&mut self) -> Option<Interrupt> {
         (**self).interrupter()

@@ -427,7 +427,8 @@ fn spans_awaiting_retry_count_against_the_queue_so_memory_stays_fixed() {
     assert_eq!(accepted, 5, "only capacity minus the five held");
     let s = p.snapshot();
     assert_eq!((s.spans_queued, s.dropped_queue_full), (10, 15));
-    assert_eq!(exp.abandon(&p).spans, 10);
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(exp.abandon(ms(20), &p, &mut t, &mut buf).spans, 10);
     let s = p.snapshot();
     assert_eq!(s.dropped_at_shutdown, 10);
     assert_eq!(s.spans_ended, s.spans_delivered + s.dropped());

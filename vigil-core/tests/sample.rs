@@ -470,7 +470,10 @@ fn spans_held_at_the_end_are_counted_as_dropped_at_shutdown() {
     // A server that never answered: shutdown gives up on everything.
     r.p.submit(r.g.child(&open, SpanStatus::Ok)).unwrap();
     let view = r.sampler.over(&r.p, Duration::from_millis(300));
-    let abandoned = r.exp.abandon(&view);
+    let mut buf = vec![0u8; 4096];
+    let abandoned = r
+        .exp
+        .abandon(Duration::from_millis(300), &view, &mut r.server, &mut buf);
     assert_eq!(abandoned.spans + view.abandon(), 3);
     let s = r.p.snapshot();
     assert_eq!((s.dropped_at_shutdown, s.in_flight()), (3, 0));

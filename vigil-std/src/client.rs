@@ -12,8 +12,8 @@ use vigil_core::{
     export::{Abandoned, Deferred},
     sample::{HeldTrace, SampleRate, TailSampler},
     transport::{Interrupt, Lookup},
-    ConfigError, Exporter, Outcome, Poll, Producer, Request, RetryReason, SpanQueue, SpanSource,
-    StatsSnapshot, TraceId, Transport,
+    ConfigError, Counters, Exporter, Outcome, Poll, Producer, Request, RetryReason, SpanQueue,
+    SpanSource, StatsSnapshot, TraceId, Transport,
 };
 
 use crate::config::{Config, Destination, EnvError};
@@ -259,6 +259,26 @@ fn write_report(
             s.traces_kept_by_rate,
             s.spans_sampled_out,
             s.traces_decided_early,
+        )?;
+    }
+    let spool = s.spans_spooled
+        + s.patches_spooled
+        + s.spans_replayed
+        + s.spool_dropped_size
+        + s.spool_dropped_age
+        + s.spool_dropped_corrupt
+        + s.spool_dropped_rejected;
+    if spool > 0 {
+        write!(
+            f,
+            "; spooled {} spans and {} trace statuses, replayed {} spans, dropped from the spool {} spans for size, {} for age, {} rejected, {} corrupt records",
+            s.spans_spooled,
+            s.patches_spooled,
+            s.spans_replayed,
+            s.spool_dropped_size,
+            s.spool_dropped_age,
+            s.spool_dropped_rejected,
+            s.spool_dropped_corrupt,
         )?;
     }
     if interrupted {
@@ -815,6 +835,9 @@ struct Guarded<'a> {
     control: &'a Control,
     deadline: Option<Instant>,
     panicked: bool,
+    /// Where requests the exporter gives up on go, with the counters of
+    /// what the spool drops.
+    spool: Option<(&'a mut Spool, &'a Counters)>,
 }
 
 impl Guarded<'_> {
@@ -867,7 +890,20 @@ impl Transport for Guarded<'_> {
     fn takes_many_traces(&self) -> bool {
         self.inner.takes_many_traces()
     }
+
+    fn spools(&self) -> bool {
+        self.spool.is_some()
+    }
+
+    fn spool(&mut self, request: &Request<'_>, attempts: u32) -> bool {
+        match &mut self.spool {
+            Some((spool, counters)) => spool.put(request, attempts, counters),
+            None => false,
+        }
+    }
 }
+
+use crate::spool::Spool;
 
 /// The exporter thread's tail sampler, when tail rules are set.
 type Sampler = TailSampler<Text, Vec<Record>, Vec<HeldTrace>>;
@@ -897,6 +933,14 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
     };
     let rules = config.tail_rules();
     let mut tail = rules.any().then(|| Sampler::new(rules));
+    // The second destination's requests are its own: they keep apart.
+    let mut spool = config.spool.as_ref().and_then(|settings| {
+        let mut settings = settings.clone();
+        if side == 1 {
+            settings.dir.push("also");
+        }
+        Spool::open(settings, source.counters())
+    });
     // A flush holds nothing back until it has sent what it could.
     let mut flushing = false;
     let mut warned_panic = false;
@@ -922,16 +966,47 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
             Some(view) => view,
             None => source,
         };
+        let mut replaying = false;
+        if let Some(spool) = &mut spool {
+            while let Some((ticket, settled)) = exporter.take_settled() {
+                spool.settle(ticket, settled);
+            }
+            // Replays go while the server answers.
+            if !exporter.is_paused(now - origin) {
+                while let Some(record) = spool.next(now, source.counters()) {
+                    if !exporter.adopt(record.as_replay()) {
+                        break;
+                    }
+                    spool.claim(record.ticket);
+                    replaying = true;
+                }
+            }
+        }
         if let Some(deadline) = shutdown {
-            let drained = exporter.is_idle() && source.is_empty();
+            // Shutdown waits for the spool's replays, unless the server is
+            // away: then they wait for the next process.
+            let replays_due =
+                spool.as_ref().is_some_and(|s| s.has_due(now)) && !exporter.is_unreachable();
+            let drained = exporter.is_idle() && source.is_empty() && !replays_due;
             if drained || now >= deadline {
+                let mut guarded = Guarded {
+                    inner: &mut transport,
+                    control,
+                    deadline: shutdown,
+                    panicked: false,
+                    spool: spool.as_mut().map(|s| (s, source.counters())),
+                };
                 stop(&inner, side, || {
-                    let mut abandoned = exporter.abandon(source);
+                    let mut abandoned =
+                        exporter.abandon(now - origin, source, &mut guarded, &mut buf);
                     if let Some(view) = &view {
                         abandoned.spans += view.abandon();
                     }
                     abandoned
                 });
+                if let Some(spool) = spool {
+                    spool.close();
+                }
                 return;
             }
         }
@@ -940,6 +1015,7 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
             control,
             deadline: shutdown,
             panicked: false,
+            spool: spool.as_mut().map(|s| (s, source.counters())),
         };
         let poll = exporter.poll(now - origin, source, &mut guarded, &mut buf);
         if guarded.panicked {
@@ -978,6 +1054,8 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
         }
         flushing &= poll == Poll::Again;
         let wake_at = match poll {
+            // Replays just taken in: send them, and take in more.
+            Poll::Again | Poll::Wait(_) | Poll::Idle(_) if replaying => continue,
             Poll::Again => continue,
             // Shutting down and nothing left: finish now, not at the deadline.
             Poll::Idle(_) if shutdown.is_some() => continue,

@@ -11,6 +11,7 @@ use vigil_core::{
 };
 
 use crate::llm::pricing::PriceTable;
+use crate::spool::{SpoolSettings, MIN_SPOOL_BYTES};
 use crate::transport::BoxTransport;
 
 /// Which payload a [`ConfigBuilder::mask`] hook is looking at.
@@ -80,6 +81,8 @@ pub struct Config {
     pub(crate) keep_slower_than: Option<Duration>,
     pub(crate) keep_costlier_than: Option<f64>,
     pub(crate) tail_hold_timeout: Duration,
+    /// Where undeliverable requests are kept ([`ConfigBuilder::spool_dir`]).
+    pub(crate) spool: Option<SpoolSettings>,
     pub(crate) mask: Option<Arc<MaskFn>>,
     /// The built-in prices with the application's over them; `None`: the
     /// built-in ones alone.
@@ -117,6 +120,7 @@ impl Default for Config {
             keep_slower_than: None,
             keep_costlier_than: None,
             tail_hold_timeout: vigil_core::sample::DEFAULT_HOLD_TIMEOUT,
+            spool: None,
             mask: None,
             prices: None,
             transport: None,
@@ -147,6 +151,7 @@ impl fmt::Debug for Config {
             .field("keep_slower_than", &self.keep_slower_than)
             .field("keep_costlier_than", &self.keep_costlier_than)
             .field("tail_hold_timeout", &self.tail_hold_timeout)
+            .field("spool", &self.spool)
             .field("capture_content", &self.capture_content)
             .field("prices", &self.prices().len())
             .field("custom_transport", &self.transport.is_some())
@@ -283,6 +288,19 @@ impl Config {
         if let Some(ms) = ms {
             c.tail_hold_timeout = Duration::from_millis(ms);
         }
+        if let Some(dir) = var("VIGIL_SPOOL_DIR").filter(|d| !d.is_empty()) {
+            c.spool = Some(SpoolSettings::new(dir.into()));
+        }
+        let bytes = read(&var, "VIGIL_SPOOL_MAX_BYTES", "a whole number of bytes")?;
+        let secs = read::<u64>(
+            &var,
+            "VIGIL_SPOOL_MAX_AGE_SECS",
+            "a whole number of seconds",
+        )?;
+        if let Some(spool) = &mut c.spool {
+            spool.max_bytes = bytes.unwrap_or(spool.max_bytes);
+            spool.max_age = secs.map_or(spool.max_age, Duration::from_secs);
+        }
         if let Some(v) = var("VIGIL_RELEASE") {
             c.release = v;
         }
@@ -345,6 +363,14 @@ impl Config {
         let hold = Duration::from_millis(1)..=vigil_core::config::MAX_HOLD_TIMEOUT;
         if !hold.contains(&self.tail_hold_timeout) {
             return Err(ConfigError::HoldTimeout(self.tail_hold_timeout));
+        }
+        if let Some(spool) = &self.spool {
+            if spool.max_bytes < MIN_SPOOL_BYTES {
+                return Err(ConfigError::SpoolBytes(spool.max_bytes));
+            }
+            if spool.max_age < Duration::from_secs(1) {
+                return Err(ConfigError::SpoolAge(spool.max_age));
+            }
         }
         Ok(())
     }
@@ -692,6 +718,60 @@ impl ConfigBuilder {
         self
     }
 
+    /// Keeps what the server cannot take on disk in `dir`, and replays it
+    /// (also `VIGIL_SPOOL_DIR`): requests whose attempts ran out, those made
+    /// while the server is unreachable, and what is still unsent when
+    /// shutdown's deadline passes. They are replayed in order, with the
+    /// same retries and rate limits, as soon as the server answers again,
+    /// or by the next process to open `dir`; a replayed request the server
+    /// already stored is found by asking it, never stored twice.
+    ///
+    /// One process uses a directory at a time (it holds a lock on
+    /// `dir/lock`; another gets no spool, logged). Bounded by
+    /// [`spool_max_bytes`](Self::spool_max_bytes) (64 MiB by default) and
+    /// [`spool_max_age`](Self::spool_max_age) (7 days), the oldest dropped
+    /// first; [`crate::Stats`] counts spans spooled, replayed and dropped
+    /// from the spool by reason. The spool survives a crash of the process
+    /// (a torn last record is detected and skipped); records are written
+    /// to disk (`fsync`) when the process shuts down.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join("vigil-spool-doc");
+    /// let config = vigil::Config::builder().spool_dir(&dir).build().unwrap();
+    /// assert!(format!("{config:?}").contains("vigil-spool-doc"));
+    /// ```
+    pub fn spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        let settings = SpoolSettings::new(dir.into());
+        self.0.spool = Some(match self.0.spool.take() {
+            Some(old) => SpoolSettings {
+                dir: settings.dir,
+                ..old
+            },
+            None => settings,
+        });
+        self
+    }
+
+    /// Most bytes the spool takes on disk (default 64 MiB, at least 1 KiB;
+    /// also `VIGIL_SPOOL_MAX_BYTES`); past it, the oldest records are
+    /// dropped and counted. Applies with [`spool_dir`](Self::spool_dir).
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        if let Some(spool) = &mut self.0.spool {
+            spool.max_bytes = bytes;
+        }
+        self
+    }
+
+    /// Oldest a spooled record may be when it comes up for replay (default
+    /// 7 days, at least 1 s; also `VIGIL_SPOOL_MAX_AGE_SECS`); older ones
+    /// are dropped and counted. Applies with [`spool_dir`](Self::spool_dir).
+    pub fn spool_max_age(mut self, age: Duration) -> Self {
+        if let Some(spool) = &mut self.0.spool {
+            spool.max_age = age;
+        }
+        self
+    }
+
     /// How long a trace's spans may wait for its root before the trace is
     /// decided early (default 60 s, at most an hour; also
     /// `VIGIL_TAIL_HOLD_TIMEOUT_MS`).
@@ -855,6 +935,8 @@ fn env_var_of(field: &str) -> Option<&'static str> {
         "timeout_seconds" => "VIGIL_TIMEOUT_SECONDS",
         "sample_rate" => "VIGIL_SAMPLE_RATE",
         "keep_costlier_than" => "VIGIL_KEEP_COSTLIER_THAN_USD",
+        "spool_max_bytes" => "VIGIL_SPOOL_MAX_BYTES",
+        "spool_max_age" => "VIGIL_SPOOL_MAX_AGE_SECS",
         "tail_hold_timeout" => "VIGIL_TAIL_HOLD_TIMEOUT_MS",
         _ => return None,
     })

@@ -74,6 +74,7 @@ mod seed;
 pub mod sink;
 mod span;
 mod split;
+mod spool;
 mod sync;
 mod text;
 pub mod transport;

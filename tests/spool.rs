@@ -1,0 +1,284 @@
+//! The spool end to end: what the server could not take is kept on disk
+//! and delivered by the next client (or process) that opens the same
+//! directory, over loopback HTTP to the local Vigil server.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vigil::{Client, Config, SpanKind, StatsSnapshot};
+use vigil_test_server::TestServer;
+
+fn spool_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-spool-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn client(
+    server: &TestServer,
+    dir: &Path,
+    tweak: impl FnOnce(vigil::config::ConfigBuilder) -> vigil::config::ConfigBuilder,
+) -> Client {
+    let builder = Config::builder()
+        .endpoint(server.url())
+        .api_key(server.api_key())
+        .project_id("spool")
+        .flush_interval_ms(20)
+        .timeout_seconds(0.5)
+        .retry_backoff(Duration::from_millis(10))
+        .spool_dir(dir);
+    Client::new(tweak(builder).build().unwrap()).unwrap()
+}
+
+/// `n` traces of a root and two children, the second child failing in
+/// every third trace; their names.
+fn make(client: &Client, run: &str, n: usize) -> Vec<String> {
+    client.scope(|| {
+        (0..n)
+            .map(|i| {
+                let name = format!("{run}-{i}");
+                vigil::trace(name.clone(), |_| {
+                    vigil::span("search", SpanKind::Retriever, |_| ());
+                    vigil::span("tool", SpanKind::Tool, |s| {
+                        if i % 3 == 0 {
+                            s.record_error(&"failed");
+                        }
+                    });
+                });
+                name
+            })
+            .collect()
+    })
+}
+
+/// Every span on the server, by trace name, and each trace's status.
+fn stored(server: &TestServer) -> HashMap<String, (usize, Option<String>)> {
+    let traces = server.traces();
+    let ids: Vec<String> = traces
+        .iter()
+        .flat_map(|t| {
+            t.spans
+                .iter()
+                .map(|s| s["span_id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a span stored twice");
+    traces
+        .into_iter()
+        .map(|t| {
+            (
+                t.name.clone().unwrap_or_default(),
+                (t.spans.len(), t.status),
+            )
+        })
+        .collect()
+}
+
+/// Everything ended is delivered, spooled or counted dropped.
+fn accounted(s: &StatsSnapshot) {
+    assert_eq!(s.in_flight(), 0, "{s:?}");
+}
+
+#[test]
+fn a_run_while_the_server_is_down_is_delivered_by_the_next() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("down");
+    server.go_down();
+    let first = client(&server, &dir, |b| b);
+    let made_first = make(&first, "first", 20);
+    let report = first.shutdown_timeout(Duration::from_secs(5));
+    let s = report.stats;
+    assert_eq!((s.spans_spooled, s.patches_spooled), (60, 20), "{report}");
+    assert_eq!(s.dropped(), 0, "{report}");
+    accounted(&s);
+
+    server.come_up();
+    let second = client(&server, &dir, |b| b);
+    let made_second = make(&second, "second", 5);
+    let report = second.shutdown_timeout(Duration::from_secs(10));
+    assert!(report.completed, "{report}");
+    let s = report.stats;
+    assert_eq!((s.spans_replayed, s.spans_delivered), (60, 15), "{report}");
+    accounted(&s);
+
+    let on_server = stored(&server);
+    assert_eq!(on_server.len(), 25);
+    for name in made_first.iter().chain(&made_second) {
+        let (spans, status) = &on_server[name];
+        assert_eq!(*spans, 3, "{name} whole");
+        assert_eq!(status.as_deref(), Some("ok"), "{name}: its status was set");
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "only the lock file is left"
+    );
+}
+
+#[test]
+fn what_a_shutdown_deadline_leaves_unsent_is_replayed_next_time() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("deadline");
+    server.blackhole(true);
+    let first = client(&server, &dir, |b| b.timeout_seconds(0.2));
+    let made = make(&first, "held", 10);
+    let report = first.shutdown_timeout(Duration::from_millis(600));
+    let s = report.stats;
+    assert!(s.spans_spooled > 0, "{report}");
+    assert!(report.to_string().contains("; spooled "), "{report}");
+    assert_eq!(
+        s.spans_spooled + s.spans_delivered + s.dropped(),
+        30,
+        "{report}"
+    );
+    accounted(&s);
+
+    server.blackhole(false);
+    let second = client(&server, &dir, |b| b);
+    let report = second.shutdown_timeout(Duration::from_secs(10));
+    assert!(report.completed, "{report}");
+    let on_server = stored(&server);
+    for name in &made {
+        assert_eq!(on_server[name].0, 3, "{name} whole, once");
+        assert!(on_server[name].1.is_some(), "{name}: status set");
+    }
+}
+
+#[test]
+fn a_record_corrupted_in_the_middle_is_skipped_and_the_rest_replayed() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("corrupt");
+    server.go_down();
+    let first = client(&server, &dir, |b| b);
+    let made = make(&first, "c", 9);
+    first.shutdown_timeout(Duration::from_secs(5));
+    let segment = segments(&dir).pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // A byte of the body of the fifth trace's ingest request.
+    let at = find(&bytes, b"\"name\":\"c-4\"").expect("c-4 is spooled");
+    bytes[at + 3] ^= 0x20;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    server.come_up();
+    let second = client(&server, &dir, |b| b);
+    let report = second.shutdown_timeout(Duration::from_secs(3));
+    let s = report.stats;
+    assert_eq!(s.spool_dropped_corrupt, 1, "{report}");
+    assert_eq!(
+        s.spool_dropped_rejected, 0,
+        "nothing garbled reached the server"
+    );
+    let on_server = stored(&server);
+    for name in made.iter().filter(|n| *n != "c-4") {
+        assert_eq!(on_server[name].0, 3, "{name}");
+    }
+    assert!(!on_server.contains_key("c-4"));
+}
+
+#[test]
+fn the_size_cap_drops_the_oldest_and_the_rest_is_replayed() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("size");
+    server.go_down();
+    let first = client(&server, &dir, |b| b.spool_max_bytes(8 * 1024));
+    for round in 0..10 {
+        make(&first, &format!("r{round}"), 3);
+        first.flush(Duration::from_millis(200));
+    }
+    let report = first.shutdown_timeout(Duration::from_secs(5));
+    let s = report.stats;
+    assert!(s.spool_dropped_size > 0, "{report}");
+    let on_disk: u64 = segments(&dir)
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= 8 * 1024, "{on_disk} bytes");
+    let kept = s.spans_spooled - s.spool_dropped_size;
+
+    server.come_up();
+    let second = client(&server, &dir, |b| b.spool_max_bytes(8 * 1024));
+    let report = second.shutdown_timeout(Duration::from_secs(5));
+    assert_eq!(report.stats.spans_replayed, kept, "{report}");
+    assert_eq!(server.span_count() as u64, kept);
+}
+
+#[test]
+fn records_past_the_age_cap_are_dropped_not_replayed() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("age");
+    server.go_down();
+    let first = client(&server, &dir, |b| b.spool_max_age(Duration::from_secs(1)));
+    make(&first, "old", 4);
+    let spooled = first
+        .shutdown_timeout(Duration::from_secs(5))
+        .stats
+        .spans_spooled;
+    assert_eq!(spooled, 12);
+    std::thread::sleep(Duration::from_millis(2100));
+    server.come_up();
+    let second = client(&server, &dir, |b| b.spool_max_age(Duration::from_secs(1)));
+    let report = second.shutdown_timeout(Duration::from_secs(5));
+    let s = report.stats;
+    assert_eq!((s.spool_dropped_age, s.spans_replayed), (12, 0), "{report}");
+    assert_eq!(server.span_count(), 0);
+}
+
+#[test]
+fn a_directory_that_cannot_be_used_leaves_the_client_working() {
+    let server = TestServer::builder().no_rate_limit().start();
+    // A file where the directory should be.
+    let dir = spool_dir("file");
+    std::fs::write(&dir, b"not a directory").unwrap();
+    let c = client(&server, &dir, |b| b);
+    make(&c, "plain", 3);
+    let report = c.shutdown_timeout(Duration::from_secs(5));
+    assert!(report.completed, "{report}");
+    assert_eq!(
+        (report.stats.spans_delivered, report.stats.spans_spooled),
+        (9, 0)
+    );
+    std::fs::remove_file(&dir).unwrap();
+}
+
+#[test]
+fn two_clients_never_share_a_spool() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("shared");
+    server.go_down();
+    let first = client(&server, &dir, |b| b);
+    let second = client(&server, &dir, |b| b);
+    make(&first, "one", 2);
+    make(&second, "two", 2);
+    let one = first.shutdown_timeout(Duration::from_secs(5)).stats;
+    let two = second.shutdown_timeout(Duration::from_secs(2)).stats;
+    // Whichever opened it first spools; the other counts its spans dropped.
+    assert_eq!(one.spans_spooled + two.spans_spooled, 6);
+    assert_eq!(one.dropped() + two.dropped(), 6);
+    server.come_up();
+    let third = client(&server, &dir, |b| b);
+    assert_eq!(
+        third
+            .shutdown_timeout(Duration::from_secs(5))
+            .stats
+            .spans_replayed,
+        6
+    );
+    assert_eq!(server.span_count(), 6, "replayed once");
+}
+
+/// The spool's segment files, oldest first.
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
