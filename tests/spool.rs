@@ -282,3 +282,136 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Set in the child processes of the kill test: the spool directory.
+const CHILD: &str = "VIGIL_SPOOL_TEST_CHILD";
+
+#[test]
+fn processes_killed_while_they_spool_leave_nothing_corrupt_to_replay() {
+    if let Ok(dir) = std::env::var(CHILD) {
+        // The child: spans made without end against a server that is not
+        // there, spooled until the parent kills the process.
+        let endpoint = std::env::var("VIGIL_SPOOL_TEST_ENDPOINT").unwrap();
+        let config = Config::builder()
+            .endpoint(endpoint)
+            .flush_interval_ms(10)
+            .spool_dir(dir)
+            .build()
+            .unwrap();
+        let c = Client::new(config).unwrap();
+        for n in 0.. {
+            make(&c, &format!("{}-{n}", std::process::id()), 2);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("killed");
+    server.go_down();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..50 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "processes_killed_while_they_spool_leave_nothing_corrupt_to_replay",
+                "--nocapture",
+            ])
+            .env(CHILD, &dir)
+            .env("VIGIL_SPOOL_TEST_ENDPOINT", server.url())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(40 + seed % 120));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let spooled: u64 = segments(&dir)
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
+    assert!(spooled > 0, "the children spooled");
+
+    server.come_up();
+    let replayer = client(&server, &dir, |b| b);
+    let report = replayer.shutdown_timeout(Duration::from_secs(60));
+    assert!(report.completed, "{report}");
+    let s = report.stats;
+    assert!(s.spans_replayed > 0, "{report}");
+    assert_eq!(
+        s.spool_dropped_rejected, 0,
+        "nothing garbled was sent: {report}"
+    );
+    let on_server = stored(&server); // asserts no span id twice
+    assert_eq!(server.span_count() as u64, s.spans_replayed, "{report}");
+    assert!(on_server.values().all(|(spans, _)| *spans <= 3));
+    assert_eq!(
+        segments(&dir),
+        Vec::<PathBuf>::new(),
+        "all replayed and acknowledged"
+    );
+}
+
+#[test]
+fn a_torn_last_record_is_detected_and_skipped() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("torn");
+    server.go_down();
+    let first = client(&server, &dir, |b| b);
+    let made = make(&first, "t", 4);
+    first.shutdown_timeout(Duration::from_secs(5));
+    // Power lost in the middle of the last write: the trace's last PATCH.
+    let segment = segments(&dir).pop().unwrap();
+    let len = segment.metadata().unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+
+    server.come_up();
+    let second = client(&server, &dir, |b| b);
+    let report = second.shutdown_timeout(Duration::from_secs(5));
+    let s = report.stats;
+    assert_eq!(
+        (s.spool_dropped_corrupt, s.spans_replayed),
+        (1, 12),
+        "{report}"
+    );
+    let on_server = stored(&server);
+    for name in &made {
+        assert_eq!(on_server[name].0, 3, "{name}");
+    }
+    let statuses = on_server
+        .values()
+        .filter(|(_, status)| status.is_some())
+        .count();
+    assert_eq!(statuses, 3, "the torn status is not replayed");
+}
+
+#[test]
+fn an_outage_longer_than_the_queue_goes_to_disk_not_to_drops() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("outage");
+    server.go_down();
+    let c = client(&server, &dir, |b| b.max_queue_size(200).batch_size(50));
+    for round in 0..20 {
+        make(&c, &format!("o{round}"), 30);
+        // Each round fits the queue; the exporter moves it to disk.
+        assert!(c.flush(Duration::from_secs(5)));
+    }
+    let s = c.stats();
+    assert_eq!((s.spans_spooled, s.dropped()), (1800, 0), "{s:?}");
+    server.come_up();
+    // Replayed while running, once the server answers again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while c.stats().spans_replayed < 1800 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = c.shutdown_timeout(Duration::from_secs(10));
+    assert_eq!(report.stats.spans_replayed, 1800, "{report}");
+    assert_eq!(stored(&server).len(), 600);
+}

@@ -131,6 +131,9 @@ pub struct Replay<'a> {
     pub body: &'a str,
     /// Spans in it (0 for a PATCH).
     pub spans: usize,
+    /// Attempts made before it was spooled. A request never attempted (the
+    /// server was unreachable) cannot be stored: the server is not asked.
+    pub attempts: u32,
     /// What the spool knows it by; handed back by [`Exporter::take_settled`].
     pub ticket: u64,
 }
@@ -319,6 +322,21 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         self.deferred.len()
     }
 
+    /// Replayed requests in flight ([`Exporter::adopt`]).
+    pub fn replaying(&self) -> usize {
+        self.deferred
+            .as_slice()
+            .iter()
+            .filter(|d| d.ticket.is_some())
+            .count()
+    }
+
+    /// Whether nothing but replays is held, in progress or deferred: what
+    /// is left is safe in its spool.
+    pub fn is_idle_but_replays(&self) -> bool {
+        self.len == 0 && self.deferred.len() == self.replaying()
+    }
+
     /// Whether sending is paused at `now`: the server asked to wait, or is
     /// unreachable. A spool's records are best replayed when it is not.
     pub fn is_paused(&self, now: Duration) -> bool {
@@ -339,13 +357,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
     /// there is no room to defer it. Its fate comes back through
     /// [`Exporter::take_settled`].
     pub fn adopt(&mut self, replay: Replay<'_>) -> bool {
-        let in_flight = self
-            .deferred
-            .as_slice()
-            .iter()
-            .filter(|d| d.ticket.is_some())
-            .count();
-        if in_flight + self.settled.len() >= MAX_REPLAYING {
+        if self.replaying() + self.settled.len() >= MAX_REPLAYING {
             return false;
         }
         let full = self.deferred.len() >= self.settings.max_deferred
@@ -362,7 +374,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             spans: replay.spans,
             attempts: 0,
             not_before: Duration::ZERO,
-            maybe_stored: replay.kind == RequestKind::Ingest,
+            maybe_stored: replay.kind == RequestKind::Ingest && replay.attempts > 0,
             ticket: Some(replay.ticket),
         };
         if self.deferred.push(deferred).is_err() {
@@ -952,12 +964,14 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         true
     }
 
-    /// Tells flushers how many requests are deferred.
+    /// Tells flushers how many requests are deferred (replays aside: they
+    /// are safe in their spool).
     fn publish_deferred<P: SpanSource<B> + ?Sized>(&self, source: &P) {
+        let own = self.deferred.len() - self.replaying();
         source
             .counters()
             .deferred
-            .store(self.deferred.len(), core::sync::atomic::Ordering::Release);
+            .store(own, core::sync::atomic::Ordering::Release);
     }
 
     fn remove_deferred(&mut self, i: usize) -> Deferred<B> {

@@ -81,6 +81,7 @@ struct Entry {
     offset: u64,
     len: u32,
     kind: RequestKind,
+    attempts: u32,
     spans: u32,
     written_at: u64,
     trace_id: TraceId,
@@ -121,6 +122,7 @@ pub(crate) struct Spooled {
     kind: RequestKind,
     trace_id: TraceId,
     spans: usize,
+    attempts: u32,
     body: String,
 }
 
@@ -131,6 +133,7 @@ impl Spooled {
             trace_id: self.trace_id,
             body: &self.body,
             spans: self.spans,
+            attempts: self.attempts,
             ticket: self.ticket,
         }
     }
@@ -315,6 +318,7 @@ impl Spool {
             offset: segment.bytes,
             len: (record.len() - HEADER) as u32,
             kind: request.kind,
+            attempts,
             spans: request.spans as u32,
             written_at,
             trace_id: request.trace_id,
@@ -421,6 +425,7 @@ impl Spool {
                 kind: entry.kind,
                 trace_id: entry.trace_id,
                 spans: entry.spans as usize,
+                attempts: entry.attempts,
                 body,
             });
         }
@@ -577,6 +582,7 @@ fn parse(data: &[u8], at: usize) -> Option<(Entry, usize)> {
         1 => RequestKind::Patch,
         _ => return None,
     };
+    let attempts = u32::from_le_bytes(payload[1..5].try_into().ok()?);
     let spans = u32::from_le_bytes(payload[5..9].try_into().ok()?);
     let written_at = u64::from_le_bytes(payload[9..17].try_into().ok()?);
     let trace_id = TraceId::from_bytes(payload[17..33].try_into().ok()?);
@@ -584,6 +590,7 @@ fn parse(data: &[u8], at: usize) -> Option<(Entry, usize)> {
         offset: at as u64,
         len,
         kind,
+        attempts,
         spans,
         written_at,
         trace_id,
