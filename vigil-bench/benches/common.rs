@@ -1,8 +1,11 @@
-//! The three contenders, set up the same way: a trace (or parent span) open,
-//! and a child span started and ended per iteration.
+//! The contenders, set up the same way: a trace (or parent span) open, and
+//! a child span started and ended per iteration.
 #![allow(dead_code)]
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
@@ -16,15 +19,32 @@ use vigil::{Config, SpanKind};
 pub const KIB: &str = include_str!("kib.txt");
 
 pub fn vigil_client() -> vigil::Client {
-    let config = Config::builder()
+    vigil::init(vigil_config().build().unwrap()).unwrap()
+}
+
+/// [`vigil_client`]'s configuration with tail rules on: every trace with an
+/// error, or whose root took longer than 5 s, is kept (the bench's traces
+/// have neither: they are kept at the sample rate, 1). The exporter holds
+/// each trace's spans until its root ends; the application's threads do
+/// what they do without rules. Made the global client, as `vigil_client`'s
+/// is (a client given through `Client::scope` takes another path to start a
+/// span): the previous global client must be shut down first.
+pub fn vigil_tail_client() -> vigil::Client {
+    let config = vigil_config()
+        .keep_errors(true)
+        .keep_slower_than(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    vigil::init(config).unwrap()
+}
+
+fn vigil_config() -> vigil::config::ConfigBuilder {
+    Config::builder()
         .transport(vigil::sink::NullTransport::default)
         // Room for the largest criterion sample on two threads (the benches
         // flush between samples): every span measured is a span queued.
         .max_queue_size(QUEUE)
         .batch_size(BATCH)
-        .build()
-        .unwrap();
-    vigil::init(config).unwrap()
 }
 
 pub struct Otel {
@@ -105,6 +125,118 @@ pub fn otel_span(tracer: &opentelemetry_sdk::trace::SdkTracer, parent: &Context,
             s.set_attribute(KeyValue::new("output.content", KIB.to_owned()));
         }
     }
+    s.end();
+}
+
+/// Spans fastrace's reporter was handed, its roots (named "trace") left out.
+pub struct FastraceCount(pub Arc<AtomicU64>);
+
+impl fastrace::collector::Reporter for FastraceCount {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        let measured = spans.iter().filter(|s| s.name != "trace").count();
+        self.0.fetch_add(measured as u64, Relaxed);
+    }
+}
+
+/// Sets fastrace's reporter to one that keeps count of every span it is
+/// handed; the count.
+pub fn fastrace_reporter() -> Arc<AtomicU64> {
+    let reported = Arc::new(AtomicU64::new(0));
+    fastrace::set_reporter(
+        FastraceCount(reported.clone()),
+        fastrace::collector::Config::default(),
+    );
+    reported
+}
+
+/// Most local spans made under one fastrace root: the thread's buffer of a
+/// local parent holds 10,240 spans, and drops the later ones (a dropped span
+/// costs less than a kept one).
+pub const FASTRACE_SPANS_PER_ROOT: u64 = 10_000;
+
+/// A fastrace local span, child of the thread's local parent (the fast path
+/// fastrace recommends). Its properties are strings: the other SDKs' four
+/// attributes, written as static text.
+pub fn fastrace_span(shape: Shape) {
+    let span = fastrace::local::LocalSpan::enter_with_local_parent("step");
+    let _span = match shape {
+        Shape::Bare => span,
+        Shape::FourAttributes => span.with_properties(|| {
+            [
+                ("user_id", "42"),
+                ("model", "gpt-4o"),
+                ("temperature", "0.2"),
+                ("cached", "true"),
+            ]
+        }),
+        Shape::KibPayloads => span.with_properties(|| {
+            [
+                ("input.prompt", KIB.to_owned()),
+                ("output.content", KIB.to_owned()),
+            ]
+        }),
+    };
+    black_box(&_span);
+}
+
+/// The model of the "llm call" rows.
+pub const MODEL: &str = "gpt-4o";
+/// The prompt's and the answer's tokens, as the model would report them.
+pub const PROMPT_TOKENS: i64 = 512;
+pub const ANSWER_TOKENS: i64 = 256;
+
+/// The prompt of the "llm call" rows: a system and a user message, 1 KiB of
+/// text each.
+pub static MESSAGES: LazyLock<serde_json::Value> = LazyLock::new(|| {
+    serde_json::json!([
+        { "role": "system", "content": KIB },
+        { "role": "user", "content": KIB },
+    ])
+});
+
+/// The model's answer: 1 KiB of text, with its usage.
+pub static ANSWER: LazyLock<serde_json::Value> = LazyLock::new(|| {
+    serde_json::json!({
+        "role": "assistant",
+        "content": KIB,
+        "usage": { "prompt_tokens": PROMPT_TOKENS, "completion_tokens": ANSWER_TOKENS },
+    })
+});
+
+/// An LLM call that already happened, recorded with `log_llm_call`.
+pub fn vigil_log_llm_call() {
+    vigil::log_llm_call(MODEL, &*MESSAGES, &*ANSWER);
+}
+
+/// An LLM call as an annotated function: the arguments recorded as the
+/// span's input, the answer it returns as its output.
+#[vigil::span(name = "llm:gpt-4o", kind = "llm", input, output)]
+pub fn vigil_llm_span(model: &str, messages: &serde_json::Value) -> &'static serde_json::Value {
+    black_box((model, messages));
+    &ANSWER
+}
+
+/// The same call as an opentelemetry span with the GenAI attributes, the
+/// messages serialized to JSON text, as an application does.
+pub fn otel_llm_call(
+    tracer: &opentelemetry_sdk::trace::SdkTracer,
+    parent: &Context,
+    messages: &serde_json::Value,
+    answer: &serde_json::Value,
+) {
+    let mut s = tracer.start_with_context("chat gpt-4o", parent);
+    s.set_attribute(KeyValue::new("gen_ai.operation.name", "chat"));
+    s.set_attribute(KeyValue::new("gen_ai.request.model", MODEL));
+    s.set_attribute(KeyValue::new(
+        "gen_ai.input.messages",
+        serde_json::to_string(messages).unwrap(),
+    ));
+    s.set_attribute(KeyValue::new(
+        "gen_ai.output.messages",
+        serde_json::to_string(answer).unwrap(),
+    ));
+    s.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", PROMPT_TOKENS));
+    s.set_attribute(KeyValue::new("gen_ai.usage.output_tokens", ANSWER_TOKENS));
     s.end();
 }
 

@@ -8,6 +8,18 @@
 //! two clock reads and one record written to a ring; a `clock` row, the two
 //! reads alone.
 //!
+//! The "vigil guard, tail rules" row makes the guard's spans for a client
+//! with tail rules on (`keep_errors`, `keep_slower_than`): the exporter holds
+//! each trace until its root ends, and the application's thread should not
+//! notice. The "fastrace" row (bare and four-attribute spans) makes fastrace
+//! local spans under a root, collected by a reporter that counts them.
+//!
+//! The "llm call, 1 thread" group times one recorded LLM call (a 2 KiB
+//! prompt of two messages, a 1 KiB answer with its token counts):
+//! `vigil::log_llm_call`, a `#[vigil::span(input, output)]` function, and an
+//! opentelemetry span with the GenAI attributes, the messages serialized to
+//! JSON text in the loop.
+//!
 //! The "tracing span, 2 fields" group times one `tracing` span (two fields,
 //! entered and dropped, inside an outer span, one thread) through three
 //! subscribers: `tracing_subscriber`'s registry alone (the floor), the
@@ -19,7 +31,7 @@ mod common;
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, LazyLock};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -92,6 +104,68 @@ fn vigil_run(
     )
 }
 
+/// What Vigil's clients did, summed over the clients of the run (the bench
+/// makes one for each tail-rules row, and a plain one again after it).
+#[derive(Default)]
+struct Tally {
+    clients: u64,
+    queued: u64,
+    delivered: u64,
+    dropped: u64,
+    sampled_out: u64,
+    kept_by_rate: u64,
+    decided_early: u64,
+    incomplete: u64,
+}
+
+impl Tally {
+    fn add(&mut self, report: &vigil::ShutdownReport) {
+        let s = &report.stats;
+        self.clients += 1;
+        self.queued += s.spans_queued;
+        self.delivered += s.spans_delivered;
+        self.dropped += s.dropped();
+        self.sampled_out += s.spans_sampled_out;
+        self.kept_by_rate += s.traces_kept_by_rate;
+        self.decided_early += s.traces_decided_early;
+        self.incomplete += u64::from(!report.completed);
+    }
+
+    /// Prints the sums, and a warning if a span was not delivered: a dropped
+    /// span costs less than a queued one.
+    fn print(&self, what: &str) {
+        println!(
+            "{what}: {} clients, {} spans queued, {} delivered, {} dropped, {} sampled out; tail sampling kept {} traces at the sample rate, decided {} early; {} shutdowns not completed",
+            self.clients,
+            self.queued,
+            self.delivered,
+            self.dropped,
+            self.sampled_out,
+            self.kept_by_rate,
+            self.decided_early,
+            self.incomplete
+        );
+        if self.dropped > 0 || self.sampled_out > 0 || self.delivered != self.queued {
+            println!("WARNING: {what} did not deliver every span; its figures above are not all delivered spans");
+        }
+    }
+}
+
+/// `FASTRACE_SPANS_PER_ROOT`-span runs of `fastrace_span(shape)`, each under
+/// a root made the thread's local parent, `n` spans in all.
+fn fastrace_spans(n: u64, shape: Shape) {
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(FASTRACE_SPANS_PER_ROOT);
+        let root = fastrace::Span::root("trace", fastrace::collector::SpanContext::random());
+        let _parent = root.set_local_parent();
+        for _ in 0..k {
+            fastrace_span(shape);
+        }
+        left -= k;
+    }
+}
+
 /// `tracing_two_fields` `iters` times on one thread through `dispatch`, inside
 /// an outer `tracing` span per chunk.
 fn tracing_run(dispatch: &tracing::Dispatch, iters: u64, drain: impl Fn()) -> Duration {
@@ -113,7 +187,9 @@ fn tracing_run(dispatch: &tracing::Dispatch, iters: u64, drain: impl Fn()) -> Du
 }
 
 fn peers(c: &mut Criterion) {
-    let vigil = vigil_client();
+    let mut vigil = vigil_client();
+    // The clients shut down: the plain ones, and those with tail rules.
+    let (mut plain, mut tail) = (Tally::default(), Tally::default());
     let otel = Arc::new(otel());
     // Spans opentelemetry was asked to make, and those it exported.
     let (otel_made, otel_exported) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -124,10 +200,13 @@ fn peers(c: &mut Criterion) {
         let exported = otel
             .exporter
             .get_finished_spans()
-            .map_or(0, |s| s.iter().filter(|s| s.name == "step").count());
+            .map_or(0, |s| s.iter().filter(|s| s.name != "trace").count());
         otel.exporter.reset();
         otel_exported.fetch_add(exported as u64, Relaxed);
     };
+    // Spans fastrace was asked to make, and those its reporter was handed.
+    let fastrace_made = AtomicU64::new(0);
+    let fastrace_reported = fastrace_reporter();
     for threads in [1usize, 2] {
         for shape in [Shape::Bare, Shape::FourAttributes, Shape::KibPayloads] {
             let mut g = c.benchmark_group(format!("{shape:?} span, {threads} thread(s)"));
@@ -137,6 +216,28 @@ fn peers(c: &mut Criterion) {
             if matches!(shape, Shape::Bare) {
                 g.bench_function("vigil #[span]", |b| {
                     b.iter_custom(|iters| vigil_run(threads, iters, vigil_macro_span))
+                });
+            }
+            // The same spans, to a client with tail rules made the global
+            // client for this row; then a plain one again.
+            plain.add(&vigil.shutdown());
+            let tail_client = vigil_tail_client();
+            g.bench_function(TAIL_RULES, |b| {
+                b.iter_custom(|iters| vigil_run(threads, iters, move || vigil_span(shape)))
+            });
+            tail.add(&tail_client.shutdown());
+            vigil = vigil_client();
+            if !matches!(shape, Shape::KibPayloads) {
+                g.bench_function("fastrace", |b| {
+                    b.iter_custom(|iters| {
+                        fastrace_made.fetch_add(iters * threads as u64, Relaxed);
+                        on_threads(
+                            threads,
+                            iters,
+                            Arc::new(move |n| fastrace_spans(n, shape)),
+                            fastrace::flush,
+                        )
+                    })
                 });
             }
             let o = otel.clone();
@@ -207,6 +308,40 @@ fn peers(c: &mut Criterion) {
             g.finish();
         }
     }
+    {
+        let mut g = c.benchmark_group(LLM_GROUP);
+        LazyLock::force(&MESSAGES);
+        LazyLock::force(&ANSWER);
+        g.bench_function(LOG_LLM_CALL, |b| {
+            b.iter_custom(|iters| vigil_run(1, iters, vigil_log_llm_call))
+        });
+        g.bench_function(LLM_SPAN, |b| {
+            b.iter_custom(|iters| {
+                vigil_run(1, iters, || {
+                    black_box(vigil_llm_span(MODEL, &MESSAGES));
+                })
+            })
+        });
+        let o = otel.clone();
+        g.bench_function("opentelemetry_sdk", |b| {
+            b.iter_custom(|iters| {
+                otel_made.fetch_add(iters, Relaxed);
+                let o2 = o.clone();
+                on_threads(
+                    1,
+                    iters,
+                    Arc::new(move |n| {
+                        let parent = otel_parent(&o2.tracer);
+                        for _ in 0..n {
+                            otel_llm_call(&o2.tracer, &parent, &MESSAGES, &ANSWER);
+                        }
+                    }),
+                    otel_drain,
+                )
+            })
+        });
+        g.finish();
+    }
     // After the groups above: once a `Dispatch` with a subscriber exists,
     // `tracing`'s global level filter and callsite interests let every span
     // through to the dispatcher, which would slow their no-subscriber rows.
@@ -242,10 +377,10 @@ fn peers(c: &mut Criterion) {
     };
     let report = vigil.shutdown();
     // A dropped span costs less than a queued one: say so if any was.
-    println!("vigil: {report}");
-    if report.stats.dropped() > 0 {
-        println!("WARNING: vigil dropped spans; its figures above are not all queued spans");
-    }
+    println!("vigil, last client: {report}");
+    plain.add(&report);
+    plain.print("vigil");
+    tail.print("vigil, tail rules");
     // The layer records nothing when no client takes its spans: count them.
     let made = vigil_layer_made.load(Relaxed);
     println!(
@@ -263,6 +398,12 @@ fn peers(c: &mut Criterion) {
         );
     }
     let _ = otel.provider.shutdown();
+    fastrace::flush();
+    let (made, reported) = (fastrace_made.load(Relaxed), fastrace_reported.load(Relaxed));
+    println!("fastrace: {made} spans made, {reported} reported");
+    if reported != made {
+        println!("WARNING: fastrace did not report every span; its figures above are not all reported spans");
+    }
 }
 
 fn config() -> Criterion {
@@ -271,6 +412,10 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
+const TAIL_RULES: &str = "vigil guard, tail rules";
+const LLM_GROUP: &str = "llm call, 1 thread";
+const LOG_LLM_CALL: &str = "vigil log_llm_call";
+const LLM_SPAN: &str = "vigil #[span(input, output)]";
 const TRACING_GROUP: &str = "tracing span, 2 fields";
 const REGISTRY: &str = "registry (floor)";
 const VIGIL_LAYER: &str = "registry + vigil layer";
@@ -285,9 +430,9 @@ fn main() {
     print_ratios(started);
 }
 
-/// Vigil's time over opentelemetry_sdk's for each group measured in this
-/// run, from criterion's estimates (the figure it prints: the slope, else
-/// the mean).
+/// Vigil's time over opentelemetry_sdk's and fastrace's for each group
+/// measured in this run, and the guard's with tail rules over without, from
+/// criterion's estimates (the figure it prints: the slope, else the mean).
 fn print_ratios(since: std::time::SystemTime) {
     let home = std::env::var_os("CRITERION_HOME").map_or_else(
         || {
@@ -306,22 +451,58 @@ fn print_ratios(since: std::time::SystemTime) {
         let typical = |key: &str| json[key]["point_estimate"].as_f64();
         fresh.then(|| typical("slope").or_else(|| typical("mean")))?
     };
+    // `contender`'s time over `base`'s in `group`, or "-".
+    let ratio = |group: &str, contender: &str, base: &str| {
+        estimate(group, contender)
+            .zip(estimate(group, base))
+            .map_or("-".to_owned(), |(v, base)| format!("{:.3}", v / base))
+    };
+    let groups = || {
+        [1, 2].into_iter().flat_map(|threads| {
+            [Shape::Bare, Shape::FourAttributes, Shape::KibPayloads]
+                .map(move |shape| (shape, format!("{shape:?} span, {threads} thread(s)")))
+        })
+    };
     println!("Vigil / opentelemetry_sdk, this run:");
-    for threads in [1, 2] {
-        for shape in [Shape::Bare, Shape::FourAttributes, Shape::KibPayloads] {
-            let group = format!("{shape:?} span, {threads} thread(s)");
-            let Some(otel) = estimate(&group, "opentelemetry_sdk") else {
-                continue;
-            };
-            let ratio = |contender| {
-                estimate(&group, contender).map_or("-".to_owned(), |v| format!("{:.3}", v / otel))
-            };
-            println!(
-                "  {group:<34} guard {:>6}   #[span] {:>6}",
-                ratio("vigil guard"),
-                ratio("vigil #[span]")
-            );
+    for (_, group) in groups() {
+        if estimate(&group, "opentelemetry_sdk").is_none() {
+            continue;
         }
+        println!(
+            "  {group:<34} guard {:>6}   #[span] {:>6}   guard, tail rules {:>6}",
+            ratio(&group, "vigil guard", "opentelemetry_sdk"),
+            ratio(&group, "vigil #[span]", "opentelemetry_sdk"),
+            ratio(&group, TAIL_RULES, "opentelemetry_sdk"),
+        );
+    }
+    println!("Vigil / fastrace, this run:");
+    for (shape, group) in groups() {
+        if matches!(shape, Shape::KibPayloads) || estimate(&group, "fastrace").is_none() {
+            continue;
+        }
+        println!(
+            "  {group:<34} guard {:>6}   #[span] {:>6}",
+            ratio(&group, "vigil guard", "fastrace"),
+            ratio(&group, "vigil #[span]", "fastrace"),
+        );
+    }
+    println!("Vigil guard with tail rules / without, this run:");
+    for (_, group) in groups() {
+        if estimate(&group, TAIL_RULES).is_none() {
+            continue;
+        }
+        println!(
+            "  {group:<34} {:>6}",
+            ratio(&group, TAIL_RULES, "vigil guard")
+        );
+    }
+    if estimate(LLM_GROUP, "opentelemetry_sdk").is_some() {
+        println!("{LLM_GROUP}, Vigil / opentelemetry_sdk, this run:");
+        println!(
+            "  log_llm_call {:>6}   #[span(input, output)] {:>6}",
+            ratio(LLM_GROUP, LOG_LLM_CALL, "opentelemetry_sdk"),
+            ratio(LLM_GROUP, LLM_SPAN, "opentelemetry_sdk"),
+        );
     }
     let (Some(floor), Some(layer), Some(otel)) = (
         estimate(TRACING_GROUP, REGISTRY),
