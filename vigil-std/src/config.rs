@@ -678,7 +678,7 @@ impl ConfigBuilder {
     /// [`tail_hold_timeout`](Self::tail_hold_timeout) (default 60 s), or
     /// that would pass that half, or that is held when a flush or shutdown
     /// comes, is *decided early* from what came so far; a span of it ending
-    /// later follows that decision. [`crate::Stats`] counts traces kept by
+    /// later follows that decision. [`crate::StatsSnapshot`] counts traces kept by
     /// each rule, those sampled out, and those decided early.
     ///
     /// ```
@@ -703,7 +703,7 @@ impl ConfigBuilder {
 
     /// Keeps every trace whose root span took longer than `limit` (also
     /// `VIGIL_KEEP_SLOWER_THAN_MS`). A tail rule: see
-    /// [Tail sampling](Self::keep_errors#tail-sampling).
+    /// [`keep_errors`](Self::keep_errors).
     pub fn keep_slower_than(mut self, limit: Duration) -> Self {
         self.0.keep_slower_than = Some(limit);
         self
@@ -712,7 +712,7 @@ impl ConfigBuilder {
     /// Keeps every trace whose priced LLM calls cost more than `usd` US
     /// dollars in all (the `total_usd` of its root's `vigil.totals`; also
     /// `VIGIL_KEEP_COSTLIER_THAN_USD`). A tail rule: see
-    /// [Tail sampling](Self::keep_errors#tail-sampling).
+    /// [`keep_errors`](Self::keep_errors).
     pub fn keep_costlier_than(mut self, usd: f64) -> Self {
         self.0.keep_costlier_than = Some(usd);
         self
@@ -730,7 +730,7 @@ impl ConfigBuilder {
     /// `dir/lock`; another gets no spool, logged). Bounded by
     /// [`spool_max_bytes`](Self::spool_max_bytes) (64 MiB by default) and
     /// [`spool_max_age`](Self::spool_max_age) (7 days), the oldest dropped
-    /// first; [`crate::Stats`] counts spans spooled, replayed and dropped
+    /// first; [`crate::StatsSnapshot`] counts spans spooled, replayed and dropped
     /// from the spool by reason. The spool survives a crash of the process
     /// (a torn last record is detected and skipped); records are written
     /// to disk (`fsync`) when the process shuts down.
