@@ -238,6 +238,8 @@ pub struct Exporter<
     settled: heapless::Deque<(u64, Settled), MAX_REPLAYING>,
     /// Shutting down: what cannot be sent goes to the spool.
     closing: bool,
+    /// The current trace's spans went to the spool: so does its status.
+    spool_patch: bool,
 }
 
 impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> core::fmt::Debug
@@ -281,6 +283,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             members: B::default(),
             settled: heapless::Deque::new(),
             closing: false,
+            spool_patch: false,
         }
     }
 
@@ -452,7 +455,10 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             }
             return match self.phase {
                 Phase::Spans => self.send_spans(now, source, transport, buf, spooling),
-                Phase::Patch => self.send_patch(now, source, transport, buf, spooling),
+                Phase::Patch => {
+                    let spooling = spooling || self.spool_patch;
+                    self.send_patch(now, source, transport, buf, spooling)
+                }
             };
         }
     }
@@ -499,6 +505,32 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         add(&source.counters().patches_failed, lost.patches);
         lost.spans += discard_queued(source);
         lost
+    }
+
+    /// Spools the deferred statuses of `trace_id` (not replays), whose spans
+    /// just went to the spool: sent now, they would come before them.
+    fn spool_patches<P, T>(&mut self, trace_id: TraceId, source: &P, transport: &mut T)
+    where
+        P: SpanSource<B> + ?Sized,
+        T: Transport + ?Sized,
+    {
+        let mut i = 0;
+        while let Some(d) = self.deferred.as_slice().get(i) {
+            let ours = d.kind == RequestKind::Patch && d.trace_id == trace_id && d.ticket.is_none();
+            if !ours {
+                i += 1;
+                continue;
+            }
+            let request = Request {
+                kind: d.kind,
+                trace_id,
+                body: d.body.as_str().as_bytes(),
+                spans: 0,
+                timeout: self.settings.timeout,
+            };
+            give_up(&request, d.attempts, source, transport);
+            self.remove_deferred(i);
+        }
     }
 
     /// Spools the deferred requests (the oldest), then the batch and the
@@ -761,8 +793,13 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                     // The spans travel on in the deferred request.
                     delivered(self);
                 } else if self.retry_in_place(now, after) {
-                    give_up(&request, self.settings.max_attempts, source, transport);
-                    self.advance(n, end);
+                    if give_up(&request, self.settings.max_attempts, source, transport) {
+                        // Its trace's status follows it into the spool.
+                        delivered(self);
+                        self.spool_patch = true;
+                    } else {
+                        self.advance(n, end);
+                    }
                 } else {
                     self.maybe_stored = true;
                 }
@@ -845,6 +882,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
     }
 
     fn patch_done(&mut self) {
+        self.spool_patch = false;
         self.phase = Phase::Spans;
         self.attempts = 0;
         self.retry_at = Duration::ZERO;
@@ -902,11 +940,15 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 add(&source.counters().retries, 1);
                 let attempts = self.deferred.as_slice()[i].attempts + 1;
                 if attempts >= self.settings.max_attempts {
-                    if ticket.is_none() {
-                        give_up(&request, attempts, source, transport);
-                    }
+                    let trace_id = request.trace_id;
+                    let spooled =
+                        ticket.is_none() && give_up(&request, attempts, source, transport);
                     // A replay stays in its spool for the next one.
                     self.settle(i, Settled::Again);
+                    if spooled && ingest {
+                        // Its trace's status follows it, in order.
+                        self.spool_patches(trace_id, source, transport);
+                    }
                 } else {
                     let at = now.saturating_add(self.delay(attempts, after));
                     let d = &mut self.deferred.as_mut_slice()[i];
@@ -1121,8 +1163,9 @@ pub(crate) fn discard_queued<B: Buffer, P: SpanSource<B> + ?Sized>(source: &P) -
 }
 
 /// A request that used up its attempts: spooled if the transport keeps
-/// such requests, else dropped; counted either way.
-fn give_up<B, P, T>(request: &Request<'_>, attempts: u32, source: &P, transport: &mut T)
+/// such requests, else dropped; counted either way. Returns whether it was
+/// spooled.
+fn give_up<B, P, T>(request: &Request<'_>, attempts: u32, source: &P, transport: &mut T) -> bool
 where
     B: Buffer,
     P: SpanSource<B> + ?Sized,
@@ -1130,20 +1173,14 @@ where
 {
     let counters = source.counters();
     let kept = transport.spools() && transport.spool(request, attempts);
-    let counter = match (request.kind, kept) {
-        (RequestKind::Ingest, true) => &counters.spans_spooled,
-        (RequestKind::Ingest, false) => &counters.dropped_after_retries,
-        (RequestKind::Patch, true) => &counters.patches_spooled,
-        (RequestKind::Patch, false) => &counters.patches_failed,
+    let (counter, n) = match (request.kind, kept) {
+        (RequestKind::Ingest, true) => (&counters.spans_spooled, request.spans),
+        (RequestKind::Ingest, false) => (&counters.dropped_after_retries, request.spans),
+        (RequestKind::Patch, true) => (&counters.patches_spooled, 1),
+        (RequestKind::Patch, false) => (&counters.patches_failed, 1),
     };
-    add(
-        counter,
-        if request.kind == RequestKind::Ingest {
-            request.spans
-        } else {
-            1
-        },
-    );
+    add(counter, n);
+    kept
 }
 
 /// Sends one request, counting it.
