@@ -38,6 +38,16 @@ pub fn vigil_tail_client() -> vigil::Client {
     vigil::init(config).unwrap()
 }
 
+/// [`vigil_client`]'s configuration with a spool directory: what the
+/// transport cannot take would go to disk, on the exporter thread (the
+/// bench's transport takes everything, so nothing does). Made the global
+/// client, as [`vigil_tail_client`]'s is.
+pub fn vigil_spool_client() -> vigil::Client {
+    let dir = std::env::temp_dir().join(format!("vigil-bench-spool-{}", std::process::id()));
+    let config = vigil_config().spool_dir(dir).build().unwrap();
+    vigil::init(config).unwrap()
+}
+
 fn vigil_config() -> vigil::config::ConfigBuilder {
     Config::builder()
         .transport(vigil::sink::NullTransport::default)

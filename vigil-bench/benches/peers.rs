@@ -189,7 +189,7 @@ fn tracing_run(dispatch: &tracing::Dispatch, iters: u64, drain: impl Fn()) -> Du
 fn peers(c: &mut Criterion) {
     let mut vigil = vigil_client();
     // The clients shut down: the plain ones, and those with tail rules.
-    let (mut plain, mut tail) = (Tally::default(), Tally::default());
+    let (mut plain, mut tail, mut spooled) = (Tally::default(), Tally::default(), Tally::default());
     let otel = Arc::new(otel());
     // Spans opentelemetry was asked to make, and those it exported.
     let (otel_made, otel_exported) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -226,6 +226,12 @@ fn peers(c: &mut Criterion) {
                 b.iter_custom(|iters| vigil_run(threads, iters, move || vigil_span(shape)))
             });
             tail.add(&tail_client.shutdown());
+            // And to a client with a spool directory.
+            let spool_client = vigil_spool_client();
+            g.bench_function(SPOOL, |b| {
+                b.iter_custom(|iters| vigil_run(threads, iters, move || vigil_span(shape)))
+            });
+            spooled.add(&spool_client.shutdown());
             vigil = vigil_client();
             if !matches!(shape, Shape::KibPayloads) {
                 g.bench_function("fastrace", |b| {
@@ -381,6 +387,7 @@ fn peers(c: &mut Criterion) {
     plain.add(&report);
     plain.print("vigil");
     tail.print("vigil, tail rules");
+    spooled.print("vigil, spool");
     // The layer records nothing when no client takes its spans: count them.
     let made = vigil_layer_made.load(Relaxed);
     println!(
@@ -413,6 +420,7 @@ fn config() -> Criterion {
 }
 
 const TAIL_RULES: &str = "vigil guard, tail rules";
+const SPOOL: &str = "vigil guard, spool";
 const LLM_GROUP: &str = "llm call, 1 thread";
 const LOG_LLM_CALL: &str = "vigil log_llm_call";
 const LLM_SPAN: &str = "vigil #[span(input, output)]";
@@ -486,14 +494,15 @@ fn print_ratios(since: std::time::SystemTime) {
             ratio(&group, "vigil #[span]", "fastrace"),
         );
     }
-    println!("Vigil guard with tail rules / without, this run:");
+    println!("Vigil guard with tail rules, with a spool / without either, this run:");
     for (_, group) in groups() {
         if estimate(&group, TAIL_RULES).is_none() {
             continue;
         }
         println!(
-            "  {group:<34} {:>6}",
-            ratio(&group, TAIL_RULES, "vigil guard")
+            "  {group:<34} tail rules {:>6}   spool {:>6}",
+            ratio(&group, TAIL_RULES, "vigil guard"),
+            ratio(&group, SPOOL, "vigil guard"),
         );
     }
     if estimate(LLM_GROUP, "opentelemetry_sdk").is_some() {
