@@ -106,6 +106,8 @@ pub(crate) struct Spool {
     segments: VecDeque<Segment>,
     /// Whether the last segment is this process's, open for appends.
     appending: bool,
+    /// The number of the next segment: past every one seen in the directory.
+    next_seq: u32,
     bytes: u64,
     /// Records to replay, in order, by ticket.
     pending: VecDeque<u64>,
@@ -190,6 +192,7 @@ impl Spool {
             _lock: lock,
             segments: VecDeque::new(),
             appending: false,
+            next_seq: seqs.last().map_or(1, |last| last + 1),
             bytes: 0,
             pending: VecDeque::new(),
             later: Vec::new(),
@@ -332,7 +335,8 @@ impl Spool {
     }
 
     fn start_segment(&mut self) -> io::Result<()> {
-        let seq = self.segments.back().map_or(1, |s| s.seq + 1);
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let path = self.path(seq, "seg");
         let file = OpenOptions::new()
             .create_new(true)
