@@ -415,3 +415,64 @@ fn an_outage_longer_than_the_queue_goes_to_disk_not_to_drops() {
     assert_eq!(report.stats.spans_replayed, 1800, "{report}");
     assert_eq!(stored(&server).len(), 600);
 }
+
+/// Set in the child processes of the two-run test: `dir` and the run's name.
+const RUN: &str = "VIGIL_SPOOL_TEST_RUN";
+
+#[test]
+fn a_program_run_while_the_server_is_down_then_again_after_has_both_runs_stored() {
+    if let Ok(run) = std::env::var(RUN) {
+        // The program: ten traces, then a shutdown, as a CLI would.
+        let (dir, name) = run.split_once('|').unwrap();
+        let endpoint = std::env::var("VIGIL_SPOOL_TEST_ENDPOINT").unwrap();
+        let key = std::env::var("VIGIL_SPOOL_TEST_KEY").unwrap();
+        let config = Config::builder()
+            .endpoint(endpoint)
+            .api_key(key)
+            .spool_dir(dir)
+            .build()
+            .unwrap();
+        let c = Client::new(config).unwrap();
+        make(&c, name, 10);
+        let report = c.shutdown();
+        println!(
+            "{}",
+            report.stats.spans_spooled + report.stats.spans_delivered
+        );
+        return;
+    }
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("two-runs");
+    let program = |name: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_program_run_while_the_server_is_down_then_again_after_has_both_runs_stored",
+                "--nocapture",
+            ])
+            .env(RUN, format!("{}|{name}", dir.display()))
+            .env("VIGIL_SPOOL_TEST_ENDPOINT", server.url())
+            .env("VIGIL_SPOOL_TEST_KEY", server.api_key())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    server.go_down();
+    program("down");
+    assert_eq!(server.span_count(), 0);
+    server.come_up();
+    program("up");
+    let on_server = stored(&server);
+    assert_eq!(on_server.len(), 20, "both runs' traces");
+    for run in ["down", "up"] {
+        for i in 0..10 {
+            let (spans, status) = &on_server[&format!("{run}-{i}")];
+            assert_eq!((*spans, status.as_deref()), (3, Some("ok")), "{run}-{i}");
+        }
+    }
+    assert_eq!(segments(&dir), Vec::<PathBuf>::new());
+}
