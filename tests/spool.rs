@@ -476,3 +476,45 @@ fn a_program_run_while_the_server_is_down_then_again_after_has_both_runs_stored(
     }
     assert_eq!(segments(&dir), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_record_replayed_twice_is_found_stored_not_stored_twice() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("twice");
+    server.go_down();
+    let first = client(&server, &dir, |b| b);
+    let made = make(&first, "twice", 3);
+    first.shutdown_timeout(Duration::from_secs(5));
+    // A copy of the spool as it was: a process that lost its
+    // acknowledgements (it died right after the server took its replays).
+    let copy = spool_dir("twice-copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for path in segments(&dir) {
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    server.come_up();
+    let second = client(&server, &dir, |b| b);
+    assert_eq!(
+        second
+            .shutdown_timeout(Duration::from_secs(5))
+            .stats
+            .spans_replayed,
+        9
+    );
+    let third = client(&server, &copy, |b| b);
+    let report = third.shutdown_timeout(Duration::from_secs(10));
+    assert!(report.completed, "{report}");
+    let s = report.stats;
+    // The server refuses the duplicate ids; the retry asks it, and finds
+    // every span stored.
+    assert_eq!((s.spans_replayed, s.found_stored), (9, 3), "{report}");
+    assert_eq!(server.span_count(), 9, "stored once");
+    for name in &made {
+        assert_eq!(stored(&server)[name].0, 3);
+    }
+    assert_eq!(
+        segments(&copy),
+        Vec::<PathBuf>::new(),
+        "settled, not looping"
+    );
+}
