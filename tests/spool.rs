@@ -518,3 +518,43 @@ fn a_record_replayed_twice_is_found_stored_not_stored_twice() {
         "settled, not looping"
     );
 }
+
+#[test]
+fn the_spool_is_configured_from_the_environment_too() {
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        Config::from_env_with(move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+    };
+    let config = env(&[
+        ("VIGIL_SPOOL_DIR", "/var/spool/agent"),
+        ("VIGIL_SPOOL_MAX_BYTES", "1048576"),
+        ("VIGIL_SPOOL_MAX_AGE_SECS", "3600"),
+    ])
+    .unwrap();
+    let shown = format!("{config:?}");
+    assert!(
+        shown.contains(r#"dir: "/var/spool/agent", max_bytes: 1048576, max_age: 3600s"#),
+        "{shown}"
+    );
+    let err = env(&[
+        ("VIGIL_SPOOL_DIR", "/tmp/s"),
+        ("VIGIL_SPOOL_MAX_BYTES", "10"),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "VIGIL_SPOOL_MAX_BYTES: must be at least 1024 bytes (got 10)"
+    );
+    let err = Config::builder()
+        .spool_dir("/tmp/s")
+        .spool_max_age(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid `spool_max_age`: must be at least 1 s (got 0ns)"
+    );
+}

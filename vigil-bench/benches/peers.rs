@@ -83,7 +83,11 @@ fn on_threads(
         / threads as u32
 }
 
-/// `span` `iters` times per thread, inside a trace per chunk.
+/// Spans of a trace in the Vigil rows: traces of an agent's size, whose
+/// end lets tail sampling decide them (a new root costs one span in 1,000).
+const TRACE_SPANS: u64 = 1000;
+
+/// `span` `iters` times per thread, inside traces of [`TRACE_SPANS`].
 fn vigil_run(
     threads: usize,
     iters: u64,
@@ -93,9 +97,14 @@ fn vigil_run(
         threads,
         iters,
         Arc::new(move |n| {
-            let _trace = vigil::start_trace("trace");
-            for _ in 0..n {
-                span();
+            let mut left = n;
+            while left > 0 {
+                let _trace = vigil::start_trace("trace");
+                let spans = left.min(TRACE_SPANS);
+                for _ in 0..spans {
+                    span();
+                }
+                left -= spans;
             }
         }),
         || {
