@@ -3,16 +3,22 @@
 //! spans, at batch sizes 100 and 1,000, for short and long traces, and the
 //! application's peak resident memory (the server runs in a child process).
 //! The queue holds a whole run (`max_queue_size` = spans per run), since the
-//! producers are not throttled and zero loss is the point.
+//! producers are not throttled and zero loss is the point. Bare spans, and
+//! spans with 1 KiB of input and 1 KiB of output; for each run, the CPU of
+//! the whole process (application threads, exporter, encoding and HTTP) per
+//! delivered span.
 
 use std::time::{Duration, Instant};
 
 use vigil::{Client, Config, SpanKind};
 
 mod support;
-use support::{memory_kib, thread_cpu, RemoteServer};
+use support::{memory_kib, process_cpu, thread_cpu, RemoteServer};
 
-fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: usize) {
+/// 1 KiB of text, for the payload shape.
+const KIB: &str = include_str!("../vigil-bench/benches/kib.txt");
+
+fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: usize, kib: bool) {
     let mut server = RemoteServer::start();
     let client = Client::new(
         Config::builder()
@@ -25,6 +31,7 @@ fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: u
     )
     .unwrap();
     let traces_per_thread = total_spans / spans_per_trace / threads;
+    let cpu_before = process_cpu();
     let started = Instant::now();
     client.scope(|| {
         let handles: Vec<_> = (0..threads)
@@ -33,7 +40,11 @@ fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: u
                     for _ in 0..traces_per_thread {
                         let _trace = vigil::start_trace("bench-trace");
                         for _ in 1..spans_per_trace {
-                            let _s = vigil::start_span("step", SpanKind::Tool);
+                            let s = vigil::start_span("step", SpanKind::Tool);
+                            if kib {
+                                s.set_input(&[("prompt", KIB)]);
+                                s.set_output(&[("content", KIB)]);
+                            }
                         }
                     }
                 })
@@ -45,13 +56,15 @@ fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: u
     assert!(client.flush(Duration::from_secs(300)), "flush timed out");
     let elapsed = started.elapsed();
     let (exporter_cpu, server_cpu) = (thread_cpu("vigil-exporter"), server.cpu());
+    let process = process_cpu() - cpu_before;
     let report = client.shutdown();
     let spans = report.stats.spans_ended;
     assert_eq!(report.stats.dropped(), 0, "{report}");
     assert_eq!(server.span_count(), spans, "zero loss");
     let (_, peak) = memory_kib();
+    let shape = if kib { "1 KiB in + out" } else { "bare" };
     println!(
-        "batch {batch_size:>5}, {spans_per_trace:>3} spans/trace: {:>9.0} spans/s delivered ({spans} spans in {elapsed:.2?}, made in {made:.2?}); {:>6.1} requests per 1,000 spans ({} requests, {:.1} KiB/request); peak RSS so far {:.1} MiB",
+        "{shape:<14} batch {batch_size:>5}, {spans_per_trace:>3} spans/trace: {:>9.0} spans/s delivered ({spans} spans in {elapsed:.2?}, made in {made:.2?}); {:>6.1} requests per 1,000 spans ({} requests, {:.1} KiB/request); peak RSS so far {:.1} MiB",
         spans as f64 / elapsed.as_secs_f64(),
         report.stats.requests as f64 * 1000.0 / spans as f64,
         report.stats.requests,
@@ -61,7 +74,8 @@ fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: u
     // What bounds the rate: the exporter's CPU per span says how many spans
     // one core could ship; the server shares the same two cores.
     println!(
-        "    CPU: exporter thread {exporter_cpu:.2?} ({:.2} µs/span, so {:.0} spans/s per core), server process {server_cpu:.2?} ({:.2} µs/span), wall {elapsed:.2?}",
+        "    CPU: whole process {process:.2?} ({:.2} µs per delivered span), exporter thread {exporter_cpu:.2?} ({:.2} µs/span, so {:.0} spans/s per core), server process {server_cpu:.2?} ({:.2} µs/span), wall {elapsed:.2?}",
+        process.as_secs_f64() * 1e6 / spans as f64,
         exporter_cpu.as_secs_f64() * 1e6 / spans as f64,
         spans as f64 / exporter_cpu.as_secs_f64().max(1e-9),
         server_cpu.as_secs_f64() * 1e6 / spans as f64,
@@ -76,9 +90,11 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(200_000);
     println!("delivery over loopback HTTP to the local Vigil server ({total} spans per run, 2 producer threads)");
-    for spans_per_trace in [4, 100] {
-        for batch in [100, 1000] {
-            run(batch, spans_per_trace, total, 2);
+    for kib in [false, true] {
+        for spans_per_trace in [4, 100] {
+            for batch in [100, 1000] {
+                run(batch, spans_per_trace, total, 2, kib);
+            }
         }
     }
 }

@@ -151,6 +151,11 @@ fn cpu_time(path: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// CPU time used so far by this whole process: every thread, ended ones too.
+pub fn process_cpu() -> Duration {
+    cpu_time("/proc/self/stat")
+}
+
 /// CPU time used so far by this process's threads named `name` (live ones).
 pub fn thread_cpu(name: &str) -> Duration {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
