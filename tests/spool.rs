@@ -558,3 +558,35 @@ fn the_spool_is_configured_from_the_environment_too() {
         "invalid `spool_max_age`: must be at least 1 s (got 0ns)"
     );
 }
+
+#[test]
+fn with_tail_rules_a_shutdown_spools_what_the_sampler_held() {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir("tail");
+    server.go_down();
+    let first = client(&server, &dir, |b| b.keep_errors(true).sample_rate(0.0));
+    let made = make(&first, "tail", 9);
+    let report = first.shutdown_timeout(Duration::from_secs(5));
+    let s = report.stats;
+    // Traces 0, 3 and 6 fail and are kept; the others are left out.
+    assert_eq!(
+        (s.traces_kept_for_errors, s.traces_sampled_out),
+        (3, 6),
+        "{report}"
+    );
+    assert_eq!((s.spans_spooled, s.dropped()), (9, 0), "{report}");
+    accounted(&s);
+    server.come_up();
+    let second = client(&server, &dir, |b| b);
+    assert_eq!(
+        second
+            .shutdown_timeout(Duration::from_secs(5))
+            .stats
+            .spans_replayed,
+        9
+    );
+    let on_server = stored(&server);
+    for (i, name) in made.iter().enumerate() {
+        assert_eq!(on_server.contains_key(name), i % 3 == 0, "{name}");
+    }
+}

@@ -334,6 +334,11 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             .count()
     }
 
+    /// Whether [`Exporter::adopt`] has room for another replay in flight.
+    pub fn has_room_for_replay(&self) -> bool {
+        self.replaying() + self.settled.len() < MAX_REPLAYING
+    }
+
     /// Whether nothing but replays is held, in progress or deferred: what
     /// is left is safe in its spool.
     pub fn is_idle_but_replays(&self) -> bool {
@@ -360,7 +365,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
     /// there is no room to defer it. Its fate comes back through
     /// [`Exporter::take_settled`].
     pub fn adopt(&mut self, replay: Replay<'_>) -> bool {
-        if self.replaying() + self.settled.len() >= MAX_REPLAYING {
+        if !self.has_room_for_replay() {
             return false;
         }
         let full = self.deferred.len() >= self.settings.max_deferred
@@ -435,7 +440,9 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                     Refill::Taken => {}
                     Refill::Nothing => {
                         let next_flush = self.last_flush + self.settings.flush_interval;
-                        return match self.next_deferred() {
+                        // While spooling, deferred requests wait for the server.
+                        let next_deferred = self.next_deferred().filter(|_| !spooling);
+                        return match next_deferred {
                             Some(at) => Poll::Wait(at.min(next_flush)),
                             None => Poll::Idle(next_flush),
                         };
@@ -507,6 +514,18 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         lost
     }
 
+    /// Puts back the replayed statuses of `trace_id` unsent.
+    fn settle_patches_again(&mut self, trace_id: TraceId) {
+        let mut i = 0;
+        while let Some(d) = self.deferred.as_slice().get(i) {
+            if d.kind == RequestKind::Patch && d.trace_id == trace_id && d.ticket.is_some() {
+                self.settle(i, Settled::Again);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// Spools the deferred statuses of `trace_id` (not replays), whose spans
     /// just went to the spool: sent now, they would come before them.
     fn spool_patches<P, T>(&mut self, trace_id: TraceId, source: &P, transport: &mut T)
@@ -556,11 +575,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             if !transport.spool(&request, d.attempts) {
                 return;
             }
-            let counters = source.counters();
-            match d.kind {
-                RequestKind::Ingest => add(&counters.spans_spooled, d.spans),
-                RequestKind::Patch => add(&counters.patches_spooled, 1),
-            }
+            count_spooled(&request, source.counters());
             self.remove_deferred(i);
         }
         self.closing = true;
@@ -619,6 +634,12 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
         self.attempts = 0;
         self.maybe_stored = false;
         if self.len == 0 {
+            // Whatever was taken was left out (tail sampling): its places
+            // are free now, there being no batch to free them with.
+            source.release();
+            if source.is_empty() {
+                return Refill::Nothing;
+            }
             // Claimed by a producer that has not finished writing it.
             return Refill::NotReady;
         }
@@ -671,6 +692,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
     }
 
     fn finish_batch<P: SpanSource<B> + ?Sized>(&mut self, source: &P) {
+        self.spool_patch = false;
         // Free the records before their places: once a flush sees them
         // released, their memory is gone too.
         self.batch.clear();
@@ -764,7 +786,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             if !transport.spool(&request, self.attempts) {
                 return self.spool_refused(now);
             }
-            add(&source.counters().spans_spooled, n);
+            count_spooled(&request, source.counters());
             delivered(self);
             return Poll::Again;
         }
@@ -794,9 +816,9 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                     delivered(self);
                 } else if self.retry_in_place(now, after) {
                     if give_up(&request, self.settings.max_attempts, source, transport) {
-                        // Its trace's status follows it into the spool.
                         delivered(self);
-                        self.spool_patch = true;
+                        // Its trace's status follows it into the spool.
+                        self.spool_patch = self.phase == Phase::Patch;
                     } else {
                         self.advance(n, end);
                     }
@@ -850,7 +872,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
             if !transport.spool(&request, self.attempts) {
                 return self.spool_refused(now);
             }
-            add(&source.counters().patches_spooled, 1);
+            count_spooled(&request, source.counters());
             self.patch_done();
             return Poll::Again;
         }
@@ -943,8 +965,13 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                     let trace_id = request.trace_id;
                     let spooled =
                         ticket.is_none() && give_up(&request, attempts, source, transport);
-                    // A replay stays in its spool for the next one.
+                    // A replay stays in its spool for the next one, and so
+                    // do its trace's replayed statuses: sent now, they would
+                    // come before its spans.
                     self.settle(i, Settled::Again);
+                    if ticket.is_some() && ingest {
+                        self.settle_patches_again(trace_id);
+                    }
                     if spooled && ingest {
                         // Its trace's status follows it, in order.
                         self.spool_patches(trace_id, source, transport);
@@ -1032,10 +1059,15 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
     }
 
     /// The spool refused a request: sending waits as it would without one
-    /// (and shutdown drops what is left).
+    /// (and shutdown drops what is left); a status that was to follow its
+    /// spans there is sent as any other.
     fn spool_refused(&mut self, now: Duration) -> Poll {
         self.closing = false;
-        Poll::Wait(self.paused_until.max(now))
+        if self.spool_patch {
+            self.spool_patch = false;
+            return Poll::Again;
+        }
+        Poll::Wait(self.paused_until.max(now + NOT_READY_PAUSE))
     }
 
     fn ingest_deferred(&self, trace_id: TraceId) -> bool {
@@ -1173,14 +1205,20 @@ where
 {
     let counters = source.counters();
     let kept = transport.spools() && transport.spool(request, attempts);
-    let (counter, n) = match (request.kind, kept) {
-        (RequestKind::Ingest, true) => (&counters.spans_spooled, request.spans),
-        (RequestKind::Ingest, false) => (&counters.dropped_after_retries, request.spans),
-        (RequestKind::Patch, true) => (&counters.patches_spooled, 1),
-        (RequestKind::Patch, false) => (&counters.patches_failed, 1),
-    };
-    add(counter, n);
+    match (request.kind, kept) {
+        (_, true) => count_spooled(request, counters),
+        (RequestKind::Ingest, false) => add(&counters.dropped_after_retries, request.spans),
+        (RequestKind::Patch, false) => add(&counters.patches_failed, 1),
+    }
     kept
+}
+
+/// Counts `request` as spooled.
+fn count_spooled(request: &Request<'_>, counters: &crate::stats::Counters) {
+    match request.kind {
+        RequestKind::Ingest => add(&counters.spans_spooled, request.spans),
+        RequestKind::Patch => add(&counters.patches_spooled, 1),
+    }
 }
 
 /// Sends one request, counting it.

@@ -254,6 +254,8 @@ pub struct TailSampler<B: Buffer, S: BatchStorage<Span<B>>, T: BatchStorage<Held
     hint: usize,
     decided: heapless::Deque<(TraceId, bool), DECIDED>,
     flushing: bool,
+    /// Shutting down: a trace is decided as soon as a span of it comes.
+    closing: bool,
     _text: PhantomData<B>,
 }
 
@@ -281,6 +283,7 @@ impl<B: Buffer, S: BatchStorage<Span<B>>, T: BatchStorage<HeldTrace>> TailSample
             hint: 0,
             decided: heapless::Deque::new(),
             flushing: false,
+            closing: false,
             _text: PhantomData,
         }
     }
@@ -393,6 +396,9 @@ impl<B: Buffer, S: BatchStorage<Span<B>>, T: BatchStorage<HeldTrace>> TailSample
         }
         if self.held.len() >= self.rules.max_held {
             // Nowhere to hold it: its trace is decided now.
+            return self.finish(at, span, None, counters);
+        }
+        if self.closing {
             return self.finish(at, span, None, counters);
         }
         if let Err(span) = self.held.push(span) {
@@ -630,6 +636,17 @@ where
     /// [`TailSampler::next_deadline`].
     pub fn next_deadline(&self) -> Option<Duration> {
         self.sampler.borrow().next_deadline()
+    }
+
+    /// At shutdown, before the exporter's last pass: every trace held is
+    /// decided now, and each trace after it as soon as a span of it comes,
+    /// so that nothing is left held for [`TailSource::abandon`].
+    pub fn close(&self) {
+        let mut sampler = self.sampler.borrow_mut();
+        sampler.closing = true;
+        while !sampler.traces.is_empty() {
+            sampler.settle(0, None, true, 0, self.inner.counters());
+        }
     }
 
     /// Drops every span the sampler holds, decided or not, counting each in

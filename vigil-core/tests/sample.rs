@@ -479,3 +479,26 @@ fn spans_held_at_the_end_are_counted_as_dropped_at_shutdown() {
     assert_eq!((s.dropped_at_shutdown, s.in_flight()), (3, 0));
     assert_eq!((r.sampler.held(), r.p.outstanding()), (0, 0));
 }
+
+#[test]
+fn the_places_of_spans_left_out_are_freed_though_nothing_is_kept() {
+    // Nothing kept at all: no batch ever forms to free places with.
+    let mut r = Run::new(
+        20,
+        TailRules {
+            keep_errors: true,
+            ..rules()
+        },
+    );
+    for _ in 0..5 {
+        r.g.whole(&r.p, 3, false, 1);
+    }
+    r.drive(200);
+    let s = r.p.snapshot();
+    assert_eq!((s.spans_sampled_out, s.spans_delivered), (20, 0));
+    assert_eq!(r.p.outstanding(), 0, "every place free again");
+    for _ in 0..5 {
+        r.g.whole(&r.p, 3, false, 1);
+    }
+    assert_eq!(r.p.snapshot().dropped_queue_full, 0, "the queue takes them");
+}

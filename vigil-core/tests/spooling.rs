@@ -306,3 +306,97 @@ fn at_most_a_few_replays_are_in_flight() {
     let taken = (0..100).take_while(|&i| exp.adopt(replay(i))).count();
     assert_eq!(taken, vigil_core::export::MAX_REPLAYING);
 }
+
+#[test]
+fn spooling_beside_a_deferred_request_waits_instead_of_spinning() {
+    let p: Pipe = SpanQueue::with_capacity(100);
+    let mut ids = IdGenerator::from_seed(5);
+    let (mut exp, mut t) = (exporter(), transport(100));
+    trace(&p, &mut ids);
+    t.script.push_back(FAILED);
+    exp.request_flush();
+    drive(&mut exp, &p, &mut t, 0);
+    assert!(exp.deferred() > 0);
+    // The server is gone when the deferred request is due.
+    t.script.extend([UNREACHABLE; 4]);
+    drive(&mut exp, &p, &mut t, 1_000);
+    assert!(exp.is_unreachable());
+    trace(&p, &mut ids);
+    for now in [1_001, 1_002] {
+        match drive(&mut exp, &p, &mut t, now) {
+            Poll::Wait(at) | Poll::Idle(at) => {
+                assert!(
+                    at > Duration::from_millis(now),
+                    "asked to poll again at {at:?}, at {now} ms"
+                )
+            }
+            Poll::Again => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn a_replayed_status_waits_with_its_spans_when_their_replay_fails() {
+    let p: Pipe = SpanQueue::with_capacity(100);
+    let (mut exp, mut t) = (exporter(), transport(0));
+    let trace_id = TraceId::from_bytes([4; 16]);
+    let replay = |ticket, kind| Replay {
+        kind,
+        trace_id,
+        body: "{}",
+        spans: usize::from(kind == RequestKind::Ingest),
+        attempts: 0,
+        ticket,
+    };
+    assert!(exp.adopt(replay(1, RequestKind::Ingest)));
+    assert!(exp.adopt(replay(2, RequestKind::Patch)));
+    t.script.extend([FAILED, FAILED, FAILED]);
+    run(&mut exp, &p, &mut t, 5_000);
+    assert!(
+        t.sent.iter().all(|(kind, _)| *kind == RequestKind::Ingest),
+        "{:?}",
+        t.sent
+    );
+    assert_eq!(exp.take_settled(), Some((1, Settled::Again)));
+    assert_eq!(
+        exp.take_settled(),
+        Some((2, Settled::Again)),
+        "unsent, for later"
+    );
+}
+
+#[test]
+fn a_status_the_spool_refuses_after_its_spans_is_sent_not_stuck() {
+    let p: Pipe = SpanQueue::with_capacity(100);
+    let mut ids = IdGenerator::from_seed(6);
+    let mut exp: Exporter<Text, Vec<Span<Text>>, heapless::Vec<Deferred<Text>, 0>> =
+        Exporter::new(*exporter().settings(), "p", 1);
+    // Room for the spans, not for their status.
+    let mut t = transport(1);
+    trace(&p, &mut ids);
+    let second = trace(&p, &mut ids);
+    t.script.extend([FAILED, FAILED, FAILED]);
+    exp.request_flush();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut now = Duration::ZERO;
+    for _ in 0..200 {
+        match exp.poll(now, &p, &mut t, &mut buf) {
+            Poll::Again => {}
+            Poll::Wait(at) | Poll::Idle(at) => now = at.max(now + Duration::from_millis(1)),
+        }
+    }
+    assert_eq!(t.kept.len(), 1);
+    assert!(
+        t.sent.contains(&(RequestKind::Patch, t.kept[0].trace_id)),
+        "sent instead"
+    );
+    assert!(
+        t.sent.contains(&(RequestKind::Ingest, second)),
+        "the next trace went on"
+    );
+    assert!(
+        t.sent.contains(&(RequestKind::Patch, second)),
+        "its status sent, not spooled"
+    );
+    assert_eq!(p.snapshot().in_flight(), 0);
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use vigil_core::queue::Slot;
 use vigil_core::{
-    export::{Abandoned, Deferred},
+    export::{Abandoned, Deferred, MAX_REPLAYING},
     sample::{HeldTrace, SampleRate, TailSampler},
     transport::{Interrupt, Lookup},
     ConfigError, Counters, Exporter, Outcome, Poll, Producer, Request, RetryReason, SpanQueue,
@@ -969,25 +969,37 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
         let mut replaying = false;
         if let Some(spool) = &mut spool {
             while let Some((ticket, settled)) = exporter.take_settled() {
-                spool.settle(ticket, settled);
+                spool.settle(ticket, settled, source.counters());
             }
-            // Replays go while the server answers.
-            if !exporter.is_paused(now - origin) {
-                while let Some(record) = spool.next(now, source.counters()) {
-                    if !exporter.adopt(record.as_replay()) {
-                        break;
-                    }
-                    spool.claim(record.ticket);
-                    replaying = true;
+            // Replays go while the server answers; while it is away, one
+            // at a time finds out when it is back.
+            let probe = exporter.replaying() == 0;
+            let go = !exporter.is_paused(now - origin) && (!exporter.is_unreachable() || probe);
+            let most = if exporter.is_unreachable() {
+                1
+            } else {
+                MAX_REPLAYING
+            };
+            let mut adopted = 0;
+            while go && adopted < most && exporter.has_room_for_replay() {
+                let Some(record) = spool.next(now, source.counters()) else {
+                    break;
+                };
+                if !exporter.adopt(record.as_replay()) {
+                    break;
                 }
+                spool.claim(record.ticket);
+                adopted += 1;
+                replaying = true;
             }
         }
         if let Some(deadline) = shutdown {
             // Shutdown waits for the spool's replays, unless the server is
             // away: then they wait for the next process.
-            let replays_due =
-                spool.as_ref().is_some_and(|s| s.has_due(now)) && !exporter.is_unreachable();
-            let drained = exporter.is_idle() && source.is_empty() && !replays_due;
+            let replays_left =
+                spool.as_ref().is_some_and(|s| s.has_due(now)) || exporter.replaying() > 0;
+            let replays_wait = replays_left && !exporter.is_unreachable();
+            let drained = exporter.is_idle_but_replays() && source.is_empty() && !replays_wait;
             if drained || now >= deadline {
                 let mut guarded = Guarded {
                     inner: &mut transport,
@@ -996,6 +1008,10 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
                     panicked: false,
                     spool: spool.as_mut().map(|s| (s, source.counters())),
                 };
+                if let Some(view) = &view {
+                    // What comes out of the queue from now on is decided at once.
+                    view.close();
+                }
                 stop(&inner, side, || {
                     let mut abandoned =
                         exporter.abandon(now - origin, source, &mut guarded, &mut buf);

@@ -6,7 +6,8 @@
 //!
 //! A directory holds a `lock` file and segment files, `<n>.seg`, each
 //! appended to by one process and never rewritten, with an `<n>.ack` file
-//! beside it listing the records the server has since taken. A record is
+//! beside it listing (by offset, little-endian `u64`s) the records the
+//! server has since taken. A record is
 //! `VSP1`, its payload's length and CRC-32 (little-endian `u32`s), then the
 //! payload: the request's kind (`0` ingest, `1` PATCH), its attempts so
 //! far, its spans, when it was written (Unix seconds, all little-endian),
@@ -31,7 +32,7 @@
 //! a full disk, a read-only directory or a corrupt file is logged once and
 //! counted, never a panic or a stall.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -114,7 +115,10 @@ pub(crate) struct Spool {
     /// Records whose replay used up its attempts, and when to try again.
     later: Vec<(Instant, u64)>,
     /// Records handed to the exporter and not settled.
-    in_flight: HashMap<u64, ()>,
+    in_flight: HashSet<u64>,
+    /// Records in flight whose segment was dropped for size, with their
+    /// spans: counted as dropped if their replay does not go through.
+    orphans: HashMap<u64, u32>,
     warned: bool,
 }
 
@@ -179,24 +183,35 @@ impl Spool {
         if lock.try_lock().is_err() {
             return Err(io::Error::other("another process is using it"));
         }
-        let mut seqs: Vec<u32> = fs::read_dir(&settings.dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".seg")?.parse().ok()
-            })
+        let names: Vec<String> = fs::read_dir(&settings.dir)?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .collect();
+        let numbered = |ext: &str| -> Vec<u32> {
+            let suffix = format!(".{ext}");
+            names
+                .iter()
+                .filter_map(|n| n.strip_suffix(&suffix)?.parse().ok())
+                .collect()
+        };
+        let mut seqs = numbered("seg");
         seqs.sort_unstable();
+        // Past any number in use, an acknowledgement file left alone included.
+        let next_seq = seqs
+            .iter()
+            .chain(&numbered("ack"))
+            .max()
+            .map_or(1, |last| last + 1);
         let mut spool = Spool {
             settings,
             _lock: lock,
             segments: VecDeque::new(),
             appending: false,
-            next_seq: seqs.last().map_or(1, |last| last + 1),
+            next_seq,
             bytes: 0,
             pending: VecDeque::new(),
             later: Vec::new(),
-            in_flight: HashMap::new(),
+            in_flight: HashSet::new(),
+            orphans: HashMap::new(),
             warned: false,
         };
         for seq in seqs {
@@ -234,11 +249,14 @@ impl Spool {
         }
         let mut entries = entries;
         if let Ok(acks) = fs::read(self.path(seq, "ack")) {
-            for index in acks.chunks_exact(4) {
-                let index = u32::from_le_bytes(index.try_into().unwrap_or_default()) as usize;
-                if let Some(e) = entries.get_mut(index) {
-                    e.done = true;
-                }
+            // A torn last acknowledgement is ignored: its record is replayed
+            // again, and found stored.
+            let done: HashSet<u64> = acks
+                .chunks_exact(8)
+                .map(|offset| u64::from_le_bytes(offset.try_into().unwrap_or_default()))
+                .collect();
+            for e in &mut entries {
+                e.done = done.contains(&e.offset);
             }
         }
         let live = entries.iter().filter(|e| !e.done).count();
@@ -337,6 +355,7 @@ impl Spool {
     fn start_segment(&mut self) -> io::Result<()> {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let _ = fs::remove_file(self.path(seq, "ack"));
         let path = self.path(seq, "seg");
         let file = OpenOptions::new()
             .create_new(true)
@@ -361,32 +380,37 @@ impl Spool {
         let Some(segment) = self.segments.pop_front() else {
             return;
         };
-        let spans: usize = segment
-            .entries
-            .iter()
-            .filter(|e| !e.done)
-            .map(|e| e.spans as usize)
+        self.forget(&segment);
+        // Those in flight are counted when their replay settles.
+        let spans: usize = (segment.entries.iter().enumerate())
+            .filter(|(i, e)| !e.done && !self.orphans.contains_key(&ticket(segment.seq, *i)))
+            .map(|(_, e)| e.spans as usize)
             .sum();
         counters.count_spool_dropped(SpoolDrop::Size, spans);
         self.bytes -= segment.bytes;
-        self.forget(segment.seq);
         self.delete(segment.seq);
         if self.segments.is_empty() {
             self.appending = false;
         }
     }
 
-    /// Forgets the tickets of segment `seq`.
-    fn forget(&mut self, seq: u32) {
-        let of = |t: &u64| (t >> 32) as u32 == seq;
+    /// Forgets the tickets of `segment`; those in flight become orphans.
+    fn forget(&mut self, segment: &Segment) {
+        let of = |t: &u64| (t >> 32) as u32 == segment.seq;
         self.pending.retain(|t| !of(t));
         self.later.retain(|(_, t)| !of(t));
-        self.in_flight.retain(|t, _| !of(t));
+        for t in self.in_flight.iter().filter(|t| of(t)) {
+            let spans = segment.entries[(t & 0xffff_ffff) as usize].spans;
+            self.orphans.insert(*t, spans);
+        }
+        self.in_flight.retain(|t| !of(t));
     }
 
     fn delete(&self, seq: u32) {
-        let _ = fs::remove_file(self.path(seq, "seg"));
+        // The acknowledgements first: alone, they could mark the records of
+        // a later segment of the same number as done.
         let _ = fs::remove_file(self.path(seq, "ack"));
+        let _ = fs::remove_file(self.path(seq, "seg"));
     }
 
     /// The next record to replay at `now`, read back, or `None`; records
@@ -399,15 +423,21 @@ impl Spool {
             self.pending.push_front(t);
         }
         let oldest = unix_now().saturating_sub(self.settings.max_age.as_secs());
-        while let Some(&t) = self.pending.front() {
+        let mut at = 0;
+        while let Some(&t) = self.pending.get(at) {
             let Some((segment, entry)) = self.entry(t) else {
-                self.pending.pop_front();
+                self.pending.remove(at);
                 continue;
             };
             if entry.written_at < oldest {
                 counters.count_spool_dropped(SpoolDrop::Age, entry.spans as usize);
-                self.pending.pop_front();
+                self.pending.remove(at);
                 self.acknowledge(t);
+                continue;
+            }
+            if entry.kind == RequestKind::Patch && self.ingest_out(entry.trace_id) {
+                // A status goes only after its trace's spans.
+                at += 1;
                 continue;
             }
             let mut payload = vec![0u8; entry.len as usize];
@@ -420,7 +450,7 @@ impl Spool {
             let Some(body) = body else {
                 // Changed on disk since it was read: not replayed.
                 counters.count_spool_dropped(SpoolDrop::Corrupt, 1);
-                self.pending.pop_front();
+                self.pending.remove(at);
                 self.acknowledge(t);
                 continue;
             };
@@ -441,17 +471,34 @@ impl Spool {
         !self.pending.is_empty() || self.later.iter().any(|(at, _)| *at <= now)
     }
 
+    /// Whether an ingest of `trace_id` is out for a replay, or waits for
+    /// another after one that did not go through.
+    fn ingest_out(&self, trace_id: TraceId) -> bool {
+        let ingest_of = |t: &u64| {
+            self.entry(*t)
+                .is_some_and(|(_, e)| e.kind == RequestKind::Ingest && e.trace_id == trace_id)
+        };
+        self.in_flight.iter().any(ingest_of) || self.later.iter().any(|(_, t)| ingest_of(t))
+    }
+
     /// The record `ticket` (from [`Spool::next`]) is with the exporter.
     pub(crate) fn claim(&mut self, ticket: u64) {
-        if self.pending.front() == Some(&ticket) {
-            self.pending.pop_front();
+        if let Some(at) = self.pending.iter().position(|t| *t == ticket) {
+            self.pending.remove(at);
         }
-        self.in_flight.insert(ticket, ());
+        self.in_flight.insert(ticket);
     }
 
     /// What became of a replayed record.
-    pub(crate) fn settle(&mut self, ticket: u64, settled: Settled) {
-        if self.in_flight.remove(&ticket).is_none() {
+    pub(crate) fn settle(&mut self, ticket: u64, settled: Settled, counters: &Counters) {
+        if let Some(spans) = self.orphans.remove(&ticket) {
+            // Its segment was dropped for size while it was out.
+            if settled == Settled::Again {
+                counters.count_spool_dropped(SpoolDrop::Size, spans as usize);
+            }
+            return;
+        }
+        if !self.in_flight.remove(&ticket) {
             return;
         }
         match settled {
@@ -493,15 +540,12 @@ impl Spool {
             self.delete(seq);
             return;
         }
+        let offset = entry.offset;
         if segment.ack.is_none() {
-            segment.ack = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(ack_path)
-                .ok();
+            segment.ack = open_ack(&ack_path);
         }
         if let Some(mut ack) = segment.ack.as_ref() {
-            let _ = ack.write_all(&index.to_le_bytes());
+            let _ = ack.write_all(&offset.to_le_bytes());
         }
     }
 
@@ -520,6 +564,22 @@ impl Spool {
             }
         }
     }
+}
+
+/// A segment's acknowledgements, opened for appends after its whole entries
+/// (a torn last one, from a crash, is cut off).
+fn open_ack(path: &std::path::Path) -> Option<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .ok()?;
+    let len = file.metadata().ok()?.len();
+    if len % 8 != 0 {
+        file.set_len(len - len % 8).ok()?;
+    }
+    Some(file)
 }
 
 /// `request` as a record.
@@ -601,4 +661,83 @@ fn parse(data: &[u8], at: usize) -> Option<(Entry, usize)> {
         done: false,
     };
     Some((entry, start + len as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(name: &str) -> SpoolSettings {
+        let dir =
+            std::env::temp_dir().join(format!("vigil-spool-unit-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        SpoolSettings::new(dir)
+    }
+
+    fn request(body: &[u8]) -> Request<'_> {
+        Request {
+            kind: RequestKind::Ingest,
+            trace_id: TraceId::from_bytes([1; 16]),
+            body,
+            spans: 1,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn an_acknowledgement_file_left_alone_never_marks_a_new_segment_done() {
+        let settings = settings("orphan-ack");
+        let counters = Counters::new();
+        // A crash left `1.ack` without its segment.
+        fs::create_dir_all(&settings.dir).unwrap();
+        fs::write(
+            settings.dir.join(format!("{:010}.ack", 1)),
+            0u64.to_le_bytes(),
+        )
+        .unwrap();
+        let mut spool = Spool::open(settings.clone(), &counters).unwrap();
+        assert!(spool.put(&request(b"{}"), 0, &counters));
+        spool.close();
+        let mut spool = Spool::open(settings.clone(), &counters).unwrap();
+        let record = spool
+            .next(Instant::now(), &counters)
+            .expect("still to replay");
+        assert_eq!(record.body, "{}");
+        fs::remove_dir_all(&settings.dir).unwrap();
+    }
+
+    #[test]
+    fn acknowledgements_name_records_by_offset_and_a_torn_one_is_cut_off() {
+        let settings = settings("acks");
+        let counters = Counters::new();
+        let mut spool = Spool::open(settings.clone(), &counters).unwrap();
+        for body in [&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\":3}"] {
+            assert!(spool.put(&request(body), 0, &counters));
+        }
+        let first = spool.next(Instant::now(), &counters).unwrap();
+        spool.claim(first.ticket);
+        spool.settle(first.ticket, Settled::Done, &counters);
+        spool.close();
+        // A torn write after the whole acknowledgement.
+        let ack = fs::read_dir(&settings.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "ack"))
+            .unwrap();
+        let mut file = OpenOptions::new().append(true).open(&ack).unwrap();
+        file.write_all(&[7, 7, 7]).unwrap();
+        let mut spool = Spool::open(settings.clone(), &counters).unwrap();
+        let next = spool.next(Instant::now(), &counters).unwrap();
+        assert_eq!(next.body, r#"{"b":2}"#);
+        spool.claim(next.ticket);
+        spool.settle(next.ticket, Settled::Done, &counters);
+        assert_eq!(
+            fs::metadata(&ack).unwrap().len(),
+            16,
+            "cut to whole entries, then one more"
+        );
+        let last = spool.next(Instant::now(), &counters).unwrap();
+        assert_eq!(last.body, r#"{"c":3}"#);
+        fs::remove_dir_all(&settings.dir).unwrap();
+    }
 }
