@@ -52,6 +52,23 @@ fn make(client: &Client, run: &str, n: usize) -> Vec<String> {
     })
 }
 
+/// A server that is down, and a spool `name` that a first client
+/// (configured by `tweak`) filled with `traces` traces named `name-<i>`
+/// before it shut down: the server, the spool, the names, the report.
+fn spooled_while_down(
+    name: &str,
+    traces: usize,
+    tweak: impl FnOnce(vigil::config::ConfigBuilder) -> vigil::config::ConfigBuilder,
+) -> (TestServer, PathBuf, Vec<String>, vigil::ShutdownReport) {
+    let server = TestServer::builder().no_rate_limit().start();
+    let dir = spool_dir(name);
+    server.go_down();
+    let first = client(&server, &dir, tweak);
+    let made = make(&first, name, traces);
+    let report = first.shutdown_timeout(Duration::from_secs(5));
+    (server, dir, made, report)
+}
+
 /// Every span on the server, by trace name, and each trace's status.
 fn stored(server: &TestServer) -> HashMap<String, (usize, Option<String>)> {
     let traces = server.traces();
@@ -83,12 +100,7 @@ fn accounted(s: &StatsSnapshot) {
 
 #[test]
 fn a_run_while_the_server_is_down_is_delivered_by_the_next() {
-    let server = TestServer::builder().no_rate_limit().start();
-    let dir = spool_dir("down");
-    server.go_down();
-    let first = client(&server, &dir, |b| b);
-    let made_first = make(&first, "first", 20);
-    let report = first.shutdown_timeout(Duration::from_secs(5));
+    let (server, dir, made_first, report) = spooled_while_down("down", 20, |b| b);
     let s = report.stats;
     assert_eq!((s.spans_spooled, s.patches_spooled), (60, 20), "{report}");
     assert_eq!(s.dropped(), 0, "{report}");
@@ -148,12 +160,7 @@ fn what_a_shutdown_deadline_leaves_unsent_is_replayed_next_time() {
 
 #[test]
 fn a_record_corrupted_in_the_middle_is_skipped_and_the_rest_replayed() {
-    let server = TestServer::builder().no_rate_limit().start();
-    let dir = spool_dir("corrupt");
-    server.go_down();
-    let first = client(&server, &dir, |b| b);
-    let made = make(&first, "c", 9);
-    first.shutdown_timeout(Duration::from_secs(5));
+    let (server, dir, made, _) = spooled_while_down("c", 9, |b| b);
     let segment = segments(&dir).pop().unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
     // A byte of the body of the fifth trace's ingest request.
@@ -251,6 +258,16 @@ fn two_clients_never_share_a_spool() {
     let second = client(&server, &dir, |b| b);
     make(&first, "one", 2);
     make(&second, "two", 2);
+    // Both exporters have tried the server, so both opened (or failed to
+    // open) the directory, before either lets go of it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while first.stats().requests == 0 || second.stats().requests == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the exporters never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let one = first.shutdown_timeout(Duration::from_secs(5)).stats;
     let two = second.shutdown_timeout(Duration::from_secs(2)).stats;
     // Whichever opened it first spools; the other counts its spans dropped.
@@ -347,6 +364,11 @@ fn processes_killed_while_they_spool_leave_nothing_corrupt_to_replay() {
     let on_server = stored(&server); // asserts no span id twice
     assert_eq!(server.span_count() as u64, s.spans_replayed, "{report}");
     assert!(on_server.values().all(|(spans, _)| *spans <= 3));
+    // A status replayed just after its spans can find them not yet
+    // committed (the server answers first) until its attempts run out; it
+    // then waits in the spool for the next process, which sends it.
+    let next = client(&server, &dir, |b| b).shutdown_timeout(Duration::from_secs(30));
+    assert_eq!(next.stats.spans_replayed, 0, "{next}");
     assert_eq!(
         segments(&dir),
         Vec::<PathBuf>::new(),
@@ -356,12 +378,7 @@ fn processes_killed_while_they_spool_leave_nothing_corrupt_to_replay() {
 
 #[test]
 fn a_torn_last_record_is_detected_and_skipped() {
-    let server = TestServer::builder().no_rate_limit().start();
-    let dir = spool_dir("torn");
-    server.go_down();
-    let first = client(&server, &dir, |b| b);
-    let made = make(&first, "t", 4);
-    first.shutdown_timeout(Duration::from_secs(5));
+    let (server, dir, made, _) = spooled_while_down("t", 4, |b| b);
     // Power lost in the middle of the last write: the trace's last PATCH.
     let segment = segments(&dir).pop().unwrap();
     let len = segment.metadata().unwrap().len();
@@ -479,12 +496,7 @@ fn a_program_run_while_the_server_is_down_then_again_after_has_both_runs_stored(
 
 #[test]
 fn a_record_replayed_twice_is_found_stored_not_stored_twice() {
-    let server = TestServer::builder().no_rate_limit().start();
-    let dir = spool_dir("twice");
-    server.go_down();
-    let first = client(&server, &dir, |b| b);
-    let made = make(&first, "twice", 3);
-    first.shutdown_timeout(Duration::from_secs(5));
+    let (server, dir, made, _) = spooled_while_down("twice", 3, |b| b);
     // A copy of the spool as it was: a process that lost its
     // acknowledgements (it died right after the server took its replays).
     let copy = spool_dir("twice-copy");
@@ -561,12 +573,8 @@ fn the_spool_is_configured_from_the_environment_too() {
 
 #[test]
 fn with_tail_rules_a_shutdown_spools_what_the_sampler_held() {
-    let server = TestServer::builder().no_rate_limit().start();
-    let dir = spool_dir("tail");
-    server.go_down();
-    let first = client(&server, &dir, |b| b.keep_errors(true).sample_rate(0.0));
-    let made = make(&first, "tail", 9);
-    let report = first.shutdown_timeout(Duration::from_secs(5));
+    let (server, dir, made, report) =
+        spooled_while_down("tail", 9, |b| b.keep_errors(true).sample_rate(0.0));
     let s = report.stats;
     // Traces 0, 3 and 6 fail and are kept; the others are left out.
     assert_eq!(

@@ -840,7 +840,23 @@ struct Guarded<'a> {
     spool: Option<(&'a mut Spool, &'a Counters)>,
 }
 
-impl Guarded<'_> {
+impl<'a> Guarded<'a> {
+    fn new(
+        inner: &'a mut BoxTransport,
+        control: &'a Control,
+        deadline: Option<Instant>,
+        spool: &'a mut Option<Spool>,
+        source: &'a dyn SpanSource<Text>,
+    ) -> Self {
+        Guarded {
+            inner,
+            control,
+            deadline,
+            panicked: false,
+            spool: spool.as_mut().map(|s| (s, source.counters())),
+        }
+    }
+
     fn call<R>(
         &mut self,
         request: &Request<'_>,
@@ -1001,13 +1017,8 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
             let replays_wait = replays_left && !exporter.is_unreachable();
             let drained = exporter.is_idle_but_replays() && source.is_empty() && !replays_wait;
             if drained || now >= deadline {
-                let mut guarded = Guarded {
-                    inner: &mut transport,
-                    control,
-                    deadline: shutdown,
-                    panicked: false,
-                    spool: spool.as_mut().map(|s| (s, source.counters())),
-                };
+                let mut guarded =
+                    Guarded::new(&mut transport, control, shutdown, &mut spool, source);
                 if let Some(view) = &view {
                     // What comes out of the queue from now on is decided at once.
                     view.close();
@@ -1021,18 +1032,12 @@ fn run_exporter(inner: Arc<Inner>, mut transport: BoxTransport, side: usize) {
                     abandoned
                 });
                 if let Some(spool) = spool {
-                    spool.close();
+                    spool.close(source.counters());
                 }
                 return;
             }
         }
-        let mut guarded = Guarded {
-            inner: &mut transport,
-            control,
-            deadline: shutdown,
-            panicked: false,
-            spool: spool.as_mut().map(|s| (s, source.counters())),
-        };
+        let mut guarded = Guarded::new(&mut transport, control, shutdown, &mut spool, source);
         let poll = exporter.poll(now - origin, source, &mut guarded, &mut buf);
         if guarded.panicked {
             lock(&control.state).transport_panicked = true;

@@ -550,8 +550,11 @@ impl Spool {
     }
 
     /// At exit: this process's segment is made durable, or deleted if
-    /// nothing in it waits.
-    pub(crate) fn close(mut self) {
+    /// nothing in it waits; replays still out whose segment was dropped for
+    /// size are counted as dropped.
+    pub(crate) fn close(mut self, counters: &Counters) {
+        let orphaned: u32 = self.orphans.values().sum();
+        counters.count_spool_dropped(SpoolDrop::Size, orphaned as usize);
         if !self.appending {
             return;
         }
@@ -697,7 +700,7 @@ mod tests {
         .unwrap();
         let mut spool = Spool::open(settings.clone(), &counters).unwrap();
         assert!(spool.put(&request(b"{}"), 0, &counters));
-        spool.close();
+        spool.close(&counters);
         let mut spool = Spool::open(settings.clone(), &counters).unwrap();
         let record = spool
             .next(Instant::now(), &counters)
@@ -717,7 +720,7 @@ mod tests {
         let first = spool.next(Instant::now(), &counters).unwrap();
         spool.claim(first.ticket);
         spool.settle(first.ticket, Settled::Done, &counters);
-        spool.close();
+        spool.close(&counters);
         // A torn write after the whole acknowledgement.
         let ack = fs::read_dir(&settings.dir)
             .unwrap()
