@@ -69,6 +69,11 @@ fn spooled_while_down(
     (server, dir, made, report)
 }
 
+/// What a new client on `dir` did before its shutdown: the replays.
+fn replay(server: &TestServer, dir: &Path) -> vigil::ShutdownReport {
+    client(server, dir, |b| b).shutdown_timeout(Duration::from_secs(30))
+}
+
 /// Every span on the server, by trace name, and each trace's status.
 fn stored(server: &TestServer) -> HashMap<String, (usize, Option<String>)> {
     let traces = server.traces();
@@ -148,8 +153,7 @@ fn what_a_shutdown_deadline_leaves_unsent_is_replayed_next_time() {
     accounted(&s);
 
     server.blackhole(false);
-    let second = client(&server, &dir, |b| b);
-    let report = second.shutdown_timeout(Duration::from_secs(10));
+    let report = replay(&server, &dir);
     assert!(report.completed, "{report}");
     let on_server = stored(&server);
     for name in &made {
@@ -169,8 +173,7 @@ fn a_record_corrupted_in_the_middle_is_skipped_and_the_rest_replayed() {
     std::fs::write(&segment, &bytes).unwrap();
 
     server.come_up();
-    let second = client(&server, &dir, |b| b);
-    let report = second.shutdown_timeout(Duration::from_secs(3));
+    let report = replay(&server, &dir);
     let s = report.stats;
     assert_eq!(s.spool_dropped_corrupt, 1, "{report}");
     assert_eq!(
@@ -274,14 +277,7 @@ fn two_clients_never_share_a_spool() {
     assert_eq!(one.spans_spooled + two.spans_spooled, 6);
     assert_eq!(one.dropped() + two.dropped(), 6);
     server.come_up();
-    let third = client(&server, &dir, |b| b);
-    assert_eq!(
-        third
-            .shutdown_timeout(Duration::from_secs(5))
-            .stats
-            .spans_replayed,
-        6
-    );
+    assert_eq!(replay(&server, &dir).stats.spans_replayed, 6);
     assert_eq!(server.span_count(), 6, "replayed once");
 }
 
@@ -352,8 +348,7 @@ fn processes_killed_while_they_spool_leave_nothing_corrupt_to_replay() {
     assert!(spooled > 0, "the children spooled");
 
     server.come_up();
-    let replayer = client(&server, &dir, |b| b);
-    let report = replayer.shutdown_timeout(Duration::from_secs(60));
+    let report = replay(&server, &dir);
     assert!(report.completed, "{report}");
     let s = report.stats;
     assert!(s.spans_replayed > 0, "{report}");
@@ -367,7 +362,7 @@ fn processes_killed_while_they_spool_leave_nothing_corrupt_to_replay() {
     // A status replayed just after its spans can find them not yet
     // committed (the server answers first) until its attempts run out; it
     // then waits in the spool for the next process, which sends it.
-    let next = client(&server, &dir, |b| b).shutdown_timeout(Duration::from_secs(30));
+    let next = replay(&server, &dir);
     assert_eq!(next.stats.spans_replayed, 0, "{next}");
     assert_eq!(
         segments(&dir),
@@ -390,8 +385,7 @@ fn a_torn_last_record_is_detected_and_skipped() {
         .unwrap();
 
     server.come_up();
-    let second = client(&server, &dir, |b| b);
-    let report = second.shutdown_timeout(Duration::from_secs(5));
+    let report = replay(&server, &dir);
     let s = report.stats;
     assert_eq!(
         (s.spool_dropped_corrupt, s.spans_replayed),
@@ -505,16 +499,8 @@ fn a_record_replayed_twice_is_found_stored_not_stored_twice() {
         std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
     }
     server.come_up();
-    let second = client(&server, &dir, |b| b);
-    assert_eq!(
-        second
-            .shutdown_timeout(Duration::from_secs(5))
-            .stats
-            .spans_replayed,
-        9
-    );
-    let third = client(&server, &copy, |b| b);
-    let report = third.shutdown_timeout(Duration::from_secs(10));
+    assert_eq!(replay(&server, &dir).stats.spans_replayed, 9);
+    let report = replay(&server, &copy);
     assert!(report.completed, "{report}");
     let s = report.stats;
     // The server refuses the duplicate ids; the retry asks it, and finds
@@ -585,14 +571,7 @@ fn with_tail_rules_a_shutdown_spools_what_the_sampler_held() {
     assert_eq!((s.spans_spooled, s.dropped()), (9, 0), "{report}");
     accounted(&s);
     server.come_up();
-    let second = client(&server, &dir, |b| b);
-    assert_eq!(
-        second
-            .shutdown_timeout(Duration::from_secs(5))
-            .stats
-            .spans_replayed,
-        9
-    );
+    assert_eq!(replay(&server, &dir).stats.spans_replayed, 9);
     let on_server = stored(&server);
     for (i, name) in made.iter().enumerate() {
         assert_eq!(on_server.contains_key(name), i % 3 == 0, "{name}");

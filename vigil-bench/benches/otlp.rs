@@ -22,7 +22,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{otel_span, vigil_span, Shape};
+use common::{otel_span, process_cpu, vigil_span, Shape};
 use opentelemetry::trace::{TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::Context;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -96,18 +96,6 @@ fn serve() {
         }
         println!("{}", receiver.span_count());
     }
-}
-
-/// The process's user + system CPU time, every thread.
-fn process_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a whole `rusage` into the pointer it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 struct Measured {

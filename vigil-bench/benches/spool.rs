@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{vigil_span, Shape};
+use common::{process_cpu, vigil_span, Shape};
 use vigil::{Client, Config};
 
 const N: usize = 100_000;
@@ -84,18 +84,6 @@ fn serve() {
         }
         println!("{}", server.span_count());
     }
-}
-
-/// The process's user + system CPU time, every thread.
-fn process_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a whole `rusage` into the pointer it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn client(server: &Server, spool: Option<&Path>) -> Client {

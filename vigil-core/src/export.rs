@@ -120,6 +120,19 @@ pub struct Deferred<B> {
     ticket: Option<u64>,
 }
 
+impl<B: Buffer> Deferred<B> {
+    /// The request to send (or spool) again, within `timeout`.
+    fn request(&self, timeout: Duration) -> Request<'_> {
+        Request {
+            kind: self.kind,
+            trace_id: self.trace_id,
+            body: self.body.as_str().as_bytes(),
+            spans: self.spans,
+            timeout,
+        }
+    }
+}
+
 /// A request read back from a spool, for [`Exporter::adopt`].
 #[derive(Clone, Copy, Debug)]
 pub struct Replay<'a> {
@@ -540,13 +553,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 i += 1;
                 continue;
             }
-            let request = Request {
-                kind: d.kind,
-                trace_id,
-                body: d.body.as_str().as_bytes(),
-                spans: 0,
-                timeout: self.settings.timeout,
-            };
+            let request = d.request(self.settings.timeout);
             give_up(&request, d.attempts, source, transport);
             self.remove_deferred(i);
         }
@@ -565,13 +572,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
                 i += 1;
                 continue;
             }
-            let request = Request {
-                kind: d.kind,
-                trace_id: d.trace_id,
-                body: d.body.as_str().as_bytes(),
-                spans: d.spans,
-                timeout: self.settings.timeout,
-            };
+            let request = d.request(self.settings.timeout);
             if !transport.spool(&request, d.attempts) {
                 return;
             }
@@ -923,13 +924,7 @@ impl<B: Buffer, L: BatchStorage<Span<B>>, D: BatchStorage<Deferred<B>>> Exporter
     {
         let d = &self.deferred.as_slice()[i];
         let (kind, spans, maybe_stored, ticket) = (d.kind, d.spans, d.maybe_stored, d.ticket);
-        let request = Request {
-            kind,
-            trace_id: d.trace_id,
-            body: d.body.as_str().as_bytes(),
-            spans,
-            timeout: self.settings.timeout,
-        };
+        let request = d.request(self.settings.timeout);
         let outcome = if maybe_stored {
             ask_then_send(&request, source, transport)
         } else {
