@@ -84,14 +84,31 @@ fn run(batch_size: usize, spans_per_trace: usize, total_spans: usize, threads: u
 
 fn main() {
     support::serve_if_child();
-    // `cargo bench` passes `--bench`; a number sets the spans per run.
-    let total: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    // `cargo bench` passes `--bench`; a number sets the spans per run, and
+    // `bare`, `kib`, `short` (4 spans a trace) or `long` (100) pick runs.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let total: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200_000);
+    let picked = |word: &str, other: &str| {
+        let has = |w: &str| args.iter().any(|a| a == w);
+        has(word) || !has(other)
+    };
     println!("delivery over loopback HTTP to the local Vigil server ({total} spans per run, 2 producer threads)");
     for kib in [false, true] {
+        if !picked(
+            if kib { "kib" } else { "bare" },
+            if kib { "bare" } else { "kib" },
+        ) {
+            continue;
+        }
         for spans_per_trace in [4, 100] {
+            let (word, other) = if spans_per_trace == 4 {
+                ("short", "long")
+            } else {
+                ("long", "short")
+            };
+            if !picked(word, other) {
+                continue;
+            }
             for batch in [100, 1000] {
                 run(batch, spans_per_trace, total, 2, kib);
             }

@@ -13,6 +13,9 @@
 //! Arguments: spans per round and thread, rounds, `max_queue_size`,
 //! threads. `VIGIL_BATCH` sets the batch size (1,000): a batch as large as
 //! the queue keeps the exporter asleep until the flush after each round.
+//! `VIGIL_SHAPE=four` gives each span the peers bench's four metadata
+//! entries, `VIGIL_SHAPE=kib` 1 KiB of input and 1 KiB of output (the
+//! function is then `hot_path::four` or `hot_path::kib`).
 //!
 //! Divide by `n` for instructions per span: `hot_path::bare` is the
 //! application thread's share, `encode_ingest` the exporter's. Under
@@ -25,6 +28,28 @@ use vigil_std::{sink::NullTransport, Config, SpanKind};
 #[inline(never)]
 fn bare() {
     let _span = vigil_std::start_span("step", SpanKind::Tool);
+}
+
+#[inline(never)]
+fn four() {
+    let span = vigil_std::start_span("step", SpanKind::Tool);
+    span.set_metadata("user_id", &42);
+    span.set_metadata("model", "gpt-4o");
+    span.set_metadata("temperature", &0.2);
+    span.set_metadata("cached", &true);
+}
+
+/// 1 KiB of prose, with the quotes and line breaks a prompt has.
+static KIB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let line = "The agent said: \"look it up\", then waited.\n";
+    line.repeat(1024 / line.len() + 1)[..1024].to_owned()
+});
+
+#[inline(never)]
+fn kib() {
+    let span = vigil_std::start_span("step", SpanKind::Tool);
+    span.set_input(&[("prompt", KIB.as_str())]);
+    span.set_output(&[("content", KIB.as_str())]);
 }
 
 /// The `i`th command-line argument, or `default`.
@@ -42,6 +67,11 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
+    let span: fn() = match std::env::var("VIGIL_SHAPE").as_deref() {
+        Ok("four") => four,
+        Ok("kib") => kib,
+        _ => bare,
+    };
     let config = Config::builder()
         .transport(NullTransport::default)
         .max_queue_size(queue)
@@ -62,7 +92,7 @@ fn main() {
                         barrier.wait();
                         let started = std::time::Instant::now();
                         for _ in 0..n {
-                            bare();
+                            span();
                         }
                         let spent = started.elapsed();
                         drop(trace);

@@ -56,8 +56,10 @@ use ureq::http::Response;
 use ureq::unversioned::transport::{Connector, DefaultConnector};
 use ureq::{Agent, Body};
 
+mod coalesce;
 mod resolver;
 mod sealed;
+use coalesce::Coalesce;
 use resolver::CachingResolver;
 use sealed::SealedKey;
 use vigil_core::{
@@ -80,7 +82,8 @@ pub const USER_AGENT: &str = concat!("vigil-rust/", env!("CARGO_PKG_VERSION"));
 /// over ureq (the OTLP one): a keep-alive [`Agent`] with a whole-request and
 /// connect timeout, no redirects, HTTP statuses as answers rather than
 /// errors, a resolver that looks a name up once a minute (not on a new
-/// thread per request), and secret header values kept out of ureq's logs.
+/// thread per request), secret header values kept out of ureq's logs, and
+/// each request's head sent in one write with its body.
 ///
 /// ```
 /// use std::time::Duration;
@@ -121,7 +124,7 @@ impl HttpAgent {
         let resolver = CachingResolver::default();
         let sealed = SealedKey::many(secrets);
         let placeholders = sealed.placeholders().map(str::to_owned).collect();
-        let connector = DefaultConnector::new().chain(sealed);
+        let connector = DefaultConnector::new().chain(sealed).chain(Coalesce);
         let agent = Agent::with_parts(agent_config, connector, resolver.clone());
         HttpAgent {
             agent,
