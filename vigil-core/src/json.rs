@@ -173,6 +173,61 @@ impl Output for SliceOutput<'_> {
     }
 }
 
+/// The escape scan on x86-64.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod sse2 {
+    use core::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+
+    /// `0xff` in each byte of `block` that is a control character, `"` or
+    /// `\\`.
+    #[inline(always)]
+    fn flags(block: &[u8; 16]) -> __m128i {
+        // SAFETY: SSE2 is enabled for this target (the module's `cfg`), and
+        // the unaligned load reads the 16 bytes of `block`.
+        unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // Below 0x20, unsigned: the byte is its own minimum with 0x1f.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+            _mm_or_si128(_mm_or_si128(quote, backslash), control)
+        }
+    }
+
+    /// Bit `n` set if byte `n` of the first 16 of `block` is escaped.
+    #[inline(always)]
+    pub(super) fn escape_mask(block: &[u8]) -> u32 {
+        let Some(block) = block.first_chunk::<16>() else {
+            return 0;
+        };
+        // SAFETY: SSE2 is enabled for this target (the module's `cfg`).
+        unsafe { _mm_movemask_epi8(flags(block)) as u32 }
+    }
+
+    /// Whether any of the first 64 bytes of `block` is escaped: one test for
+    /// four loads.
+    #[inline(always)]
+    pub(super) fn any_escaped_in_64(block: &[u8]) -> bool {
+        let Some(block) = block.first_chunk::<64>() else {
+            return true;
+        };
+        let ([a, b, c, d], []) = block.as_chunks::<16>() else {
+            return true;
+        };
+        // SAFETY: SSE2 is enabled for this target (the module's `cfg`).
+        unsafe {
+            let any = _mm_or_si128(
+                _mm_or_si128(flags(a), flags(b)),
+                _mm_or_si128(flags(c), flags(d)),
+            );
+            _mm_movemask_epi8(any) != 0
+        }
+    }
+}
+
 /// Writes `s` as a JSON string literal, quotes included.
 pub(crate) fn write_str<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), Full> {
     out.put("\"")?;
@@ -182,9 +237,10 @@ pub(crate) fn write_str<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), 
 
 /// Writes the escaped contents of a JSON string literal, without quotes.
 ///
-/// Clean stretches (no control character, `"` or `\\`) are skipped 32 bytes
-/// at a time with word-wide bit tests that the compiler can vectorise, and
-/// copied out in one piece; only the bytes around an escape go one by one.
+/// Clean stretches (no control character, `"` or `\\`) are skipped 64 bytes
+/// at a time with SSE2 on x86-64 (32 at a time with word-wide bit tests
+/// elsewhere), and copied out in one piece; only the bytes around an escape
+/// go one by one.
 /// U+0000, a control character, is written as U+FFFD (the server's
 /// PostgreSQL database cannot store U+0000) and noted to `out`.
 pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), Full> {
@@ -208,14 +264,38 @@ pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result
     let mut run = 0;
     let mut i = 0;
     loop {
-        while let Some(block) = bytes.get(i..i + 32) {
-            if block.chunks_exact(8).fold(0, |acc, c| acc | escape_bits(c)) != 0 {
-                break;
+        // With SSE2 (every x86-64 has it): 64 bytes a test while they are
+        // clean, then 16 at a time, which also says where the escape is.
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        let found = loop {
+            if bytes
+                .get(i..i + 64)
+                .is_some_and(|b| !sse2::any_escaped_in_64(b))
+            {
+                i += 64;
+                continue;
             }
-            i += 32;
-        }
-        let next = match bytes.get(i..i + 8) {
-            Some(chunk) => match escape_bits(chunk) {
+            let Some(block) = bytes.get(i..i + 16) else {
+                break None;
+            };
+            match sse2::escape_mask(block) {
+                0 => i += 16,
+                mask => break Some(i + mask.trailing_zeros() as usize),
+            }
+        };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        let found = {
+            while let Some(block) = bytes.get(i..i + 32) {
+                if block.chunks_exact(8).fold(0, |acc, c| acc | escape_bits(c)) != 0 {
+                    break;
+                }
+                i += 32;
+            }
+            None
+        };
+        let next = match (found, bytes.get(i..i + 8)) {
+            (Some(next), _) => next,
+            (None, Some(chunk)) => match escape_bits(chunk) {
                 0 => {
                     i += 8;
                     continue;
@@ -223,7 +303,7 @@ pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result
                 // The lowest flagged byte is always a real one.
                 bits => i + (bits.trailing_zeros() / 8) as usize,
             },
-            None => {
+            (None, None) => {
                 let tail = bytes.get(i..).unwrap_or_default();
                 match tail
                     .iter()

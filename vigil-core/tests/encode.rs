@@ -403,7 +403,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn strings_round_trip_through_the_escaper(text in escape_heavy(), pad in 0usize..40) {
+    fn strings_round_trip_through_the_escaper(text in escape_heavy(), pad in 0usize..150) {
         let text = format!("{}{text}", "p".repeat(pad));
         let mut span = span(&mut IdGenerator::from_seed(1), "s");
         span.set_input(&text).unwrap();
@@ -412,6 +412,51 @@ proptest! {
         prop_assert_eq!(input["value"].as_str(), Some(sent.as_str()));
         prop_assert_eq!(span.input().unwrap(), serde_json::to_string(&json!({"value": sent})).unwrap());
         prop_assert_eq!(span.repaired().contains(Repaired::NUL), text.contains('\0'));
+    }
+}
+
+/// Integers of every width, as values and as map keys: the same text
+/// serde_json writes; a float: text that reads back as the same value, or
+/// `null` when it is not finite.
+fn numbers_are_written_as_serde_json_writes_them(i: i64, u: u64, small: i8, f: f64) {
+    let mut s = span(&mut IdGenerator::from_seed(1), "s");
+    let keys = BTreeMap::from([(i, u)]);
+    let value = (i, u, small, u8::MAX, i32::MIN, u128::from(u), i128::from(i));
+    s.set_input(&value).unwrap();
+    s.set_output(&keys).unwrap();
+    s.set_metadata("f", &f).unwrap();
+    let expected = json!({ "value": [i, u, small, u8::MAX, i32::MIN, u, i] });
+    assert_eq!(
+        s.input().unwrap(),
+        serde_json::to_string(&expected).unwrap()
+    );
+    assert_eq!(s.output().unwrap(), format!("{{\"{i}\":{u}}}"));
+    let read: Value = serde_json::from_str(&format!("{{{}}}", s.metadata_members())).unwrap();
+    match read["f"].as_f64() {
+        Some(back) => assert_eq!(back.to_bits(), f.to_bits(), "{f}"),
+        None => assert!(!f.is_finite() && read["f"].is_null()),
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_number_is_written_as_serde_json_writes_it(i in any::<i64>(), u in any::<u64>(), small in any::<i8>(), f in any::<f64>()) {
+        numbers_are_written_as_serde_json_writes_them(i, u, small, f);
+    }
+}
+
+#[test]
+fn the_widest_and_narrowest_numbers_are_written_whole() {
+    for (i, u) in [
+        (i64::MIN, u64::MAX),
+        (i64::MAX, 0),
+        (0, 1),
+        (-1, 9),
+        (-10, 10),
+        (99, 100),
+        (-100, 1000),
+    ] {
+        numbers_are_written_as_serde_json_writes_them(i, u, i8::MIN, -0.0);
     }
 }
 

@@ -39,10 +39,11 @@ fn four() {
     span.set_metadata("cached", &true);
 }
 
-/// 1 KiB of prose, with the quotes and line breaks a prompt has.
+/// 1 KiB of `x` (as in the peers bench), or of `VIGIL_TEXT` repeated
+/// (`VIGIL_TEXT='He said "no".\n'` for text with escapes).
 static KIB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let line = "The agent said: \"look it up\", then waited.\n";
-    line.repeat(1024 / line.len() + 1)[..1024].to_owned()
+    let line = std::env::var("VIGIL_TEXT").unwrap_or_else(|_| "x".into());
+    line.repeat(1024 / line.len().max(1) + 1)[..1024].to_owned()
 });
 
 #[inline(never)]
