@@ -360,7 +360,16 @@ impl std::ops::Deref for SpanGuard {
 impl Drop for SpanGuard {
     fn drop(&mut self) {
         if let Some(id) = self.handle.id {
-            context::close_current(id);
+            // In two words, as `open_current` wrote them: a 16-byte load
+            // of two 8-byte stores cannot be forwarded from the store
+            // buffer, and waits for every older store to reach the cache.
+            let bytes = id.to_bytes();
+            let word = |at: usize| {
+                let mut w = [0; 8];
+                w.copy_from_slice(&bytes[at..at + 8]);
+                u64::from_ne_bytes(w)
+            };
+            context::close_current_words(word(0), word(8));
         }
     }
 }

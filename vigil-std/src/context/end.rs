@@ -45,6 +45,15 @@ pub(crate) fn close(frame: Frame) {
 }
 
 /// Ends the span `id` of this thread's stack, wherever it is in the stack.
+/// [`close_current`] for an id in two words, its bytes in memory order.
+#[inline(never)]
+pub(crate) fn close_current_words(first: u64, second: u64) {
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&first.to_ne_bytes());
+    bytes[8..].copy_from_slice(&second.to_ne_bytes());
+    close_current(SpanId::from_bytes(bytes));
+}
+
 pub(crate) fn close_current(id: SpanId) {
     let _ = with_local(|l| {
         if matches!(l.stack.last(), Some(Entry::Span(f)) if f.span.span_id() == id) {
