@@ -27,6 +27,14 @@ use core::mem::MaybeUninit;
 
 use crate::sync::{spin_loop, AtomicUsize, Ordering, UnsafeCell};
 
+/// Whether `slot` starts on a page of 4 KiB (the smallest page of common
+/// targets; on larger pages some slots that are not first count as first).
+#[inline(always)]
+fn first_on_its_page<T>(slot: &Slot<T>) -> bool {
+    let addr = (slot as *const Slot<T>).addr();
+    addr % 4096 < core::mem::size_of::<Slot<T>>()
+}
+
 /// One cell of a [`Queue`]'s storage.
 pub struct Slot<T> {
     /// `lap` when free for the push at `lap + index`, `lap + 1` when it holds
@@ -380,8 +388,25 @@ impl<T, S: Storage<T>> Queue<T, S> {
         // Admission guarantees the previous lap's record was popped and its
         // release observed (Acquire on `released`); this loop does not spin
         // unless the consumer broke the contract.
-        while slot.seq.load(Ordering::Acquire) != lap {
+        let mut seq = if first_on_its_page(slot) {
+            // A write (a compare-and-swap, which writes even when it
+            // fails; an idempotent `fetch_add(0)` is compiled to a load) is
+            // the page's first touch, so the kernel maps it writable at
+            // once. A load would map the shared zero page and the write then
+            // copy it, which flushes the TLB of every core the process runs
+            // on by interrupt, once per page of fresh zeroed slots.
+            match slot
+                .seq
+                .compare_exchange(lap, lap, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(seq) | Err(seq) => seq,
+            }
+        } else {
+            slot.seq.load(Ordering::Acquire)
+        };
+        while seq != lap {
             spin_loop();
+            seq = slot.seq.load(Ordering::Acquire);
         }
         // SAFETY: the ticket `tail` gives this thread sole access to the slot
         // until the sequence number is published below.
