@@ -445,6 +445,72 @@ proptest! {
     }
 }
 
+/// A float is written byte for byte as serde_json writes it: the shortest
+/// decimal that reads back as it, in plain notation or with an exponent
+/// (written `1e16` where serde_json writes `1e+16`, as ryu does).
+fn a_float_is_written_as_serde_json_writes_it(f: f64) {
+    let mut s = span(&mut IdGenerator::from_seed(1), "s");
+    s.set_metadata("f", &f).unwrap();
+    let expected = serde_json::to_string(&f).unwrap().replace("e+", "e");
+    assert_eq!(s.metadata_members(), format!("\"f\":{expected}"), "{f:?}");
+}
+
+#[test]
+fn floats_of_every_kind_are_written_as_serde_json_writes_them() {
+    for f in [
+        0.2,
+        -0.2,
+        0.1 + 0.2,
+        1e-4,
+        9.9e-5,
+        1e-5,
+        1e-7,
+        0.5,
+        1.0,
+        -1.0,
+        100.0,
+        1234.5678,
+        0.000123456789,
+        999_999_999.0,
+        999_999_999.5,
+        1e9,
+        1e15,
+        1e16,
+        1.5e300,
+        3.0e-300,
+        0.0,
+        -0.0,
+        f64::MIN_POSITIVE,
+        f64::MAX,
+        f64::EPSILON,
+        12_345.678_901_234,
+        123_456_789.123_456_7,
+        0.1,
+        0.7,
+        2.675,
+        1.005,
+    ] {
+        a_float_is_written_as_serde_json_writes_it(f);
+    }
+}
+
+proptest! {
+    #[test]
+    fn short_decimals_are_written_as_serde_json_writes_them(
+        n in 0u64..100_000_000_000_000,
+        point in 0i32..=14,
+        negative in any::<bool>(),
+    ) {
+        let f = n as f64 / 10f64.powi(point);
+        a_float_is_written_as_serde_json_writes_it(if negative { -f } else { f });
+    }
+
+    #[test]
+    fn any_finite_float_is_written_as_serde_json_writes_it(f in any::<f64>().prop_filter("finite", |f| f.is_finite())) {
+        a_float_is_written_as_serde_json_writes_it(f);
+    }
+}
+
 #[test]
 fn the_widest_and_narrowest_numbers_are_written_whole() {
     for (i, u) in [
