@@ -359,17 +359,8 @@ impl std::ops::Deref for SpanGuard {
 
 impl Drop for SpanGuard {
     fn drop(&mut self) {
-        if let Some(id) = self.handle.id {
-            // In two words, as `open_current` wrote them: a 16-byte load
-            // of two 8-byte stores cannot be forwarded from the store
-            // buffer, and waits for every older store to reach the cache.
-            let bytes = id.to_bytes();
-            let word = |at: usize| {
-                let mut w = [0; 8];
-                w.copy_from_slice(&bytes[at..at + 8]);
-                u64::from_ne_bytes(w)
-            };
-            context::close_current_words(word(0), word(8));
+        if let Some(id) = &self.handle.id {
+            context::close_current_words(context::id_words(id));
         }
     }
 }

@@ -44,16 +44,32 @@ pub(crate) fn close(frame: Frame) {
     }
 }
 
-/// Ends the span `id` of this thread's stack, wherever it is in the stack.
-/// [`close_current`] for an id in two words, its bytes in memory order.
+/// A span id as two words, its bytes in memory order: how the guard hands
+/// its span's id over when it drops. `open_current` writes the id with two
+/// 8-byte stores, and a 16-byte load of them cannot be forwarded from the
+/// store buffer: it waits until every older store has reached the cache.
+#[inline(always)]
+pub(crate) fn id_words(id: &SpanId) -> (u64, u64) {
+    let bytes = id.to_bytes();
+    let word = |at: usize| {
+        let mut w = [0; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_ne_bytes(w)
+    };
+    (word(0), word(8))
+}
+
+/// [`close_current`] for an id as [`id_words`] gives it (two words travel
+/// in two registers; an array of them would go through memory again).
 #[inline(never)]
-pub(crate) fn close_current_words(first: u64, second: u64) {
+pub(crate) fn close_current_words((first, second): (u64, u64)) {
     let mut bytes = [0; 16];
     bytes[..8].copy_from_slice(&first.to_ne_bytes());
     bytes[8..].copy_from_slice(&second.to_ne_bytes());
     close_current(SpanId::from_bytes(bytes));
 }
 
+/// Ends the span `id` of this thread's stack, wherever it is in the stack.
 pub(crate) fn close_current(id: SpanId) {
     let _ = with_local(|l| {
         if matches!(l.stack.last(), Some(Entry::Span(f)) if f.span.span_id() == id) {

@@ -18,7 +18,7 @@ mod propagation;
 mod stack;
 mod start;
 
-pub(crate) use end::{close, close_current_words};
+pub(crate) use end::{close, close_current_words, id_words};
 pub(crate) use frame::Frame;
 pub(crate) use mail::Mail;
 pub(crate) use propagation::{pop_with_held, post, push_held, push_with_held, remote_ids, Held};
