@@ -43,6 +43,14 @@ pub struct Settings<'a> {
     /// Longest time a span waits in the queue before a flush, in milliseconds.
     pub flush_interval_ms: u64,
     /// Most spans held at once, counting those awaiting a retry.
+    ///
+    /// The queue holds them in up to four lanes (one shared, three that
+    /// threads own), each of `max_queue_size.next_power_of_two()` slots of
+    /// `size_of::<Span<B>>() + 8` bytes (128 for the std SDK's spans on a
+    /// 64-bit target; a span's text lives in buffers of its own). A lane
+    /// costs memory once a thread has used it, all of its slots once it has
+    /// carried that many spans: 2 MiB a lane and 8 MiB at most at the
+    /// default 10,000, whatever the number of threads.
     pub max_queue_size: usize,
     /// Timeout of one HTTP request, in seconds.
     pub timeout_seconds: f64,

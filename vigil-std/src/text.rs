@@ -321,6 +321,13 @@ impl Buffer for Text {
 mod tests {
     use super::*;
 
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_queued_span_takes_the_128_bytes_the_config_docs_say() {
+        use vigil_core::{queue::Slot, Span};
+        assert_eq!(std::mem::size_of::<Slot<Span<Text>>>(), 128);
+    }
+
     /// Part of the one test below: the depot is shared by the whole process.
     fn text_behaves_like_a_string() {
         let mut t = Text::default();
