@@ -235,6 +235,13 @@ pub(crate) fn write_str<O: Output + ?Sized>(out: &mut O, s: &str) -> Result<(), 
     out.put("\"")
 }
 
+/// Whether `b` cannot stand as it is in a JSON string: a control
+/// character, `"` or `\\`.
+#[inline(always)]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// Writes the escaped contents of a JSON string literal, without quotes.
 ///
 /// Clean stretches (no control character, `"` or `\\`) are skipped 64 bytes
@@ -264,7 +271,7 @@ pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result
     // Short and clean, as keys and most short values are: a test a byte and
     // one piece, without the setup of the scans below (a six-byte key cost
     // 174 instructions through them, 133 this way).
-    if bytes.len() <= 16 && !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+    if bytes.len() <= 16 && !bytes.iter().copied().any(needs_escape) {
         return out.put(s);
     }
     let mut run = 0;
@@ -311,10 +318,7 @@ pub(crate) fn write_str_body<O: Output + ?Sized>(out: &mut O, s: &str) -> Result
             },
             (None, None) => {
                 let tail = bytes.get(i..).unwrap_or_default();
-                match tail
-                    .iter()
-                    .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-                {
+                match tail.iter().position(|&b| needs_escape(b)) {
                     Some(n) => i + n,
                     None => break,
                 }
@@ -479,7 +483,7 @@ const SHORT_DECIMAL: usize = 16;
 /// decimal reads back as `v` gives the fewest digits, and in this range ryu
 /// writes that decimal in plain notation. A tenth of ryu's instructions for
 /// `0.2`.
-pub(crate) fn short_decimal(v: f64, buf: &mut [u8; SHORT_DECIMAL]) -> Option<&str> {
+fn short_decimal(v: f64, buf: &mut [u8; SHORT_DECIMAL]) -> Option<&str> {
     let magnitude = v.abs();
     if !(1e-4..1e9).contains(&magnitude) {
         return None;
